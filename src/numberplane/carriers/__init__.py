@@ -1,0 +1,1 @@
+"""One adapter per carrier behind one interface (``carriers.base.CarrierAdapter``)."""

@@ -1,0 +1,177 @@
+"""Engine, sessions and the unit of work.
+
+One unit of work commits once: the change, its outbox events and its audit rows land
+together or not at all. Service functions take the unit of work and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def epoch_ms(value: dt.datetime | None = None) -> int:
+    return int((value or utcnow()).timestamp() * 1000)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        list[str]: JSON,
+        dt.datetime: DateTime(timezone=True),
+        int: BigInteger().with_variant(BigInteger(), "postgresql"),
+    }
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; every timestamp we store is UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine tuned for the backend: WAL and a busy timeout for SQLite, a pool for PostgreSQL."""
+    options: dict[str, Any] = {"json_serializer": _dumps}
+    if is_sqlite(url):
+        options["connect_args"] = {"timeout": 30}
+    elif "poolclass" not in kwargs:
+        options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+    options.update(kwargs)
+    engine = create_async_engine(url, **options)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+class Database:
+    """The engine plus a session factory; one per process."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def sync_engine(self) -> Engine:
+        return self.engine.sync_engine
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            yield session
+
+    def uow(self, actor: Actor | None = None) -> UnitOfWork:
+        return UnitOfWork(self, actor or Actor.system())
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change, for the audit trail: an API key (through some API surface), the CLI, or the system."""
+
+    kind: str
+    id: str | None
+    org_id: str | None
+    via: str = "v1"
+    request_id: str | None = None
+
+    @classmethod
+    def system(cls, org_id: str | None = None) -> Actor:
+        return cls(kind="system", id=None, org_id=org_id, via="system")
+
+    @classmethod
+    def cli(cls, org_id: str | None = None) -> Actor:
+        return cls(kind="cli", id=None, org_id=org_id, via="cli")
+
+
+@dataclass
+class UnitOfWork:
+    """A transaction that commits once, together with its outbox events and audit rows."""
+
+    db: Database
+    actor: Actor
+    session: AsyncSession = field(init=False)
+    _pending: list[Any] = field(default_factory=list, init=False)
+    _hooks: list[Any] = field(default_factory=list, init=False)
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self.db.sessionmaker()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is not None:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    def add_record(self, record: Any) -> None:
+        """Queue an outbox event or audit row; flushed in the same transaction at commit."""
+        self._pending.append(record)
+
+    def after_commit(self, hook: Any) -> None:
+        """Run ``hook()`` once the transaction is durable (cache invalidation, wake-ups)."""
+        self._hooks.append(hook)
+
+    async def commit(self) -> None:
+        if self._pending:
+            self.session.add_all(self._pending)
+            self._pending = []
+        await self.session.commit()
+        hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            result = hook()
+            if hasattr(result, "__await__"):
+                await result
+
+    async def rollback(self) -> None:
+        self._pending = []
+        self._hooks = []
+        await self.session.rollback()

@@ -1,0 +1,199 @@
+"""Application errors and how each API surface renders them.
+
+Services raise ``AppError`` subclasses. One exception handler turns them into a response in
+the shape of the API the request came through: RFC 9457 problem details for /v1, and each
+dialect registers its own renderer for its path prefix (``register_shape``). The same error
+therefore reads naturally to a Twilio, Retell or HelloAnnie client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("numberplane.errors")
+
+
+@dataclass
+class FieldError:
+    field: str
+    message: str
+    code: str = "invalid"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message, "code": self.code}
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.errors = errors or []
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class ValidationFailed(AppError):
+    status = 422
+    code = "validation_failed"
+    title = "Validation failed"
+
+    @classmethod
+    def field(cls, field: str, message: str, code: str = "invalid") -> ValidationFailed:
+        return cls(f"{field}: {message}", errors=[FieldError(field, message, code)])
+
+
+class Unauthorized(AppError):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class UpstreamError(AppError):
+    status = 502
+    code = "carrier_error"
+    title = "Carrier error"
+
+
+@dataclass
+class ErrorInfo:
+    """A neutral description of an error, handed to whichever shape renders it."""
+
+    status: int
+    code: str
+    title: str
+    message: str
+    errors: list[FieldError] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Shape = Callable[[Request, ErrorInfo], Response]
+_SHAPES: list[tuple[str, Shape]] = []
+
+
+def register_shape(prefix: str, shape: Shape) -> None:
+    """Render errors for paths under ``prefix`` with ``shape`` (longest prefix wins)."""
+    _SHAPES.append((prefix, shape))
+    _SHAPES.sort(key=lambda item: len(item[0]), reverse=True)
+
+
+def problem(request: Request, info: ErrorInfo) -> Response:
+    body: dict[str, Any] = {
+        "type": f"https://numberplane.dev/errors/{info.code}",
+        "title": info.title,
+        "status": info.status,
+        "detail": info.message,
+        "code": info.code,
+        "instance": request.url.path,
+    }
+    if info.errors:
+        body["errors"] = [e.as_dict() for e in info.errors]
+    request_id = getattr(request.state, "request_id", None)
+    if request_id:
+        body["request_id"] = request_id
+    body.update(info.extra)
+    return JSONResponse(body, status_code=info.status, headers=info.headers,
+                        media_type="application/problem+json")
+
+
+def render(request: Request, info: ErrorInfo) -> Response:
+    path = request.url.path
+    for prefix, shape in _SHAPES:
+        if path.startswith(prefix):
+            return shape(request, info)
+    return problem(request, info)
+
+
+def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for part in parts:
+        if part.isdigit():
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "body"
+
+
+def validation_errors(exc: RequestValidationError | Any) -> list[FieldError]:
+    errors = []
+    for err in exc.errors():
+        loc = err.get("loc", ())
+        msg = str(err.get("msg", "is invalid"))
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        errors.append(FieldError(_loc_to_field(loc), msg, str(err.get("type", "invalid"))))
+    return errors
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> Response:
+        return render(
+            request,
+            ErrorInfo(exc.status, exc.code, exc.title, exc.message, exc.errors, exc.headers, exc.extra),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = validation_errors(exc)
+        message = "; ".join(f"{e.field}: {e.message}" for e in errors[:10])
+        return render(request, ErrorInfo(422, "validation_failed", "Validation failed", message, errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return render(
+            request,
+            ErrorInfo(exc.status_code, code, str(exc.detail), str(exc.detail),
+                      headers=dict(exc.headers or {})),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(request, ErrorInfo(500, "internal_error", "Internal error",
+                                         "An unexpected error occurred; it has been logged."))

@@ -1,0 +1,1 @@
+"""Outbox events, webhook delivery and the audit trail."""

@@ -1,0 +1,97 @@
+"""Record outbox events and audit rows inside a unit of work.
+
+Both are queued on the unit of work and land in its single commit: no event without its
+change, no change without its event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numberplane.db import UnitOfWork, utcnow
+from numberplane.events.models import AuditEvent, OutboxEvent
+from numberplane.ids import new_id
+
+EVENT_TYPES = (
+    "phone_number.created",
+    "phone_number.updated",
+    "phone_number.released",
+    "phone_number.renewed",
+    "phone_number.purchase_failed",
+    "agent.created",
+    "agent.updated",
+    "agent.deleted",
+    "import.completed",
+    "carrier.drift_detected",
+)
+
+_SECRET_KEYS = frozenset(
+    {"password", "secret", "token", "auth_token", "api_key", "api_secret", "signing_secret", "credentials"}
+)
+REDACTED = "[redacted]"
+
+
+def redact(value: Any) -> Any:
+    """A copy with every secret-looking key replaced, for audit rows and logs."""
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if (k in _SECRET_KEYS or k.endswith(("_password", "_secret", "_token"))) and v
+                else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def emit(
+    uow: UnitOfWork,
+    *,
+    type: str,
+    org_id: str | None,
+    subject_type: str,
+    subject_id: str | None,
+    data: dict[str, Any],
+) -> OutboxEvent:
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type!r}")
+    event = OutboxEvent(
+        id=new_id(),
+        org_id=org_id,
+        type=type,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        data=redact(data),
+        created_at=utcnow(),
+    )
+    uow.add_record(event)
+    return event
+
+
+def audit(
+    uow: UnitOfWork,
+    *,
+    action: str,
+    target_type: str,
+    target_id: str | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    org_id: str | None = None,
+) -> AuditEvent:
+    actor = uow.actor
+    row = AuditEvent(
+        id=new_id(),
+        org_id=org_id if org_id is not None else actor.org_id,
+        actor_type=actor.kind,
+        actor_id=actor.id,
+        via=actor.via,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        before=redact(before) if before is not None else None,
+        after=redact(after) if after is not None else None,
+        request_id=actor.request_id,
+        created_at=utcnow(),
+    )
+    uow.add_record(row)
+    return row

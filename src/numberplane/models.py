@@ -1,0 +1,23 @@
+"""Every table, imported in one place so metadata (and Alembic) sees them all."""
+
+from numberplane.agents.models import Agent, AgentVersion
+from numberplane.carriers.models import CarrierAccount, SandboxNumber
+from numberplane.db import Base
+from numberplane.events.models import AuditEvent, OutboxEvent
+from numberplane.numbers.models import Order, PhoneNumber, PhoneNumberAgent
+from numberplane.tenancy.models import ApiKey, Org
+
+__all__ = [
+    "Agent",
+    "AgentVersion",
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "CarrierAccount",
+    "Order",
+    "Org",
+    "OutboxEvent",
+    "PhoneNumber",
+    "PhoneNumberAgent",
+    "SandboxNumber",
+]

@@ -1,0 +1,173 @@
+"""Every parse and format of a phone number, through ``phonenumbers``.
+
+Formats break routing silently in peer systems ("+" or not, national or E.164, ``sip:`` URIs).
+Here a number is parsed once at the edge, stored as E.164, and every inbound form that
+carriers send (``+14155550100``, ``14155550100``, ``(415) 555-0100`` with a country hint,
+``sip:+14155550100@host;user=phone``, ``tel:+1-415-555-0100``) resolves to the same string.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import unquote
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+
+_TYPE_NAMES = {
+    PhoneNumberType.FIXED_LINE: "local",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "local",
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.TOLL_FREE: "toll_free",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.SHARED_COST: "shared_cost",
+    PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    PhoneNumberType.PERSONAL_NUMBER: "personal",
+    PhoneNumberType.UAN: "national",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+}
+NUMBER_TYPES = ("local", "mobile", "toll_free", "national", "voip", "shared_cost", "premium_rate",
+                "personal", "pager", "voicemail", "unknown")
+
+_URI_USER = re.compile(r"^(?:sips?|tel):([^@;?]+)", re.IGNORECASE)
+_MAX_INPUT = 64
+
+
+class InvalidPhoneNumber(ValueError):
+    """Raised with the reason a value is not a usable phone number."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(reason)
+        self.value = value
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ParsedNumber:
+    e164: str
+    country: str | None
+    area_code: str | None
+    number_type: str
+    pretty: str
+    national: str
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bool) or value is None:
+        raise InvalidPhoneNumber(value, "must be a phone number string")
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InvalidPhoneNumber(value, "must be a phone number string")
+    text = value.strip()
+    if not text:
+        raise InvalidPhoneNumber(value, "must not be empty")
+    if len(text) > _MAX_INPUT:
+        raise InvalidPhoneNumber(value, f"is longer than {_MAX_INPUT} characters")
+    return text
+
+
+def _strip_uri(text: str) -> str:
+    match = _URI_USER.match(text)
+    if match:
+        return unquote(match.group(1))
+    return text
+
+
+def _candidates(text: str, country_hint: str | None) -> list[tuple[str, str | None]]:
+    """Ways to read ``text``: international if it says so; else national in the hint's country
+    (US when none is given); then, for bare digits, as if a '+' had been dropped (Vonage, SIP)."""
+    digits = re.sub(r"[\s().\-]", "", text)
+    if text.startswith("+"):
+        return [(text, None)]
+    out: list[tuple[str, str | None]] = []
+    if text.startswith("00") and digits.isdigit():
+        out.append(("+" + digits[2:], None))
+    out.append((text, (country_hint or "US").upper()))
+    if digits.isdigit() and len(digits) >= 8:
+        out.append(("+" + digits, None))
+    return out
+
+
+@lru_cache(maxsize=65536)
+def _parse_cached(text: str, country_hint: str | None) -> ParsedNumber:
+    last_reason = "is not a valid phone number"
+    for candidate, region in _candidates(text, country_hint):
+        try:
+            num = phonenumbers.parse(candidate, region)
+        except NumberParseException as exc:
+            last_reason = f"is not a phone number ({exc._msg})" if hasattr(exc, "_msg") else last_reason
+            continue
+        if not phonenumbers.is_valid_number(num):
+            last_reason = "is not a valid phone number for its country"
+            continue
+        return _describe(num)
+    raise InvalidPhoneNumber(text, last_reason)
+
+
+def _describe(num: phonenumbers.PhoneNumber) -> ParsedNumber:
+    e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    region = phonenumbers.region_code_for_number(num)
+    national_significant = phonenumbers.national_significant_number(num)
+    if num.country_code == 1:
+        area = national_significant[:3]
+        pretty = f"+1 ({area}) {national_significant[3:6]}-{national_significant[6:]}"
+    else:
+        ndc_len = phonenumbers.length_of_national_destination_code(num)
+        area = national_significant[:ndc_len] if ndc_len > 0 else None
+        pretty = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
+    kind = _TYPE_NAMES.get(phonenumbers.number_type(num), "unknown")
+    return ParsedNumber(
+        e164=e164,
+        country=region if region and region != "ZZ" else None,
+        area_code=area,
+        number_type=kind,
+        pretty=pretty,
+        national=phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL),
+    )
+
+
+def parse(value: object, *, country_hint: str | None = None) -> ParsedNumber:
+    """Parse a number as a user typed it. Raises InvalidPhoneNumber with the reason."""
+    text = _strip_uri(_as_text(value))
+    return _parse_cached(text, country_hint.upper() if country_hint else None)
+
+
+def to_e164(value: object, *, country_hint: str | None = None) -> str:
+    return parse(value, country_hint=country_hint).e164
+
+
+def normalize_address(value: str | None, *, country_hint: str | None = None) -> str | None:
+    """The E.164 behind any address a carrier sends (To/From, SIP or tel URI), or None.
+
+    Used on the data plane: never raises, because an odd caller ID must not fail a call.
+    """
+    if not value:
+        return None
+    try:
+        return parse(value, country_hint=country_hint).e164
+    except InvalidPhoneNumber:
+        return None
+
+
+def pretty(e164: str) -> str:
+    try:
+        return parse(e164).pretty
+    except InvalidPhoneNumber:
+        return e164
+
+
+def country_of(e164: str | None) -> str | None:
+    if not e164:
+        return None
+    try:
+        return parse(e164).country
+    except InvalidPhoneNumber:
+        return None
+
+
+def is_sip_uri(value: str) -> bool:
+    return bool(re.match(r"^sips?:[^@\s]+@[^\s]+$", value.strip(), re.IGNORECASE))

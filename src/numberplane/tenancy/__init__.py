@@ -1,0 +1,1 @@
+"""Orgs, API keys and the three ways a key is presented."""

@@ -1,0 +1,64 @@
+"""One key, three presentations: ``Bearer <key_id>.<secret>``, ``X-API-KEY``/``X-API-SECRET``,
+and HTTP Basic ``key_id:secret``. Every API surface (v1 and each dialect) uses this."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from numberplane.errors import Unauthorized
+from numberplane.tenancy import service
+
+
+@dataclass(frozen=True)
+class Principal:
+    org_id: str
+    key_id: str
+
+
+def credentials_from(request: Request) -> tuple[str, str] | None:
+    """(key_id, secret) from whichever presentation the request uses, or None."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        key_id, dot, secret = value.partition(".")
+        return (key_id, secret) if dot else None
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        key_id, colon, secret = decoded.partition(":")
+        return (key_id, secret) if colon else None
+    key_id = request.headers.get("x-api-key")
+    secret = request.headers.get("x-api-secret")
+    if key_id and secret:
+        return key_id.strip(), secret.strip()
+    return None
+
+
+async def require_principal(request: Request) -> Principal:
+    """FastAPI dependency: the authenticated key's org, or 401 in the API's own error shape."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    creds = credentials_from(request)
+    if creds is None:
+        raise Unauthorized(
+            "missing or malformed credentials: send Authorization: Bearer <token>, "
+            "X-API-KEY and X-API-SECRET, or HTTP Basic key_id:secret",
+            headers={"WWW-Authenticate": 'Bearer realm="numberplane"'},
+        )
+    db = request.app.state.db
+    async with db.session() as session:
+        key = await service.authenticate(session, *creds)
+    if key is None:
+        raise Unauthorized("invalid or revoked API key",
+                           headers={"WWW-Authenticate": 'Bearer realm="numberplane"'})
+    principal = Principal(org_id=key.org_id, key_id=key.id)
+    request.state.principal = principal
+    return principal

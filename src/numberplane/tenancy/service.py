@@ -1,0 +1,92 @@
+"""Orgs and API keys.
+
+A key is ``key_id`` plus a random secret; the bearer token is ``<key_id>.<secret>``. Only
+SHA-256 of the secret is stored: the secret is 256 random bits, so a fast hash is enough and
+every request can afford it (a password hash would cost milliseconds per request for nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from numberplane.carriers.models import CarrierAccount
+from numberplane.crypto import encrypt
+from numberplane.db import UnitOfWork, utcnow
+from numberplane.errors import NotFound
+from numberplane.events.service import audit
+from numberplane.ids import new_id
+from numberplane.tenancy.models import ApiKey, Org
+from numberplane.tenancy.schemas import CreatedKey
+
+KEY_PREFIX = "key_"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(secret), stored_hash)
+
+
+def _new_key_id() -> str:
+    return KEY_PREFIX + secrets.token_hex(12)
+
+
+async def create_org(*, uow: UnitOfWork, name: str) -> tuple[Org, CreatedKey]:
+    """A new org with its first key and its own sandbox carrier account (its default)."""
+    org = Org(id=new_id(), name=name, created_at=utcnow())
+    uow.session.add(org)
+    await uow.session.flush()
+    sandbox = CarrierAccount(
+        id=new_id(),
+        org_id=org.id,
+        carrier="sandbox",
+        name="Sandbox",
+        config={"account_sid": "SB" + secrets.token_hex(16)},
+        credentials_enc=encrypt(json.dumps({"auth_token": secrets.token_hex(16)})),
+    )
+    uow.session.add(sandbox)
+    org.default_carrier_account_id = sandbox.id
+    key = await create_key(uow=uow, org_id=org.id, name="first key")
+    audit(uow, action="org.created", target_type="org", target_id=org.id, after={"name": name},
+          org_id=org.id)
+    return org, key
+
+
+async def create_key(*, uow: UnitOfWork, org_id: str, name: str | None = None) -> CreatedKey:
+    if await uow.session.get(Org, org_id) is None:
+        raise NotFound(f"org {org_id} not found", code="org_not_found")
+    key_id = _new_key_id()
+    secret = secrets.token_urlsafe(32)
+    uow.session.add(ApiKey(id=key_id, org_id=org_id, name=name, secret_hash=hash_secret(secret)))
+    audit(uow, action="api_key.created", target_type="api_key", target_id=key_id, org_id=org_id)
+    return CreatedKey(org_id=org_id, key_id=key_id, secret=secret, token=f"{key_id}.{secret}")
+
+
+async def revoke_key(*, uow: UnitOfWork, key_id: str, org_id: str | None = None) -> ApiKey:
+    key = await uow.session.get(ApiKey, key_id)
+    if key is None or (org_id is not None and key.org_id != org_id):
+        raise NotFound(f"api key {key_id} not found", code="api_key_not_found")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        audit(uow, action="api_key.revoked", target_type="api_key", target_id=key_id, org_id=key.org_id)
+    return key
+
+
+async def authenticate(session: AsyncSession, key_id: str, secret: str) -> ApiKey | None:
+    """The live key for these credentials, or None. Constant-time on the secret."""
+    if not key_id.startswith(KEY_PREFIX) or len(key_id) > 40 or len(secret) > 200:
+        return None
+    key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id))
+    if key is None or key.revoked_at is not None:
+        return None
+    if not secret_matches(secret, key.secret_hash):
+        return None
+    return key

@@ -1,0 +1,158 @@
+"""Test support shared by every test package: backends, orgs, live servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+import uvicorn
+from sqlalchemy.engine import make_url
+
+PG_ENV = "NUMBERPLANE_TEST_DATABASE_URL"
+
+
+def pg_base_url() -> str | None:
+    raw = os.environ.get(PG_ENV)
+    if not raw:
+        return None
+    url = make_url(raw)
+    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        url = url.set(drivername="postgresql+asyncpg")
+    return url.render_as_string(hide_password=False)
+
+
+async def create_pg_database(base: str) -> str:
+    """A fresh database on the server behind ``base``; returns its URL."""
+    import asyncpg
+
+    url = make_url(base)
+    name = f"np_test_{os.getpid()}_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(
+        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
+        password=url.password, database=url.database or "postgres",
+    )
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_pg_database(test_url: str) -> None:
+    import asyncpg
+
+    url = make_url(test_url)
+    base = make_url(pg_base_url() or test_url)
+    conn = await asyncpg.connect(
+        host=url.host or "127.0.0.1", port=url.port or 5432, user=url.username or "postgres",
+        password=url.password, database=base.database or "postgres",
+    )
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def nanp_area_codes() -> Iterator[str]:
+    """US area codes whose fictional 555-01XX block is valid (for sandbox purchases in tests)."""
+    for area in range(201, 990):
+        num = phonenumbers.parse(f"+1{area}5550100")
+        if phonenumbers.is_valid_number(num) and phonenumbers.region_code_for_number(num) == "US":
+            code = str(area)
+            if code not in ("800", "833", "844", "855", "866", "877", "888"):
+                yield code
+
+
+class AreaCodes:
+    """Hands out US area codes not yet used in this test session, so sandbox stock never runs dry."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._codes = list(nanp_area_codes())
+        self._next = 0
+
+    def take(self) -> str:
+        with self._lock:
+            code = self._codes[self._next % len(self._codes)]
+            self._next += 1
+            return code
+
+
+@dataclass(frozen=True)
+class OrgCreds:
+    org_id: str
+    key_id: str
+    secret: str
+    token: str
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def key_headers(self) -> dict[str, str]:
+        return {"X-API-KEY": self.key_id, "X-API-SECRET": self.secret}
+
+    @property
+    def basic(self) -> tuple[str, str]:
+        return (self.key_id, self.secret)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a background thread."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                     lifespan="on", access_log=False)
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """Poll an async or sync predicate until it returns something truthy (bounded)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
