@@ -16,12 +16,12 @@ os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
 os.environ["NUMBERPLANE_ALLOW_PRIVATE_URLS"] = "1"
 os.environ.setdefault("NUMBERPLANE_RUN_WORKER_IN_PROCESS", "0")
 
-from numberplane.app import create_app  # noqa: E402
-from numberplane.db import Actor, Database  # noqa: E402
-from numberplane.migrate import upgrade  # noqa: E402
-from numberplane.settings import Settings, get_settings  # noqa: E402
-from numberplane.tenancy import service as tenancy  # noqa: E402
-from tests.support import (  # noqa: E402
+from numberplane.app import create_app
+from numberplane.db import Actor, Database
+from numberplane.migrate import upgrade
+from numberplane.settings import Settings, get_settings
+from numberplane.tenancy import service as tenancy
+from tests.support import (
     AreaCodes,
     LiveServer,
     OrgCreds,
@@ -42,8 +42,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         return
     base = pg_base_url()
     if base is None:
-        pytest.skip("PostgreSQL tests skipped: set NUMBERPLANE_TEST_DATABASE_URL "
-                    "(e.g. postgresql://postgres@127.0.0.1:5432/test) to run them")
+        pytest.skip(
+            "PostgreSQL tests skipped: set NUMBERPLANE_TEST_DATABASE_URL "
+            "(e.g. postgresql://postgres@127.0.0.1:5432/test) to run them"
+        )
     url = asyncio.run(create_pg_database(base))
     upgrade(url)
     yield url

@@ -114,7 +114,7 @@ class Database:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who makes a change, for the audit trail: an API key (through some API surface), the CLI, or the system."""
+    """Who makes a change, for the audit trail: an API key (via some API surface), the CLI, or the system."""
 
     kind: str
     id: str | None

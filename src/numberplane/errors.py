@@ -135,8 +135,9 @@ def problem(request: Request, info: ErrorInfo) -> Response:
     if request_id:
         body["request_id"] = request_id
     body.update(info.extra)
-    return JSONResponse(body, status_code=info.status, headers=info.headers,
-                        media_type="application/problem+json")
+    return JSONResponse(
+        body, status_code=info.status, headers=info.headers, media_type="application/problem+json"
+    )
 
 
 def render(request: Request, info: ErrorInfo) -> Response:
@@ -164,7 +165,7 @@ def validation_errors(exc: RequestValidationError | Any) -> list[FieldError]:
         loc = err.get("loc", ())
         msg = str(err.get("msg", "is invalid"))
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         errors.append(FieldError(_loc_to_field(loc), msg, str(err.get("type", "invalid"))))
     return errors
 
@@ -188,12 +189,17 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return render(
             request,
-            ErrorInfo(exc.status_code, code, str(exc.detail), str(exc.detail),
-                      headers=dict(exc.headers or {})),
+            ErrorInfo(
+                exc.status_code, code, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {})
+            ),
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(request, ErrorInfo(500, "internal_error", "Internal error",
-                                         "An unexpected error occurred; it has been logged."))
+        return render(
+            request,
+            ErrorInfo(
+                500, "internal_error", "Internal error", "An unexpected error occurred; it has been logged."
+            ),
+        )

@@ -126,4 +126,13 @@ class AgentVersionRead(ReadModel):
     created_at: dt.datetime
 
 
-CONFIG_FIELDS = ("language", "voice", "prompt", "initial_message", "actions", "webhook", "connect", "metadata")
+CONFIG_FIELDS = (
+    "language",
+    "voice",
+    "prompt",
+    "initial_message",
+    "actions",
+    "webhook",
+    "connect",
+    "metadata",
+)

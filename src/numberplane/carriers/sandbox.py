@@ -59,6 +59,7 @@ def inventory(query: SearchQuery) -> Iterator[str]:
     country = query.country.upper()
     kind = query.number_type
     area = query.area_code
+    areas: tuple[str, ...]
     if country in ("US", "CA"):
         if kind == "toll_free":
             areas = (area,) if area else NANP_TOLL_FREE
@@ -115,9 +116,7 @@ class SandboxCarrier:
 
     async def search(self, query: SearchQuery) -> list[AvailableNumber]:
         if query.country.upper() not in SUPPORTED_COUNTRIES:
-            raise CarrierRejected(
-                f"the sandbox has no inventory in {query.country}", carrier=self.carrier
-            )
+            raise CarrierRejected(f"the sandbox has no inventory in {query.country}", carrier=self.carrier)
         limit = max(1, min(query.limit, 100))
         candidates: list[str] = []
         for scanned, number in enumerate(inventory(query)):
@@ -147,8 +146,12 @@ class SandboxCarrier:
                     area_code=parsed.area_code,
                     locality="Sandbox",
                     region=parsed.country,
-                    capabilities={"voice": True, "sms": True, "mms": parsed.country in ("US", "CA"),
-                                  "fax": False},
+                    capabilities={
+                        "voice": True,
+                        "sms": True,
+                        "mms": parsed.country in ("US", "CA"),
+                        "fax": False,
+                    },
                     monthly_cost="0.00",
                     currency="USD",
                 )
@@ -214,7 +217,9 @@ class SandboxCarrier:
             )
             await session.commit()
             if getattr(result, "rowcount", 0) == 0:
-                raise CarrierNotFound(f"{carrier_number_id} is not held by this account", carrier=self.carrier)
+                raise CarrierNotFound(
+                    f"{carrier_number_id} is not held by this account", carrier=self.carrier
+                )
             row = await session.scalar(
                 select(SandboxNumber).where(SandboxNumber.carrier_number_id == carrier_number_id)
             )

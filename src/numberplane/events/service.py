@@ -35,8 +35,11 @@ def redact(value: Any) -> Any:
     """A copy with every secret-looking key replaced, for audit rows and logs."""
     if isinstance(value, dict):
         return {
-            k: (REDACTED if (k in _SECRET_KEYS or k.endswith(("_password", "_secret", "_token"))) and v
-                else redact(v))
+            k: (
+                REDACTED
+                if (k in _SECRET_KEYS or k.endswith(("_password", "_secret", "_token"))) and v
+                else redact(v)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):

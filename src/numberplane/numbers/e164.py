@@ -29,8 +29,19 @@ _TYPE_NAMES = {
     PhoneNumberType.PAGER: "pager",
     PhoneNumberType.VOICEMAIL: "voicemail",
 }
-NUMBER_TYPES = ("local", "mobile", "toll_free", "national", "voip", "shared_cost", "premium_rate",
-                "personal", "pager", "voicemail", "unknown")
+NUMBER_TYPES = (
+    "local",
+    "mobile",
+    "toll_free",
+    "national",
+    "voip",
+    "shared_cost",
+    "premium_rate",
+    "personal",
+    "pager",
+    "voicemail",
+    "unknown",
+)
 
 _URI_USER = re.compile(r"^(?:sips?|tel):([^@;?]+)", re.IGNORECASE)
 _MAX_INPUT = 64
@@ -112,6 +123,7 @@ def _describe(num: phonenumbers.PhoneNumber) -> ParsedNumber:
     e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
     region = phonenumbers.region_code_for_number(num)
     national_significant = phonenumbers.national_significant_number(num)
+    area: str | None
     if num.country_code == 1:
         area = national_significant[:3]
         pretty = f"+1 ({area}) {national_significant[3:6]}-{national_significant[6:]}"

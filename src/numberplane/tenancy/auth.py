@@ -34,10 +34,10 @@ def credentials_from(request: Request) -> tuple[str, str] | None:
             return None
         key_id, colon, secret = decoded.partition(":")
         return (key_id, secret) if colon else None
-    key_id = request.headers.get("x-api-key")
-    secret = request.headers.get("x-api-secret")
-    if key_id and secret:
-        return key_id.strip(), secret.strip()
+    header_key = request.headers.get("x-api-key")
+    header_secret = request.headers.get("x-api-secret")
+    if header_key and header_secret:
+        return header_key.strip(), header_secret.strip()
     return None
 
 
@@ -57,8 +57,9 @@ async def require_principal(request: Request) -> Principal:
     async with db.session() as session:
         key = await service.authenticate(session, *creds)
     if key is None:
-        raise Unauthorized("invalid or revoked API key",
-                           headers={"WWW-Authenticate": 'Bearer realm="numberplane"'})
+        raise Unauthorized(
+            "invalid or revoked API key", headers={"WWW-Authenticate": 'Bearer realm="numberplane"'}
+        )
     principal = Principal(org_id=key.org_id, key_id=key.id)
     request.state.principal = principal
     return principal

@@ -55,8 +55,7 @@ async def create_org(*, uow: UnitOfWork, name: str) -> tuple[Org, CreatedKey]:
     uow.session.add(sandbox)
     org.default_carrier_account_id = sandbox.id
     key = await create_key(uow=uow, org_id=org.id, name="first key")
-    audit(uow, action="org.created", target_type="org", target_id=org.id, after={"name": name},
-          org_id=org.id)
+    audit(uow, action="org.created", target_type="org", target_id=org.id, after={"name": name}, org_id=org.id)
     return org, key
 
 

@@ -1,0 +1,234 @@
+"""The ``numberplane`` command. Other tooling scripts against these exact forms.
+
+Domains add their own sub-commands: a module listed in ``CLI_MODULES`` exposing
+``register(app: typer.Typer)`` is loaded if present.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from numberplane.settings import get_settings
+
+app = typer.Typer(help="Numberplane: phone numbers for voice-AI agents.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+numbers_app = typer.Typer(help="Phone numbers.", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(numbers_app, name="numbers")
+
+console = Console(stderr=True)
+CLI_MODULES = ("numberplane.carriers.cli", "numberplane.events.cli")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def database() -> Any:
+    from numberplane.db import Database
+
+    return Database(get_settings().database_url)
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, default=str))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (NUMBERPLANE_DATABASE_URL)."""
+    from numberplane.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    console.print("[green]database is at the latest schema[/green]")
+
+
+async def _bootstrap_first_org(host: str, port: int) -> None:
+    """On the very first start (no org yet), create one and print its key once, with a curl to try."""
+    from sqlalchemy import func, select
+
+    from numberplane.db import Actor
+    from numberplane.tenancy import service
+    from numberplane.tenancy.models import Org
+
+    db = database()
+    try:
+        async with db.session() as session:
+            count = await session.scalar(select(func.count()).select_from(Org))
+        if count:
+            return
+        async with db.uow(Actor.cli()) as uow:
+            org, key = await service.create_org(uow=uow, name="Default")
+            await uow.commit()
+    finally:
+        await db.dispose()
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    console.rule("[bold]First start: an org and an API key were created[/bold]")
+    console.print(f"org_id  {org.id}\nkey_id  {key.key_id}\nsecret  {key.secret}")
+    console.print("[yellow]The secret is shown only now. Keep it.[/yellow]")
+    console.print(
+        f"Try:\n  curl -s -H 'Authorization: Bearer {key.token}' "
+        f"'http://{shown}:{port}/v1/available-phone-numbers?country=US&area_code=415&limit=3'"
+    )
+    console.rule()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to bind."),
+    bootstrap: bool = typer.Option(False, help="Migrate and create a first org and key if none exists."),
+    workers: int = typer.Option(1, help="Uvicorn worker processes."),
+) -> None:
+    """Serve the API, the dialects and the routing endpoints."""
+    import uvicorn
+
+    from numberplane.migrate import upgrade
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if bootstrap:
+        upgrade(settings.database_url)
+        run(_bootstrap_first_org(host, port))
+    uvicorn.run(
+        "numberplane.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: str,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Create an org with its first API key (the secret is printed once)."""
+    from numberplane.db import Actor
+    from numberplane.tenancy import service
+
+    async def go() -> dict[str, Any]:
+        db = database()
+        try:
+            async with db.uow(Actor.cli()) as uow:
+                org, key = await service.create_org(uow=uow, name=name)
+                await uow.commit()
+            return {
+                "org_id": org.id,
+                "name": org.name,
+                "key_id": key.key_id,
+                "secret": key.secret,
+                "token": key.token,
+            }
+        finally:
+            await db.dispose()
+
+    out = run(go())
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"org {out['org_id']} created; key {out['key_id']}\ntoken (shown once): {out['token']}")
+
+
+@keys_app.command("create")
+def keys_create(
+    org: str = typer.Option(..., "--org", help="The org id."),
+    name: str | None = typer.Option(None, help="A label for the key."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Create an API key for an org (the secret is printed once)."""
+    from numberplane.db import Actor
+    from numberplane.errors import AppError
+    from numberplane.tenancy import service
+
+    async def go() -> dict[str, Any]:
+        db = database()
+        try:
+            async with db.uow(Actor.cli(org)) as uow:
+                key = await service.create_key(uow=uow, org_id=org, name=name)
+                await uow.commit()
+            return key.model_dump()
+        finally:
+            await db.dispose()
+
+    try:
+        out = run(go())
+    except AppError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        _print_json(out)
+    else:
+        console.print(f"key {out['key_id']}\ntoken (shown once): {out['token']}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key; requests with it fail at once."""
+    from numberplane.db import Actor
+    from numberplane.errors import AppError
+    from numberplane.tenancy import service
+
+    async def go() -> None:
+        db = database()
+        try:
+            async with db.uow(Actor.cli()) as uow:
+                await service.revoke_key(uow=uow, key_id=key_id)
+                await uow.commit()
+        finally:
+            await db.dispose()
+
+    try:
+        run(go())
+    except AppError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    console.print(f"key {key_id} revoked")
+
+
+@numbers_app.command("import")
+def numbers_import(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="CSV with a phone_number column."
+    ),
+    org: str = typer.Option(..., "--org", help="The org id."),
+    report: Path | None = typer.Option(None, help="Write the per-row report as CSV here (default: stdout)."),
+    batch_size: int = typer.Option(5000, min=1, max=100_000, help="Rows per transaction."),
+    country: str | None = typer.Option(None, help="Country hint for numbers written nationally."),
+) -> None:
+    """Import numbers the org already owns from a CSV, with a progress bar and a per-row report."""
+    from numberplane.numbers.importer import import_csv
+
+    code = run(
+        import_csv(
+            file=file, org_id=org, report=report, batch_size=batch_size, country=country, console=console
+        )
+    )
+    raise typer.Exit(code)
+
+
+def _register_optional() -> None:
+    for name in CLI_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(app)
+
+
+_register_optional()
