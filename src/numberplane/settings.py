@@ -36,6 +36,30 @@ class Settings(BaseSettings):
     run_worker_in_process: bool = Field(
         default=True, description="With SQLite, `numberplane serve` also runs the background worker."
     )
+    # Webhook delivery and the background worker (numberplane.events.worker; see docs/events.md).
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Total time one webhook delivery attempt may take."
+    )
+    webhook_retry_base_seconds: float = Field(
+        default=10.0, gt=0, description="Delay before the first retry; doubles each attempt (with jitter)."
+    )
+    webhook_retry_max_delay_seconds: float = Field(
+        default=7200.0, gt=0, description="The longest delay between two attempts."
+    )
+    webhook_retry_window_seconds: float = Field(
+        default=86400.0, gt=0, description="How long a delivery is retried before it is marked failed."
+    )
+    worker_poll_seconds: float = Field(default=1.0, gt=0, description="How often an idle worker looks.")
+    worker_batch_size: int = Field(default=100, ge=1, le=10_000, description="Rows per worker step.")
+    worker_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a worker holds a delivery; must exceed webhook_timeout_seconds. "
+        "A crashed worker's deliveries are picked up again after this.",
+    )
+    billing_check_seconds: float = Field(
+        default=60.0, gt=0, description="How often the worker rolls the billing clock forward."
+    )
 
 
 @lru_cache(maxsize=1)
