@@ -1,0 +1,239 @@
+"""Agents: create, read, update (a new version each time), delete (refused while numbers use it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from numberplane.agents.models import Agent, AgentVersion
+from numberplane.agents.schemas import CONFIG_FIELDS, AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
+from numberplane.db import Actor, Database, as_utc, utcnow
+from numberplane.errors import Conflict, NotFound
+from numberplane.events.service import audit, emit
+from numberplane.ids import new_id
+from numberplane.numbers.schemas import Page
+from numberplane.pagination import check_limit, decode_cursor, encode_cursor
+
+MAX_NUMBERS_NAMED = 20
+
+
+def to_read(agent: Agent) -> AgentRead:
+    cfg = agent.config or {}
+    return AgentRead(
+        id=agent.id,
+        org_id=agent.org_id,
+        name=agent.name,
+        version=agent.version,
+        language=cfg.get("language"),
+        voice=cfg.get("voice"),
+        prompt=cfg.get("prompt"),
+        initial_message=cfg.get("initial_message"),
+        actions=cfg.get("actions") or [],
+        webhook=cfg.get("webhook"),
+        connect=cfg.get("connect"),
+        metadata=cfg.get("metadata") or {},
+        created_at=as_utc(agent.created_at) or utcnow(),
+        updated_at=as_utc(agent.updated_at) or utcnow(),
+    )
+
+
+def _config_from(data: AgentCreate | AgentUpdate, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    config = dict(base or {})
+    sent = data.model_fields_set
+    for name in CONFIG_FIELDS:
+        if name in sent:
+            value = getattr(data, name)
+            if value is None:
+                config.pop(name, None)
+            elif isinstance(value, list):
+                config[name] = [
+                    v.model_dump(exclude_none=True) if hasattr(v, "model_dump") else v for v in value
+                ]
+            elif hasattr(value, "model_dump"):
+                config[name] = value.model_dump(exclude_none=True)
+            else:
+                config[name] = value
+    return config
+
+
+def snapshot(agent: Agent) -> dict[str, Any]:
+    return {"name": agent.name, "version": agent.version, **(agent.config or {})}
+
+
+async def _owned(session: Any, org_id: str, agent_id: str) -> Agent:
+    agent = await session.get(Agent, agent_id) if len(agent_id) <= 64 else None
+    if agent is None or agent.org_id != org_id:
+        raise NotFound(f"agent {agent_id} not found", code="agent_not_found")
+    return agent  # type: ignore[no-any-return]
+
+
+async def create_agent(*, db: Database, actor: Actor, data: AgentCreate) -> AgentRead:
+    assert actor.org_id is not None
+    now = utcnow()
+    config = _config_from(data)
+    agent = Agent(
+        id=new_id(),
+        org_id=actor.org_id,
+        name=data.name,
+        version=1,
+        config=config,
+        created_at=now,
+        updated_at=now,
+    )
+    async with db.uow(actor) as uow:
+        uow.session.add(agent)
+        uow.session.add(AgentVersion(agent_id=agent.id, version=1, config=snapshot(agent), created_at=now))
+        out = to_read(agent)
+        emit(
+            uow,
+            type="agent.created",
+            org_id=agent.org_id,
+            subject_type="agent",
+            subject_id=agent.id,
+            data=out.model_dump(mode="json"),
+        )
+        audit(uow, action="agent.created", target_type="agent", target_id=agent.id, after=snapshot(agent))
+        await uow.commit()
+    return out
+
+
+async def get_agent(*, db: Database, org_id: str, agent_id: str) -> AgentRead:
+    async with db.session() as session:
+        return to_read(await _owned(session, org_id, agent_id))
+
+
+async def get_agents(*, db: Database, org_id: str, ids: list[str]) -> dict[str, AgentRead]:
+    """The org's agents among ``ids`` (foreign or missing ids are simply absent)."""
+    wanted = sorted({i for i in ids if i and len(i) <= 64})
+    out: dict[str, AgentRead] = {}
+    async with db.session() as session:
+        for start in range(0, len(wanted), 500):
+            rows = await session.scalars(
+                select(Agent).where(Agent.org_id == org_id, Agent.id.in_(wanted[start : start + 500]))
+            )
+            out.update({a.id: to_read(a) for a in rows})
+    return out
+
+
+async def get_agent_version(*, db: Database, org_id: str, agent_id: str, version: int) -> AgentVersionRead:
+    async with db.session() as session:
+        await _owned(session, org_id, agent_id)
+        row = await session.get(AgentVersion, (agent_id, version))
+        if row is None:
+            raise NotFound(f"agent {agent_id} has no version {version}", code="agent_version_not_found")
+        return AgentVersionRead(
+            agent_id=row.agent_id,
+            version=row.version,
+            config=row.config,
+            created_at=as_utc(row.created_at) or utcnow(),
+        )
+
+
+async def list_agents(
+    *, db: Database, org_id: str, limit: int = 50, cursor: str | None = None
+) -> Page[AgentRead]:
+    check_limit(limit)
+    query = select(Agent).where(Agent.org_id == org_id).order_by(Agent.id.desc()).limit(limit + 1)
+    if cursor:
+        after, _ = decode_cursor(cursor)
+        query = query.where(Agent.id < after)
+    async with db.session() as session:
+        rows = list(await session.scalars(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[AgentRead](
+        data=[to_read(a) for a in rows],
+        has_more=more,
+        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
+    )
+
+
+async def update_agent(*, db: Database, actor: Actor, agent_id: str, patch: AgentUpdate) -> AgentRead:
+    """Apply ``patch`` and record it as a new version; numbers that follow the latest pick it up."""
+    from numberplane.numbers.models import PhoneNumber, PhoneNumberAgent
+    from numberplane.routing.invalidation import numbers_changed
+
+    assert actor.org_id is not None
+    async with db.uow(actor) as uow:
+        agent = await _owned(uow.session, actor.org_id, agent_id)
+        before = snapshot(agent)
+        if "name" in patch.model_fields_set and patch.name is not None:
+            agent.name = patch.name
+        agent.config = _config_from(patch, agent.config)
+        agent.version += 1
+        agent.updated_at = utcnow()
+        uow.session.add(
+            AgentVersion(
+                agent_id=agent.id, version=agent.version, config=snapshot(agent), created_at=agent.updated_at
+            )
+        )
+        out = to_read(agent)
+        emit(
+            uow,
+            type="agent.updated",
+            org_id=agent.org_id,
+            subject_type="agent",
+            subject_id=agent.id,
+            data=out.model_dump(mode="json"),
+        )
+        audit(
+            uow,
+            action="agent.updated",
+            target_type="agent",
+            target_id=agent.id,
+            before=before,
+            after=snapshot(agent),
+        )
+        bound = await uow.session.scalars(
+            select(PhoneNumber.phone_number)
+            .join(PhoneNumberAgent, PhoneNumberAgent.phone_number_id == PhoneNumber.id)
+            .where(PhoneNumberAgent.agent_id == agent.id, PhoneNumber.status == "active")
+        )
+        numbers_changed(uow, list(bound))
+        await uow.commit()
+    return out
+
+
+async def delete_agent(*, db: Database, actor: Actor, agent_id: str) -> None:
+    """Delete, unless numbers still use the agent: then a 409 that names them."""
+    from numberplane.numbers.models import PhoneNumber, PhoneNumberAgent
+
+    assert actor.org_id is not None
+    async with db.uow(actor) as uow:
+        agent = await _owned(uow.session, actor.org_id, agent_id)
+        in_use = list(
+            await uow.session.execute(
+                select(PhoneNumber.id, PhoneNumber.phone_number)
+                .join(PhoneNumberAgent, PhoneNumberAgent.phone_number_id == PhoneNumber.id)
+                .where(
+                    PhoneNumberAgent.agent_id == agent.id,
+                    PhoneNumber.status.in_(("pending", "active", "releasing")),
+                )
+                .distinct()
+                .limit(MAX_NUMBERS_NAMED + 1)
+            )
+        )
+        if in_use:
+            shown = [{"id": r.id, "phone_number": r.phone_number} for r in in_use[:MAX_NUMBERS_NAMED]]
+            names = ", ".join(r["phone_number"] for r in shown)
+            more = " and more" if len(in_use) > MAX_NUMBERS_NAMED else ""
+            raise Conflict(
+                f"agent {agent_id} is used by {names}{more}; detach it from those numbers first",
+                code="agent_in_use",
+                extra={"phone_numbers": shown},
+            )
+        before = snapshot(agent)
+        # Released numbers keep their history but must not block the delete.
+        await uow.session.execute(delete(PhoneNumberAgent).where(PhoneNumberAgent.agent_id == agent.id))
+        await uow.session.delete(agent)
+        emit(
+            uow,
+            type="agent.deleted",
+            org_id=agent.org_id,
+            subject_type="agent",
+            subject_id=agent.id,
+            data={"id": agent.id, "name": agent.name},
+        )
+        audit(uow, action="agent.deleted", target_type="agent", target_id=agent.id, before=before)
+        await uow.commit()

@@ -1,0 +1,63 @@
+"""/v1/agents."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from numberplane.agents import service
+from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
+from numberplane.deps import actor_for, get_db
+from numberplane.numbers.schemas import Page
+from numberplane.tenancy.auth import Principal, require_principal
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+
+@router.post("", status_code=201, response_model=AgentRead, summary="Create an agent (version 1)")
+async def create_agent(
+    body: AgentCreate, request: Request, principal: Principal = Depends(require_principal)
+) -> AgentRead:
+    return await service.create_agent(db=get_db(request), actor=actor_for(request, principal), data=body)
+
+
+@router.get("", response_model=Page[AgentRead], summary="List agents, newest first")
+async def list_agents(
+    request: Request,
+    limit: int = Query(50, ge=1, le=1000),
+    cursor: str | None = None,
+    principal: Principal = Depends(require_principal),
+) -> Page[AgentRead]:
+    return await service.list_agents(db=get_db(request), org_id=principal.org_id, limit=limit, cursor=cursor)
+
+
+@router.get("/{agent_id}", response_model=AgentRead)
+async def get_agent(
+    agent_id: str, request: Request, principal: Principal = Depends(require_principal)
+) -> AgentRead:
+    return await service.get_agent(db=get_db(request), org_id=principal.org_id, agent_id=agent_id)
+
+
+@router.get("/{agent_id}/versions/{version}", response_model=AgentVersionRead)
+async def get_agent_version(
+    agent_id: str, version: int, request: Request, principal: Principal = Depends(require_principal)
+) -> AgentVersionRead:
+    return await service.get_agent_version(
+        db=get_db(request), org_id=principal.org_id, agent_id=agent_id, version=version
+    )
+
+
+@router.patch("/{agent_id}", response_model=AgentRead, summary="Update an agent (makes a new version)")
+async def update_agent(
+    agent_id: str, body: AgentUpdate, request: Request, principal: Principal = Depends(require_principal)
+) -> AgentRead:
+    return await service.update_agent(
+        db=get_db(request), actor=actor_for(request, principal), agent_id=agent_id, patch=body
+    )
+
+
+@router.delete("/{agent_id}", status_code=204, summary="Delete an agent no number uses")
+async def delete_agent(
+    agent_id: str, request: Request, principal: Principal = Depends(require_principal)
+) -> Response:
+    await service.delete_agent(db=get_db(request), actor=actor_for(request, principal), agent_id=agent_id)
+    return Response(status_code=204)

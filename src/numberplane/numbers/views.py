@@ -1,0 +1,164 @@
+"""/v1/phone-numbers and /v1/available-phone-numbers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from numberplane.deps import actor_for, get_db
+from numberplane.numbers import service
+from numberplane.numbers.schemas import (
+    ImportReport,
+    NumberFilters,
+    Page,
+    PhoneNumberBuy,
+    PhoneNumberImport,
+    PhoneNumberRead,
+    PhoneNumberUpdate,
+)
+from numberplane.tenancy.auth import Principal, require_principal
+
+router = APIRouter(prefix="/v1", tags=["phone numbers"])
+
+
+class AvailableNumberRead(BaseModel):
+    phone_number: str
+    phone_number_pretty: str
+    country: str
+    number_type: str
+    area_code: str | None = None
+    locality: str | None = None
+    region: str | None = None
+    capabilities: dict[str, bool]
+    monthly_cost: str | None = None
+    currency: str | None = None
+
+
+class AvailableList(BaseModel):
+    data: list[AvailableNumberRead]
+
+
+@router.get(
+    "/available-phone-numbers", response_model=AvailableList, summary="Search the carrier's inventory"
+)
+async def available(
+    request: Request,
+    country: str = Query("US", min_length=2, max_length=2),
+    area_code: str | None = Query(None, pattern=r"^\d{2,5}$"),
+    contains: str | None = Query(None, pattern=r"^\d{1,10}$"),
+    type: Literal["local", "toll_free", "mobile"] = Query("local"),
+    limit: int = Query(20, ge=1, le=100),
+    carrier_account_id: str | None = None,
+    principal: Principal = Depends(require_principal),
+) -> AvailableList:
+    from numberplane.numbers.e164 import pretty
+
+    found = await service.search_available(
+        db=get_db(request),
+        org_id=principal.org_id,
+        country=country,
+        number_type=type,
+        area_code=area_code,
+        contains=contains or None,
+        limit=limit,
+        carrier_account_id=carrier_account_id,
+    )
+    return AvailableList(
+        data=[AvailableNumberRead(phone_number_pretty=pretty(n.phone_number), **n.__dict__) for n in found]
+    )
+
+
+@router.post(
+    "/phone-numbers",
+    status_code=201,
+    response_model=PhoneNumberRead,
+    responses={202: {"description": "The carrier has not confirmed yet; the number is pending"}},
+    summary="Buy a number (durable order; honours Idempotency-Key)",
+)
+async def buy(
+    body: PhoneNumberBuy,
+    request: Request,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+    principal: Principal = Depends(require_principal),
+) -> JSONResponse:
+    result = await service.buy(
+        db=get_db(request), actor=actor_for(request, principal), data=body, idempotency_key=idempotency_key
+    )
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    status = 202 if result.pending else 201
+    return JSONResponse(result.number.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+@router.post(
+    "/phone-numbers/import",
+    response_model=ImportReport,
+    summary="Register numbers the org already owns (1 to 100,000; per-row results)",
+)
+async def import_numbers(
+    body: PhoneNumberImport, request: Request, principal: Principal = Depends(require_principal)
+) -> ImportReport:
+    return await service.import_numbers(
+        db=get_db(request), actor=actor_for(request, principal), rows=body.numbers, defaults=body.defaults
+    )
+
+
+@router.get("/phone-numbers", response_model=Page[PhoneNumberRead], summary="List numbers, newest first")
+async def list_numbers(
+    request: Request,
+    limit: int = Query(50, ge=1, le=1000),
+    cursor: str | None = None,
+    q: str | None = Query(None, max_length=100, description="Text in the name or digits in the number"),
+    agent_id: str | None = None,
+    status: str | None = Query(
+        None,
+        description="pending, active, releasing, released, failed, or all "
+        "(comma-separated). Default: the live ones.",
+    ),
+    carrier: str | None = None,
+    area_code: str | None = None,
+    principal: Principal = Depends(require_principal),
+) -> Page[PhoneNumberRead]:
+    filters = NumberFilters(q=q, agent_id=agent_id, status=status, carrier=carrier, area_code=area_code)
+    return await service.list_numbers(
+        db=get_db(request), org_id=principal.org_id, filters=filters, limit=limit, cursor=cursor
+    )
+
+
+@router.get(
+    "/phone-numbers/{ref}",
+    response_model=PhoneNumberRead,
+    summary="Get a number by id or E.164 (URL-encoded or not)",
+)
+async def get_number(
+    ref: str, request: Request, principal: Principal = Depends(require_principal)
+) -> PhoneNumberRead:
+    return await service.get_number(db=get_db(request), org_id=principal.org_id, ref=ref)
+
+
+@router.patch(
+    "/phone-numbers/{ref}",
+    response_model=PhoneNumberRead,
+    summary="Partial update: absent fields are unchanged, null clears",
+)
+async def update_number(
+    ref: str, body: PhoneNumberUpdate, request: Request, principal: Principal = Depends(require_principal)
+) -> PhoneNumberRead:
+    return await service.update_number(
+        db=get_db(request), actor=actor_for(request, principal), ref=ref, patch=body
+    )
+
+
+@router.delete(
+    "/phone-numbers/{ref}",
+    response_model=PhoneNumberRead,
+    responses={202: {"description": "The carrier has not confirmed; the number is releasing"}},
+    summary="Release at the carrier; keeps a released record (idempotent)",
+)
+async def release_number(
+    ref: str, request: Request, principal: Principal = Depends(require_principal)
+) -> Response:
+    read = await service.release_number(db=get_db(request), actor=actor_for(request, principal), ref=ref)
+    return JSONResponse(read.model_dump(mode="json"), status_code=202 if read.status == "releasing" else 200)
