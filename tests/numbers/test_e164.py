@@ -1,0 +1,54 @@
+"""Every form a user or a carrier writes resolves to one E.164 string."""
+
+from __future__ import annotations
+
+import pytest
+
+from numberplane.numbers import e164
+
+SAME = [
+    ("+14155550100", None),
+    ("+1 (415) 555-0100", None),
+    ("14155550100", None),
+    ("4155550100", None),
+    ("(415) 555-0100", "US"),
+    ("415.555.0100", "US"),
+    ("001 415 555 0100", None),
+    ("sip:+14155550100@pbx.example.com;user=phone", None),
+    ("sip:14155550100@pbx.example.com", None),
+    ("sips:+14155550100@pbx.example.com:5061", None),
+    ("tel:+1-415-555-0100", None),
+    ("  +14155550100  ", None),
+    (14155550100, None),
+]
+
+
+@pytest.mark.parametrize(("value", "hint"), SAME)
+def test_forms_of_one_number(value: object, hint: str | None) -> None:
+    parsed = e164.parse(value, country_hint=hint)
+    assert parsed.e164 == "+14155550100"
+    assert parsed.country == "US" and parsed.area_code == "415"
+    assert parsed.pretty == "+1 (415) 555-0100"
+
+
+def test_international_and_hints() -> None:
+    assert e164.to_e164("020 7946 0123", country_hint="GB") == "+442079460123"
+    assert e164.to_e164("442079460123") == "+442079460123"
+    assert e164.to_e164("00442079460123") == "+442079460123"
+    assert e164.parse("+442079460123").area_code == "20"
+    assert e164.parse("+18005550100").number_type == "toll_free"
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "   ", "abc", "+1415", "555", "+999123456789", None, True, "1" * 80, 3.5]
+)
+def test_invalid_numbers_say_why(bad: object) -> None:
+    with pytest.raises(e164.InvalidPhoneNumber) as info:
+        e164.parse(bad)
+    assert info.value.reason
+
+
+def test_normalize_address_never_raises() -> None:
+    assert e164.normalize_address("anonymous") is None
+    assert e164.normalize_address(None) is None
+    assert e164.normalize_address("sip:+14155550100@x.example.com") == "+14155550100"
