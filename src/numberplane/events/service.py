@@ -6,6 +6,8 @@ change, no change without its event.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 from numberplane.db import UnitOfWork, utcnow
@@ -29,6 +31,29 @@ _SECRET_KEYS = frozenset(
     {"password", "secret", "token", "auth_token", "api_key", "api_secret", "signing_secret", "credentials"}
 )
 REDACTED = "[redacted]"
+
+# Workers in this process wait on these; a commit that emitted events wakes them at once.
+_wake_lock = threading.Lock()
+_wake_listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+
+
+def add_wake_listener(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    with _wake_lock:
+        _wake_listeners.add((loop, event))
+
+
+def remove_wake_listener(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    with _wake_lock:
+        _wake_listeners.discard((loop, event))
+
+
+def wake_workers() -> None:
+    """Tell every worker running in this process that there is something new (thread-safe)."""
+    with _wake_lock:
+        listeners = list(_wake_listeners)
+    for loop, event in listeners:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
 
 
 def redact(value: Any) -> Any:
@@ -68,6 +93,7 @@ def emit(
         created_at=utcnow(),
     )
     uow.add_record(event)
+    uow.after_commit(wake_workers)
     return event
 
 

@@ -1,0 +1,606 @@
+"""The background worker: fans outbox events out to webhook endpoints, delivers them with
+Standard Webhooks signatures, retries with backoff, and rolls the billing clock forward.
+
+Steps, each a short transaction and each bounded by ``batch_size``:
+
+* **fan out**: take outbox events not yet fanned out (oldest first), create one pending
+  delivery per matching enabled endpoint of the event's org, and mark the events. On PostgreSQL
+  one worker at a time fans out (a transaction-scoped advisory lock), so deliveries for one
+  subject are created in event order; on SQLite the single writer does the same.
+* **claim**: lease due deliveries (``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED)``
+  on PostgreSQL; the same statement is atomic under SQLite's write lock). A delivery whose
+  subject has an earlier pending delivery at the same endpoint is not due yet: events for one
+  number reach an endpoint in order.
+* **deliver**: POST through ``net.customer_request`` within ``timeout`` (shorter than the lease,
+  so a lease never runs out while its holder is still sending), then record the outcome, only
+  if the lease is still ours. A worker that dies mid-delivery leaves a lease that runs out; the
+  delivery is then attempted again (at least once; receivers de-duplicate on webhook-id).
+* **billing**: active purchased numbers whose ``next_billed_at`` has passed move forward one
+  calendar month per period, with a ``phone_number.renewed`` event each (same transaction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import datetime as dt
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy.orm import aliased
+
+from numberplane import crypto
+from numberplane.db import Actor, Database, as_utc, is_sqlite, utcnow
+from numberplane.events.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from numberplane.events.service import add_wake_listener, audit, emit, remove_wake_listener
+from numberplane.events.signing import body_for, sign_headers
+from numberplane.ids import new_id
+from numberplane.net import BlockedURL, customer_request
+from numberplane.settings import Settings
+
+log = logging.getLogger("numberplane.worker")
+
+# pg_try_advisory_xact_lock key for the fan-out step ("NP" + 1).
+FANOUT_LOCK_KEY = 0x4E50_0001
+# A number that was not renewed for a long time catches up at most this many months per step.
+MAX_PERIODS_PER_STEP = 12
+ERROR_MAX = 500
+
+Clock = Callable[[], dt.datetime]
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    timeout: float = 10.0
+    retry_base: float = 10.0
+    retry_max_delay: float = 7200.0
+    retry_window: float = 86400.0
+    poll: float = 1.0
+    batch_size: int = 100
+    lease: float = 60.0
+    billing_every: float = 60.0
+    allow_private: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lease < self.timeout + 1:
+            raise ValueError(
+                "worker_lease_seconds must exceed webhook_timeout_seconds by at least a second "
+                f"(lease {self.lease}s, timeout {self.timeout}s)"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerConfig:
+        values: dict[str, Any] = {
+            "timeout": settings.webhook_timeout_seconds,
+            "retry_base": settings.webhook_retry_base_seconds,
+            "retry_max_delay": settings.webhook_retry_max_delay_seconds,
+            "retry_window": settings.webhook_retry_window_seconds,
+            "poll": settings.worker_poll_seconds,
+            "batch_size": settings.worker_batch_size,
+            "lease": settings.worker_lease_seconds,
+            "billing_every": settings.billing_check_seconds,
+            "allow_private": settings.allow_private_urls,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+def backoff(attempts: int, config: WorkerConfig, rand: Callable[[], float] = random.random) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones: base·2^(n-1), capped,
+    times a jitter factor in [0.75, 1.25)."""
+    raw = min(config.retry_max_delay, config.retry_base * 2 ** min(max(attempts - 1, 0), 40))
+    return raw * (0.75 + 0.5 * rand())
+
+
+def retry_schedule(config: WorkerConfig) -> list[float]:
+    """The nominal delays (no jitter) before each retry, until the retry window closes."""
+    delays: list[float] = []
+    total, n = 0.0, 1
+    while True:
+        delay = min(config.retry_max_delay, config.retry_base * 2 ** min(n - 1, 40))
+        if total + delay > config.retry_window:
+            return delays
+        delays.append(delay)
+        total += delay
+        n += 1
+
+
+def add_month(value: dt.datetime, anchor_day: int) -> dt.datetime:
+    """One calendar month later, on ``anchor_day`` or the month's last day if shorter."""
+    year, month = (value.year + 1, 1) if value.month == 12 else (value.year, value.month + 1)
+    day = min(anchor_day, calendar.monthrange(year, month)[1])
+    return value.replace(year=year, month=month, day=day)
+
+
+def _anchor_day(next_billed_at: dt.datetime, created_at: dt.datetime | None) -> int:
+    """The billing day of month. A day clamped by a short month (Jan 31 -> Feb 28) comes back
+    (-> Mar 31) when the number was bought on a later day of the month."""
+    last = calendar.monthrange(next_billed_at.year, next_billed_at.month)[1]
+    if created_at is not None and next_billed_at.day == last and created_at.day > last:
+        return created_at.day
+    return next_billed_at.day
+
+
+@dataclass
+class Claimed:
+    delivery_id: str
+    token: str
+    endpoint_id: str
+    url: str
+    secret: str
+    event_id: str
+    body: str
+    attempts: int
+    retry_until: dt.datetime
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    permanent: bool = False
+
+
+class Worker:
+    """One worker. Run several (processes or hosts) against PostgreSQL; they share the work."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: WorkerConfig,
+        *,
+        clock: Clock = utcnow,
+        client: httpx.AsyncClient | None = None,
+        billing: bool = True,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.billing = billing
+        self._client = client
+        self._owns_client = client is None
+        self._pg = db.dialect == "postgresql"
+        self._stopping: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._next_billing = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                headers={"accept": "*/*"},
+                limits=httpx.Limits(max_connections=max(10, self.config.batch_size)),
+                trust_env=False,
+            )
+        return self._client
+
+    def start(self) -> asyncio.Task[None]:
+        """Run in the background on the current event loop (``serve`` with SQLite, tests)."""
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="numberplane-worker")
+        return self._task
+
+    def stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._wake is not None:
+            self._wake.set()
+
+    async def aclose(self) -> None:
+        """Stop and wait: deliveries in flight finish (bounded by the timeout), then return."""
+        self.stop()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=self.config.timeout + 5)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        await self._close_client()
+
+    async def _close_client(self) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def run(self) -> None:
+        """Loop until ``stop()``: fan out, renew, claim and deliver; sleep when there is nothing."""
+        loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        add_wake_listener(loop, self._wake)
+        log.info("worker started (%s)", self.db.dialect)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    busy = await self._step()
+                except Exception:
+                    log.exception("worker step failed; retrying after the poll interval")
+                    busy = False
+                if busy and not self._stopping.is_set():
+                    continue
+                await self._idle()
+        finally:
+            remove_wake_listener(loop, self._wake)
+            if self._inflight:
+                await asyncio.wait(self._inflight, timeout=self.config.timeout + 2)
+                for task in self._inflight:
+                    task.cancel()
+            if self._task is None:
+                await self._close_client()
+            log.info("worker stopped")
+
+    async def _idle(self) -> None:
+        assert self._wake is not None
+        waits: set[asyncio.Future[Any]] = set(self._inflight)
+        waker = asyncio.ensure_future(self._wake.wait())
+        waits.add(waker)
+        try:
+            await asyncio.wait(waits, timeout=self.config.poll, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+            self._wake.clear()
+
+    async def _step(self) -> bool:
+        fanned = await self.fan_out()
+        if self.billing and time.monotonic() >= self._next_billing:
+            self._next_billing = time.monotonic() + self.config.billing_every
+            await self.renew_due()
+        free = self.config.batch_size - len(self._inflight)
+        claimed = await self.claim(free) if free > 0 else []
+        for item in claimed:
+            task = asyncio.ensure_future(self.deliver(item))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return bool(fanned or claimed)
+
+    async def run_until_idle(self, max_steps: int = 1000) -> None:
+        """Fan out and deliver until nothing is due (tests, ``numberplane worker --once``)."""
+        for _ in range(max_steps):
+            fanned = await self.fan_out()
+            claimed = await self.claim()
+            if claimed:
+                await asyncio.gather(*(self.deliver(c) for c in claimed))
+            if not fanned and not claimed:
+                return
+
+    # -- fan out -----------------------------------------------------------------------------
+
+    async def fan_out(self, limit: int | None = None) -> int:
+        """Create deliveries for up to ``limit`` new events; returns how many events were taken."""
+        limit = limit or self.config.batch_size
+        now = self.clock()
+        rows: list[dict[str, Any]] = []
+        async with self.db.session() as session:
+            if self._pg:
+                got = await session.scalar(select(func.pg_try_advisory_xact_lock(FANOUT_LOCK_KEY)))
+                if not got:
+                    await session.rollback()
+                    return 0
+            new_ids = (
+                select(OutboxEvent.id)
+                .where(OutboxEvent.fanned_out_at.is_(None))
+                .order_by(OutboxEvent.id)
+                .limit(limit)
+                .scalar_subquery()
+            )
+            result = await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_(new_ids))
+                .values(fanned_out_at=now)
+                .returning(
+                    OutboxEvent.id,
+                    OutboxEvent.org_id,
+                    OutboxEvent.type,
+                    OutboxEvent.subject_type,
+                    OutboxEvent.subject_id,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            events = sorted(result.all(), key=lambda r: r.id)
+            orgs = sorted({e.org_id for e in events if e.org_id})
+            by_org: dict[str, list[Any]] = defaultdict(list)
+            if orgs:
+                endpoints = await session.execute(
+                    select(WebhookEndpoint.id, WebhookEndpoint.org_id, WebhookEndpoint.event_types).where(
+                        WebhookEndpoint.org_id.in_(orgs), WebhookEndpoint.enabled.is_(True)
+                    )
+                )
+                for ep in endpoints:
+                    by_org[ep.org_id].append(ep)
+            retry_until = now + dt.timedelta(seconds=self.config.retry_window)
+            for ev in events:
+                for ep in by_org.get(ev.org_id, ()):
+                    if ep.event_types and ev.type not in ep.event_types:
+                        continue
+                    rows.append(
+                        {
+                            "id": new_id(),
+                            "org_id": ev.org_id,
+                            "endpoint_id": ep.id,
+                            "event_id": ev.id,
+                            "event_type": ev.type,
+                            "subject_key": f"{ev.subject_type}:{ev.subject_id}" if ev.subject_id else None,
+                            "status": "pending",
+                            "replay": False,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "retry_until": retry_until,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    )
+            if rows:
+                await session.execute(insert(WebhookDelivery), rows)
+            await session.commit()
+        if events:
+            log.debug("fanned out %d events into %d deliveries", len(events), len(rows))
+        return len(events)
+
+    # -- claim and deliver -------------------------------------------------------------------
+
+    async def claim(self, limit: int | None = None) -> list[Claimed]:
+        """Lease up to ``limit`` due deliveries for this worker."""
+        limit = limit or self.config.batch_size
+        now = self.clock()
+        token = new_id()
+        until = now + dt.timedelta(seconds=self.config.lease)
+        cand = aliased(WebhookDelivery, name="cand")
+        earlier = aliased(WebhookDelivery, name="earlier")
+        blocked = exists().where(
+            earlier.endpoint_id == cand.endpoint_id,
+            earlier.subject_key == cand.subject_key,
+            earlier.status == "pending",
+            earlier.replay.is_(False),
+            earlier.event_id < cand.event_id,
+        )
+        due = (
+            select(cand.id)
+            .join(WebhookEndpoint, WebhookEndpoint.id == cand.endpoint_id)
+            .where(
+                cand.status == "pending",
+                cand.next_attempt_at <= now,
+                or_(cand.leased_until.is_(None), cand.leased_until <= now),
+                WebhookEndpoint.enabled.is_(True),
+                ~blocked,
+            )
+            .order_by(cand.next_attempt_at, cand.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=cand)
+            .scalar_subquery()
+        )
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_(due))
+                .values(
+                    lease_token=token,
+                    leased_until=until,
+                    attempts=WebhookDelivery.attempts + 1,
+                    last_attempt_at=now,
+                    updated_at=now,
+                )
+                .returning(WebhookDelivery.id)
+                .execution_options(synchronize_session=False)
+            )
+            ids = [r[0] for r in result]
+            if not ids:
+                await session.commit()
+                return []
+            loaded = await session.execute(
+                select(WebhookDelivery, WebhookEndpoint, OutboxEvent)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+                .where(WebhookDelivery.id.in_(ids))
+            )
+            out = [
+                Claimed(
+                    delivery_id=d.id,
+                    token=token,
+                    endpoint_id=ep.id,
+                    url=ep.url,
+                    secret=crypto.decrypt(ep.secret_enc),
+                    event_id=ev.id,
+                    body=body_for(ev),
+                    attempts=d.attempts,
+                    retry_until=as_utc(d.retry_until) or now,
+                )
+                for d, ep, ev in loaded
+            ]
+            await session.commit()
+        out.sort(key=lambda c: c.event_id)
+        return out
+
+    async def send(self, item: Claimed) -> Outcome:
+        """One attempt. Never raises for the receiver's faults: they become the outcome."""
+        headers = sign_headers(item.secret, item.event_id, item.body)
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                response = await customer_request(
+                    self.client,
+                    "POST",
+                    item.url,
+                    allow_private=self.config.allow_private,
+                    timeout=self.config.timeout,
+                    content=item.body.encode(),
+                    headers=headers,
+                )
+        except BlockedURL as exc:
+            if exc.__cause__ is not None:  # the name did not resolve: maybe later
+                return Outcome(ok=False, error=str(exc)[:ERROR_MAX])
+            return Outcome(ok=False, error=f"blocked: {exc}"[:ERROR_MAX], permanent=True)
+        except TimeoutError:
+            return Outcome(ok=False, error=f"timed out after {self.config.timeout:g}s")
+        except (httpx.HTTPError, OSError) as exc:
+            return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:ERROR_MAX])
+        code = response.status_code
+        if 200 <= code < 300:
+            return Outcome(ok=True, status_code=code)
+        return Outcome(ok=False, status_code=code, error=f"HTTP {code}")
+
+    async def deliver(self, item: Claimed) -> None:
+        started = time.monotonic()
+        outcome = await self.send(item)
+        await self.record(item, outcome, int((time.monotonic() - started) * 1000))
+
+    async def record(self, item: Claimed, outcome: Outcome, duration_ms: int) -> None:
+        """Write the attempt's outcome, unless our lease was lost (then someone else owns it)."""
+        now = self.clock()
+        values: dict[str, Any] = {
+            "last_status_code": outcome.status_code,
+            "last_error": outcome.error,
+            "last_duration_ms": duration_ms,
+            "lease_token": None,
+            "leased_until": None,
+            "updated_at": now,
+        }
+        if outcome.ok:
+            values.update(status="succeeded", delivered_at=now)
+        else:
+            retry_at = now + dt.timedelta(seconds=backoff(item.attempts, self.config))
+            if outcome.permanent or retry_at > item.retry_until:
+                values["status"] = "failed"
+            else:
+                values["next_attempt_at"] = retry_at
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == item.delivery_id, WebhookDelivery.lease_token == item.token)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        if getattr(result, "rowcount", 1) == 0:
+            log.warning("delivery %s: lease lost before the outcome was recorded", item.delivery_id)
+        elif not outcome.ok:
+            log.info(
+                "delivery %s to endpoint %s failed (attempt %d): %s%s",
+                item.delivery_id,
+                item.endpoint_id,
+                item.attempts,
+                outcome.error,
+                "; giving up" if values.get("status") == "failed" else "",
+            )
+
+    # -- billing -----------------------------------------------------------------------------
+
+    async def renew_due(self, *, limit: int | None = None, org_id: str | None = None) -> int:
+        """Roll ``next_billed_at`` forward for active purchased numbers whose date has passed,
+        one ``phone_number.renewed`` event per month elapsed. Returns the periods renewed."""
+        from numberplane.numbers.models import PhoneNumber
+
+        limit = limit or self.config.batch_size
+        now = self.clock()
+        renewed = 0
+        async with self.db.uow(Actor.system()) as uow:
+            query = (
+                select(PhoneNumber)
+                .where(
+                    PhoneNumber.status == "active",
+                    PhoneNumber.origin == "purchased",
+                    PhoneNumber.next_billed_at.is_not(None),
+                    PhoneNumber.next_billed_at <= now,
+                )
+                .order_by(PhoneNumber.next_billed_at, PhoneNumber.id)
+                .limit(limit)
+            )
+            if org_id is not None:
+                query = query.where(PhoneNumber.org_id == org_id)
+            if self._pg:
+                query = query.with_for_update(skip_locked=True)
+            numbers = list(await uow.session.scalars(query))
+            for number in numbers:
+                previous = as_utc(number.next_billed_at)
+                assert previous is not None
+                anchor = _anchor_day(previous, as_utc(number.created_at))
+                periods: list[tuple[dt.datetime, dt.datetime]] = []
+                current = previous
+                while current <= now and len(periods) < MAX_PERIODS_PER_STEP:
+                    following = add_month(current, anchor)
+                    periods.append((current, following))
+                    current = following
+                # Conditional: a second worker (SQLite has no SKIP LOCKED) renews nothing twice.
+                changed = await uow.session.execute(
+                    update(PhoneNumber)
+                    .where(
+                        PhoneNumber.id == number.id,
+                        PhoneNumber.status == "active",
+                        PhoneNumber.next_billed_at == number.next_billed_at,
+                    )
+                    .values(next_billed_at=current)
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(changed, "rowcount", 1) != 1:
+                    continue
+                for start, end in periods:
+                    emit(
+                        uow,
+                        type="phone_number.renewed",
+                        org_id=number.org_id,
+                        subject_type="phone_number",
+                        subject_id=number.id,
+                        data={
+                            "id": number.id,
+                            "phone_number": number.phone_number,
+                            "period_start": start.isoformat(),
+                            "period_end": end.isoformat(),
+                            "next_billed_at": end.isoformat(),
+                        },
+                    )
+                audit(
+                    uow,
+                    action="phone_number.renewed",
+                    target_type="phone_number",
+                    target_id=number.id,
+                    org_id=number.org_id,
+                    before={"next_billed_at": previous.isoformat()},
+                    after={"next_billed_at": current.isoformat()},
+                )
+                renewed += len(periods)
+            await uow.commit()
+        if renewed:
+            log.info("billing: renewed %d number-months", renewed)
+        return renewed
+
+
+# -- running inside `numberplane serve` (SQLite) -------------------------------------------------
+
+
+async def _start_in_app(app: Any) -> None:
+    settings: Settings = app.state.settings
+    db: Database = app.state.db
+    if not settings.run_worker_in_process or not is_sqlite(db.url):
+        return
+    worker = Worker(db, WorkerConfig.from_settings(settings))
+    worker.start()
+    app.state.events_worker = worker
+
+
+async def _stop_in_app(app: Any) -> None:
+    worker: Worker | None = getattr(app.state, "events_worker", None)
+    if worker is not None:
+        app.state.events_worker = None
+        await worker.aclose()
+
+
+def install_app_hooks() -> None:
+    """Register the in-process worker with the app's startup/shutdown hooks (idempotent)."""
+    from numberplane import app as app_module
+
+    if _start_in_app not in app_module.STARTUP_HOOKS:
+        app_module.STARTUP_HOOKS.append(_start_in_app)
+    if _stop_in_app not in app_module.SHUTDOWN_HOOKS:
+        app_module.SHUTDOWN_HOOKS.append(_stop_in_app)
