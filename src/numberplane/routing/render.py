@@ -1,0 +1,151 @@
+"""A Decision in each carrier's language: TwiML, LaML, TeXML, NCCO, or carrier-neutral JSON.
+
+TwiML is built with twilio's own ``VoiceResponse``; SignalWire's LaML (cXML) and Telnyx's TeXML
+are TwiML-compatible and use the same builder, so one decision reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from numberplane.routing.decide import Decision
+
+XML_MEDIA_TYPE = "application/xml"
+JSON_MEDIA_TYPE = "application/json"
+
+FORMATS = ("twiml", "laml", "texml", "ncco", "json")
+# Which answer language each carrier endpoint speaks.
+CARRIER_FORMAT = {
+    "twilio": "twiml",
+    "sandbox": "twiml",
+    "signalwire": "laml",
+    "telnyx": "texml",
+    "vonage": "ncco",
+    "json": "json",
+}
+FORMAT_CARRIER = {
+    "twiml": "twilio",
+    "laml": "signalwire",
+    "texml": "telnyx",
+    "ncco": "vonage",
+    "json": "json",
+}
+
+SIP_HEADER_PREFIX = "X-Numberplane-"
+_SIP_HEADER_NAMES = {
+    "agent_id": "Agent-Id",
+    "agent_version": "Agent-Version",
+    "call_id": "Call-Id",
+    "phone_number_id": "Number-Id",
+}
+
+
+def sip_headers(decision: Decision) -> dict[str, str]:
+    """Headers that travel with a SIP hand-over to an agent (ids only; values are short and safe)."""
+    params = dict(decision.parameters)
+    out: dict[str, str] = {}
+    for key, suffix in _SIP_HEADER_NAMES.items():
+        value = params.get(key)
+        if value:
+            out[SIP_HEADER_PREFIX + suffix] = value
+    return out
+
+
+def sip_uri_with_headers(uri: str, headers: dict[str, str]) -> str:
+    """``sip:user@host;params?X-A=1&X-B=2``: how TwiML-style ``<Sip>`` carries custom headers."""
+    if not headers:
+        return uri
+    query = "&".join(f"{name}={quote(value, safe='')}" for name, value in headers.items())
+    return uri + ("&" if "?" in uri else "?") + query
+
+
+def _language(decision: Decision) -> str | None:
+    lang = decision.language
+    return lang if lang and "-" in lang else None
+
+
+def twiml(decision: Decision) -> str:
+    """TwiML (also LaML and TeXML: the verbs used here are shared by all three)."""
+    response = VoiceResponse()
+    action = decision.action
+    if action == "say_hangup":
+        kwargs: dict[str, Any] = {}
+        language = _language(decision)
+        if language:
+            kwargs["language"] = language
+        response.say(decision.message or "", **kwargs)
+        response.hangup()
+    elif action == "reject":
+        response.reject(reason="rejected")
+    elif action == "dial_number":
+        response.dial(decision.dial_number)
+    elif action == "dial_sip":
+        dial = response.dial()
+        dial.sip(sip_uri_with_headers(decision.sip_uri or "", sip_headers(decision)))
+    elif action == "redirect":
+        response.redirect(decision.redirect_url, method=decision.redirect_method)
+    elif action == "stream":
+        connect = response.connect()
+        stream = connect.stream(url=decision.stream_url)
+        for name, value in decision.parameters:
+            stream.parameter(name=name, value=value)
+    return str(response.to_xml(xml_declaration=True))
+
+
+def _digits(e164: str | None) -> str:
+    return (e164 or "").lstrip("+")
+
+
+def ncco(decision: Decision) -> list[dict[str, Any]]:
+    """Vonage NCCO. Vonage numbers are E.164 without '+'; ``from`` is the called number."""
+    action = decision.action
+    language = _language(decision)
+    if action == "reject":
+        return []  # an empty NCCO ends the call without answering anything
+    if action in ("say_hangup", "redirect"):
+        talk: dict[str, Any] = {
+            "action": "talk",
+            "text": decision.message or "This call cannot be completed.",
+        }
+        if language:
+            talk["language"] = language
+        return [talk]
+    endpoint: dict[str, Any]
+    if action == "dial_number":
+        endpoint = {"type": "phone", "number": _digits(decision.dial_number)}
+    elif action == "dial_sip":
+        endpoint = {"type": "sip", "uri": decision.sip_uri, "headers": sip_headers(decision)}
+    else:
+        endpoint = {
+            "type": "websocket",
+            "uri": decision.stream_url,
+            "content-type": "audio/l16;rate=16000",
+            "headers": dict(decision.parameters),
+        }
+    connect: dict[str, Any] = {"action": "connect", "endpoint": [endpoint]}
+    if decision.to:
+        connect["from"] = _digits(decision.to)
+    return [connect]
+
+
+def as_json(decision: Decision) -> dict[str, Any]:
+    return {"decision": decision.as_dict()}
+
+
+def render(decision: Decision, fmt: str) -> tuple[bytes, str]:
+    """(body, media type) of ``decision`` in ``fmt``."""
+    if fmt in ("twiml", "laml", "texml"):
+        return twiml(decision).encode(), XML_MEDIA_TYPE
+    if fmt == "ncco":
+        return json.dumps(ncco(decision), separators=(",", ":")).encode(), JSON_MEDIA_TYPE
+    if fmt == "json":
+        return json.dumps(as_json(decision), separators=(",", ":"), default=str).encode(), JSON_MEDIA_TYPE
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+# Bodies for requests that fail verification or cannot be parsed: nothing that helps a prober.
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response />'

@@ -1,0 +1,155 @@
+"""The data plane's per-process state and its one operation: from a call to a Decision.
+
+``Router`` owns the route cache, the carrier-account directory, the HTTP client used for
+inbound webhooks and (on PostgreSQL) the LISTEN connection that keeps the cache coherent
+across processes. Lookup is the cache, or one indexed query on a miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from numberplane.db import Database
+from numberplane.routing import invalidation, metrics, snapshot, webhook
+from numberplane.routing.cache import NotifyListener, RouteCache, asyncpg_dsn
+from numberplane.routing.decide import CallInfo, Decision, WebhookResult, decide, needs_webhook
+from numberplane.routing.snapshot import AgentTarget, RouteSnapshot
+from numberplane.routing.verify import AccountDirectory
+from numberplane.settings import Settings
+
+log = logging.getLogger("numberplane.routing")
+
+
+class Router:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.cache = RouteCache()
+        self.accounts = AccountDirectory(db)
+        self.listener: NotifyListener | None = None
+        self._client: httpx.AsyncClient | None = None
+        invalidation.add_listener(self.cache.invalidate_numbers)
+        invalidation.add_agent_listener(self.cache.invalidate_agents)
+        invalidation.add_account_listener(self.accounts.invalidate)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                headers={"Accept": "application/json"},
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                trust_env=False,
+            )
+        return self._client
+
+    def start_listener(self) -> None:
+        if self.db.dialect == "postgresql" and self.listener is None:
+            self.listener = NotifyListener(asyncpg_dsn(self.db.url), self.cache)
+            self.listener.start()
+
+    async def aclose(self) -> None:
+        invalidation.remove_listener(self.cache.invalidate_numbers)
+        invalidation.remove_agent_listener(self.cache.invalidate_agents)
+        invalidation.remove_account_listener(self.accounts.invalidate)
+        if self.listener is not None:
+            await self.listener.stop()
+            self.listener = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def lookup(self, e164: str) -> RouteSnapshot | None:
+        """The snapshot of the number holding ``e164``: from the cache, or one query."""
+        found, value = self.cache.get(e164)
+        if found:
+            metrics.cache_lookup("hit")
+            return value
+        metrics.cache_lookup("bypass" if self.cache.bypass else "miss")
+        epoch = self.cache.epoch
+        async with self.db.engine.connect() as conn:
+            value = await snapshot.load(conn, e164)
+        self.cache.put(e164, value, epoch)
+        return value
+
+    async def load_agent(self, org_id: str, agent_id: str, version: int | None) -> AgentTarget | None:
+        async with self.db.engine.connect() as conn:
+            return await snapshot.load_agent(conn, org_id=org_id, agent_id=agent_id, version=version)
+
+    async def route(
+        self,
+        call: CallInfo,
+        *,
+        account_id: str | None = None,
+        org_id: str | None = None,
+        ask_webhook: bool = True,
+    ) -> Decision:
+        """Decide ``call``. The number counts as unknown unless it belongs to ``account_id`` (the
+        verified carrier account) or ``org_id`` (the API key's org), whichever is given."""
+        route = await self.lookup(call.to) if call.to else None
+        if route is not None and account_id is not None and route.carrier_account_id != account_id:
+            route = None
+        if route is not None and org_id is not None and route.org_id != org_id:
+            route = None
+        result: WebhookResult | None = None
+        if needs_webhook(route, call):
+            assert route is not None
+            if call.fallback or not ask_webhook:
+                result = WebhookResult.failed("skipped")
+            else:
+                result = await self._ask(route, call)
+        return decide(route, call, result)
+
+    async def _ask(self, route: RouteSnapshot, call: CallInfo) -> WebhookResult:
+        started = time.perf_counter()
+        result = await webhook.ask(
+            self.client,
+            route,
+            call,
+            allow_private=self.settings.allow_private_urls,
+            load_agent=self.load_agent,
+        )
+        metrics.WEBHOOK_LATENCY.observe(time.perf_counter() - started)
+        if result.status == "failed":
+            metrics.WEBHOOK_FAILURES.labels(result.error or "unknown").inc()
+            log.warning(
+                "inbound webhook failed for %s (call %s): %s after %d attempt(s); carrying on",
+                route.e164,
+                call.call_id,
+                result.error,
+                result.attempts,
+            )
+        elif result.error:
+            log.warning("inbound webhook for %s: %s; using the number's agents", route.e164, result.error)
+        return result
+
+
+def record(decision: Decision, carrier: str, started: float) -> None:
+    """Count and log one decision."""
+    elapsed = time.perf_counter() - started
+    metrics.DECISIONS.labels(decision.outcome, carrier).inc()
+    metrics.DECISION_LATENCY.labels(carrier).observe(elapsed)
+    if log.isEnabledFor(logging.INFO):
+        log.info(
+            "route to=%s from=%s outcome=%s reason=%s carrier=%s call_id=%s agent=%s latency_ms=%.2f",
+            decision.to,
+            decision.caller,
+            decision.outcome,
+            decision.reason,
+            carrier,
+            decision.call_id,
+            decision.agent_id,
+            elapsed * 1000,
+        )
+
+
+def router_of(app: Any) -> Router:
+    """The app's Router, created on first use (also for apps served without a lifespan)."""
+    router: Router | None = getattr(app.state, "routing", None)
+    if router is None:
+        router = Router(app.state.db, app.state.settings)
+        app.state.routing = router
+    return router

@@ -1,0 +1,241 @@
+"""RouteSnapshot: everything routing needs about one number, precomputed and immutable.
+
+Loaded with one indexed query (``phone_numbers`` by E.164 through the partial unique index on
+holding numbers, left-joined to its inbound agent bindings, each agent's latest configuration
+and the pinned version's configuration). Cached by E.164 in ``routing.cache``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from numberplane.agents.models import Agent, AgentVersion
+from numberplane.numbers.models import HOLDING_STATUSES, PhoneNumber, PhoneNumberAgent
+
+DEFAULT_WEBHOOK_TIMEOUT_MS = 10_000
+DEFAULT_WEBHOOK_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class AgentTarget:
+    """One agent a call may go to, at a resolved version, with where to hand the call over."""
+
+    agent_id: str
+    version: int | None
+    weight: float
+    stream_url: str | None = None
+    sip_uri: str | None = None
+    pinned: bool = False
+
+    @property
+    def connectable(self) -> bool:
+        return bool(self.stream_url or self.sip_uri)
+
+
+@dataclass(frozen=True, slots=True)
+class CallHandlerView:
+    type: str = "agents"
+    request_url: str | None = None
+    request_method: str = "POST"
+    fallback_url: str | None = None
+    fallback_method: str = "POST"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSnapshot:
+    number_id: str
+    org_id: str
+    e164: str
+    status: str
+    carrier: str
+    carrier_account_id: str | None
+    allowed_inbound_countries: tuple[str, ...] | None = None
+    outbound: bool = False
+    callback_forwarding_number: str | None = None
+    call_handler: CallHandlerView | None = None
+    inbound_webhook_url: str | None = None
+    inbound_webhook_timeout_ms: int = DEFAULT_WEBHOOK_TIMEOUT_MS
+    inbound_webhook_attempts: int = DEFAULT_WEBHOOK_ATTEMPTS
+    fallback_number: str | None = None
+    fallback_sip_uri: str | None = None
+    language: str | None = None
+    agents: tuple[AgentTarget, ...] = ()
+
+    @property
+    def agent_ids(self) -> frozenset[str]:
+        return frozenset(a.agent_id for a in self.agents)
+
+
+def connect_of(config: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(stream_url, sip_uri) from an agent configuration."""
+    connect = (config or {}).get("connect") or {}
+    if not isinstance(connect, dict):
+        return None, None
+    stream = connect.get("stream_url")
+    sip = connect.get("sip_uri")
+    return (
+        stream if isinstance(stream, str) and stream else None,
+        sip if isinstance(sip, str) and sip else None,
+    )
+
+
+def _handler(raw: dict[str, Any] | None) -> CallHandlerView | None:
+    if not raw or not isinstance(raw, dict):
+        return None
+    return CallHandlerView(
+        type=str(raw.get("type") or "agents"),
+        request_url=raw.get("request_url") or None,
+        request_method=str(raw.get("request_method") or "POST").upper(),
+        fallback_url=raw.get("fallback_url") or None,
+        fallback_method=str(raw.get("fallback_method") or "POST").upper(),
+    )
+
+
+_LatestAgent = Agent.__table__.alias("latest_agent")
+_PinnedVersion = AgentVersion.__table__.alias("pinned_version")
+_pn = PhoneNumber.__table__
+_pna = PhoneNumberAgent.__table__
+
+SNAPSHOT_QUERY = (
+    select(
+        _pn.c.id,
+        _pn.c.org_id,
+        _pn.c.phone_number,
+        _pn.c.status,
+        _pn.c.carrier,
+        _pn.c.carrier_account_id,
+        _pn.c.allowed_inbound_countries,
+        _pn.c.outbound,
+        _pn.c.callback_forwarding_number,
+        _pn.c.call_handler,
+        _pn.c.inbound_webhook_url,
+        _pn.c.inbound_webhook_timeout_ms,
+        _pn.c.inbound_webhook_attempts,
+        _pn.c.fallback,
+        _pn.c.language,
+        _pna.c.agent_id,
+        _pna.c.version.label("binding_version"),
+        _pna.c.weight,
+        _pna.c.position,
+        _LatestAgent.c.version.label("latest_version"),
+        _LatestAgent.c.config.label("latest_config"),
+        _PinnedVersion.c.config.label("pinned_config"),
+    )
+    .select_from(_pn)
+    .outerjoin(_pna, and_(_pna.c.phone_number_id == _pn.c.id, _pna.c.direction == "inbound"))
+    .outerjoin(
+        _LatestAgent, and_(_LatestAgent.c.id == _pna.c.agent_id, _LatestAgent.c.org_id == _pn.c.org_id)
+    )
+    .outerjoin(
+        _PinnedVersion,
+        and_(_PinnedVersion.c.agent_id == _pna.c.agent_id, _PinnedVersion.c.version == _pna.c.version),
+    )
+    .where(_pn.c.phone_number == bindparam("e164"), _pn.c.status.in_(HOLDING_STATUSES))
+    .order_by(_pna.c.position, _pna.c.id)
+)
+
+
+def build(rows: list[Any]) -> RouteSnapshot | None:
+    """A snapshot from the rows of ``SNAPSHOT_QUERY`` (one per inbound binding), or None."""
+    if not rows:
+        return None
+    first = rows[0]
+    agents: list[AgentTarget] = []
+    for row in rows:
+        if row.agent_id is None:
+            continue
+        pinned = row.binding_version is not None
+        if pinned:
+            if row.pinned_config is None and row.binding_version != row.latest_version:
+                continue  # the pinned version does not exist (or the agent is another org's)
+            config = row.pinned_config if row.pinned_config is not None else row.latest_config
+            version = row.binding_version
+        else:
+            if row.latest_version is None:
+                continue  # the agent is gone or belongs to another org
+            config, version = row.latest_config, row.latest_version
+        stream_url, sip_uri = connect_of(config)
+        agents.append(
+            AgentTarget(
+                agent_id=row.agent_id,
+                version=version,
+                weight=float(row.weight if row.weight is not None else 1.0),
+                stream_url=stream_url,
+                sip_uri=sip_uri,
+                pinned=pinned,
+            )
+        )
+    fallback = first.fallback if isinstance(first.fallback, dict) else {}
+    countries = first.allowed_inbound_countries
+    return RouteSnapshot(
+        number_id=first.id,
+        org_id=first.org_id,
+        e164=first.phone_number,
+        status=first.status,
+        carrier=first.carrier,
+        carrier_account_id=first.carrier_account_id,
+        allowed_inbound_countries=tuple(c.upper() for c in countries) if countries else None,
+        outbound=bool(first.outbound),
+        callback_forwarding_number=first.callback_forwarding_number or None,
+        call_handler=_handler(first.call_handler),
+        inbound_webhook_url=first.inbound_webhook_url or None,
+        inbound_webhook_timeout_ms=first.inbound_webhook_timeout_ms or DEFAULT_WEBHOOK_TIMEOUT_MS,
+        inbound_webhook_attempts=first.inbound_webhook_attempts or DEFAULT_WEBHOOK_ATTEMPTS,
+        fallback_number=fallback.get("number") or None,
+        fallback_sip_uri=fallback.get("sip_uri") or None,
+        language=first.language,
+        agents=tuple(agents),
+    )
+
+
+async def load(conn: AsyncConnection, e164: str) -> RouteSnapshot | None:
+    """The number currently holding ``e164`` (pending, active or releasing), or None."""
+    result = await conn.execute(SNAPSHOT_QUERY, {"e164": e164})
+    return build(list(result))
+
+
+AGENT_QUERY = (
+    select(
+        _LatestAgent.c.id,
+        _LatestAgent.c.version.label("latest_version"),
+        _LatestAgent.c.config.label("latest_config"),
+        _PinnedVersion.c.config.label("pinned_config"),
+    )
+    .select_from(_LatestAgent)
+    .outerjoin(
+        _PinnedVersion,
+        and_(
+            _PinnedVersion.c.agent_id == _LatestAgent.c.id, _PinnedVersion.c.version == bindparam("version")
+        ),
+    )
+    .where(_LatestAgent.c.id == bindparam("agent_id"), _LatestAgent.c.org_id == bindparam("org_id"))
+)
+
+
+async def load_agent(
+    conn: AsyncConnection, *, org_id: str, agent_id: str, version: int | None
+) -> AgentTarget | None:
+    """One agent of ``org_id`` at ``version`` (None: latest), or None if it (or the version) is missing."""
+    result = await conn.execute(AGENT_QUERY, {"agent_id": agent_id, "org_id": org_id, "version": version})
+    row = result.first()
+    if row is None:
+        return None
+    if version is None or version == row.latest_version:
+        config, resolved = row.latest_config, row.latest_version
+    elif row.pinned_config is not None:
+        config, resolved = row.pinned_config, version
+    else:
+        return None
+    stream_url, sip_uri = connect_of(config)
+    return AgentTarget(
+        agent_id=row.id,
+        version=resolved,
+        weight=1.0,
+        stream_url=stream_url,
+        sip_uri=sip_uri,
+        pinned=version is not None,
+    )

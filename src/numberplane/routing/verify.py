@@ -1,0 +1,317 @@
+"""Is this request really from the carrier? Each carrier's own scheme, with the owning account's key.
+
+- Twilio (and the sandbox, which signs the same way): ``X-Twilio-Signature`` checked with
+  twilio's ``RequestValidator`` and the auth token of the account named by ``AccountSid``.
+- SignalWire: ``X-SignalWire-Signature`` with the project's signing key, either the cXML/form
+  scheme (Twilio's algorithm) or the raw-body scheme (hex HMAC-SHA1 of URL + body; SHA-256 in
+  ``X-SignalWire-SHA256-Signature``).
+- Telnyx: Ed25519 over ``f"{telnyx-timestamp}|{raw body}"``, 300 s tolerance, public key in the
+  account's ``config["public_key"]``.
+- Vonage: ``Authorization: Bearer <JWT>`` signed HS256 with the account's signature secret; the
+  ``api_key`` claim names the account; ``payload_hash`` (when present) must match; ``iat`` must
+  be fresh.
+
+The URL checked is the one configured at the carrier: ``settings.public_url`` + path + query,
+never what a proxy in front of us makes the request look like.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import jwt
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import or_, select
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+
+from numberplane.carriers.models import CarrierAccount
+from numberplane.carriers.registry import credentials_of
+from numberplane.db import Database
+
+log = logging.getLogger("numberplane.routing.verify")
+
+TIMESTAMP_TOLERANCE_S = 300
+ACCOUNT_TTL_S = 60.0
+_DEAD_STATUSES = ("deleted", "disabled")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountKey:
+    """A carrier account as verification needs it: identifiers and decrypted secrets."""
+
+    id: str
+    org_id: str | None
+    carrier: str
+    config: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, Any] = field(default_factory=dict)
+
+    def secret(self, name: str) -> str | None:
+        value = self.secrets.get(name)
+        return value if isinstance(value, str) and value else None
+
+
+class MultiParams:
+    """Form parameters in order, with the ``getall`` twilio's validator looks for."""
+
+    __slots__ = ("_items", "_map")
+
+    def __init__(self, items: Sequence[tuple[str, str]]) -> None:
+        self._items = list(items)
+        self._map: dict[str, list[str]] = {}
+        for key, value in self._items:
+            self._map.setdefault(key, []).append(value)
+
+    def __iter__(self) -> Any:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def getall(self, name: str) -> list[str]:
+        return self._map.get(name, [])
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        values = self._map.get(name)
+        return values[0] if values else default
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+
+class AccountDirectory:
+    """Carrier accounts by the identifier a carrier puts in its requests, cached briefly.
+
+    Entries live ``ttl`` seconds and are dropped at once when a writer calls
+    ``routing.invalidation.carrier_accounts_changed`` (in any process, via NOTIFY).
+    """
+
+    def __init__(self, db: Database, *, ttl: float = ACCOUNT_TTL_S, max_entries: int = 10_000) -> None:
+        self.db = db
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._cache: dict[tuple[Any, ...], tuple[float, tuple[AccountKey, ...]]] = {}
+
+    def invalidate(self, _ids: Iterable[str] | None = None) -> None:
+        self._cache.clear()
+
+    async def find(
+        self, carriers: Sequence[str], fields: Sequence[str], value: str
+    ) -> tuple[AccountKey, ...]:
+        """Accounts of ``carriers`` whose ``config[field]`` equals ``value`` for one of ``fields``."""
+        if not value or len(value) > 200:
+            return ()
+        key = (tuple(carriers), tuple(fields), value)
+        return await self._cached(key, lambda: self._query(carriers, fields, value))
+
+    async def all_of(self, carrier: str, limit: int = 50) -> tuple[AccountKey, ...]:
+        return await self._cached(("*", carrier), lambda: self._query([carrier], (), None, limit=limit))
+
+    async def _cached(self, key: tuple[Any, ...], load: Any) -> tuple[AccountKey, ...]:
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value: tuple[AccountKey, ...] = await load()
+        if len(self._cache) >= self.max_entries:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = (now + self.ttl, value)
+        return value
+
+    async def _query(
+        self, carriers: Sequence[str], fields: Sequence[str], value: str | None, limit: int = 20
+    ) -> tuple[AccountKey, ...]:
+        stmt = select(CarrierAccount).where(
+            CarrierAccount.carrier.in_(list(carriers)), CarrierAccount.status.not_in(_DEAD_STATUSES)
+        )
+        if fields:
+            stmt = stmt.where(or_(*[CarrierAccount.config[f].as_string() == value for f in fields]))
+        stmt = stmt.order_by(CarrierAccount.id).limit(limit)
+        async with self.db.session() as session:
+            rows = list(await session.scalars(stmt))
+        out: list[AccountKey] = []
+        for row in rows:
+            try:
+                secrets = credentials_of(row)
+            except Exception:  # an undecryptable account cannot verify anything
+                log.warning("carrier account %s: credentials cannot be decrypted", row.id)
+                continue
+            out.append(
+                AccountKey(
+                    id=row.id,
+                    org_id=row.org_id,
+                    carrier=row.carrier,
+                    config=dict(row.config or {}),
+                    secrets=secrets,
+                )
+            )
+        return tuple(out)
+
+
+# -- Twilio ------------------------------------------------------------------------------------
+
+
+def twilio_valid(
+    token: str, url: str, params: MultiParams | dict[str, str], signature: str, *, settings_header: str = ""
+) -> bool:
+    if not token or not signature:
+        return False
+    algorithm = get_signature_algorithm(settings_header)
+    try:
+        return bool(RequestValidator(token).validate(url, params, signature, algorithm=algorithm))
+    except Exception:  # a malformed URL or value must read as "not verified", never as a 500
+        return False
+
+
+# -- SignalWire --------------------------------------------------------------------------------
+
+
+def _url_variants(url: str) -> list[str]:
+    """The URL as configured, and with the default port added or removed (as SignalWire's SDK does)."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    variants = [url]
+    if parts.port is None:
+        variants.append(urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}")))
+    elif parts.port == default:
+        netloc = parts.netloc.rsplit(":", 1)[0]
+        variants.append(urlunsplit(parts._replace(netloc=netloc)))
+    return variants
+
+
+def signalwire_valid(
+    signing_key: str,
+    url: str,
+    params: MultiParams,
+    raw_body: bytes,
+    *,
+    signature: str | None,
+    sha256_signature: str | None = None,
+) -> bool:
+    """Either scheme: hex HMAC over URL + raw body (SHA-256 header preferred), or the cXML form scheme."""
+    if not signing_key or not (signature or sha256_signature):
+        return False
+    key = signing_key.encode()
+    try:
+        body = raw_body.decode("utf-8")
+    except UnicodeDecodeError:
+        body = raw_body.decode("latin-1")
+    for candidate in _url_variants(url):
+        message = (candidate + body).encode()
+        if sha256_signature and hmac.compare_digest(
+            hmac.new(key, message, hashlib.sha256).hexdigest(), sha256_signature.strip().lower()
+        ):
+            return True
+        if signature and hmac.compare_digest(
+            hmac.new(key, message, hashlib.sha1).hexdigest(), signature.strip().lower()
+        ):
+            return True
+    if signature and twilio_valid(signing_key, url, params, signature.strip()):
+        return True
+    return False
+
+
+# -- Telnyx ------------------------------------------------------------------------------------
+
+
+def telnyx_valid(
+    public_key_b64: str,
+    raw_body: bytes,
+    *,
+    signature: str | None,
+    timestamp: str | None,
+    now: float | None = None,
+) -> bool:
+    if not public_key_b64 or not signature or not timestamp:
+        return False
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - ts) > TIMESTAMP_TOLERANCE_S:
+        return False
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key_b64, validate=True))
+        key.verify(base64.b64decode(signature, validate=True), timestamp.encode() + b"|" + raw_body)
+    except (InvalidSignature, ValueError, binascii.Error):
+        return False
+    return True
+
+
+# -- Vonage ------------------------------------------------------------------------------------
+
+
+def vonage_unverified_api_key(token: str) -> str | None:
+    """The ``api_key`` claim, read without verification (to find which secret to verify with)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    value = claims.get("api_key")
+    return value if isinstance(value, str) else None
+
+
+def _payload_hashes(raw_body: bytes, query: Sequence[tuple[str, str]], method: str) -> set[str]:
+    """The SHA-256 hex digests a genuine ``payload_hash`` may take for this request."""
+    out: set[str] = set()
+    if method == "GET":
+        pairs = dict(query)
+        for ordered in (pairs, dict(sorted(pairs.items()))):
+            text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
+            out.add(hashlib.sha256(text.encode()).hexdigest())
+        return out
+    out.add(hashlib.sha256(raw_body).hexdigest())
+    try:
+        parsed = json.loads(raw_body or b"{}")
+    except ValueError:
+        return out
+    for sort in (False, True):
+        text = json.dumps(parsed, separators=(",", ":"), sort_keys=sort, ensure_ascii=False)
+        out.add(hashlib.sha256(text.encode()).hexdigest())
+    return out
+
+
+def vonage_valid(
+    signature_secret: str,
+    token: str,
+    *,
+    raw_body: bytes,
+    query: Sequence[tuple[str, str]],
+    method: str,
+    now: float | None = None,
+) -> bool:
+    if not signature_secret or not token:
+        return False
+    try:
+        claims = jwt.decode(
+            token,
+            signature_secret,
+            algorithms=["HS256"],
+            options={"verify_exp": True, "verify_iat": False, "verify_nbf": True, "verify_aud": False},
+        )
+    except jwt.PyJWTError:
+        return False
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - float(iat)) > TIMESTAMP_TOLERANCE_S:
+        return False
+    expected = claims.get("payload_hash")
+    if expected is not None:
+        if not isinstance(expected, str):
+            return False
+        if expected.lower() not in _payload_hashes(raw_body, query, method):
+            return False
+    return True

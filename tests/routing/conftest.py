@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import pytest
+
+from numberplane.db import Database
+from numberplane.settings import Settings
+from tests.routing.world import World, make_world
+from tests.support import AreaCodes, OrgCreds
+
+
+@pytest.fixture
+async def world(db: Database, org: OrgCreds, settings: Settings, area_codes: AreaCodes) -> World:
+    return await make_world(db, org.org_id, settings.public_url, area_codes)
+
+
+@pytest.fixture
+async def other_world(db: Database, other_org: OrgCreds, settings: Settings, area_codes: AreaCodes) -> World:
+    return await make_world(db, other_org.org_id, settings.public_url, area_codes)

@@ -1,0 +1,336 @@
+"""Carrier endpoints end to end: real signed requests, answers parsed back."""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from twilio.request_validator import RequestValidator
+
+from tests.routing.world import World
+
+CALLER = "+12125550123"
+
+
+def twiml(response: httpx.Response) -> ET.Element:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/xml")
+    root = ET.fromstring(response.content)
+    assert root.tag == "Response"
+    return root
+
+
+def stream_params(root: ET.Element) -> dict[str, str | None]:
+    assert root[0].tag == "Connect", ET.tostring(root)
+    stream = root[0][0]
+    assert stream.tag == "Stream"
+    return {"url": stream.get("url"), **{p.get("name") or "": p.get("value") for p in stream}}
+
+
+async def test_twilio_connects_a_stream(client: httpx.AsyncClient, world: World) -> None:
+    agent = await world.agent(stream_url="wss://agents.example.com/a", versions=2)
+    number = await world.number(world.accounts["twilio"], agents=[(agent, None, 1.0)])
+    request = world.twilio_request(
+        world.accounts["twilio"], {"CallSid": "CA100", "From": CALLER, "To": number.phone_number}
+    )
+    params = stream_params(twiml(await world.post(client, request)))
+    assert params == {
+        "url": "wss://agents.example.com/a",
+        "agent_id": agent,
+        "agent_version": "2",
+        "call_id": "CA100",
+        "phone_number_id": number.id,
+        "to": number.phone_number,
+        "from": CALLER,
+    }
+
+
+async def test_sandbox_numbers_answer_on_the_twilio_endpoint(client: httpx.AsyncClient, world: World) -> None:
+    agent = await world.agent(sip_uri="sip:bot@sip.example.com")
+    number = await world.number(world.sandbox, agents=[(agent, 1, 1.0)])
+    request = world.twilio_request(
+        world.sandbox, {"CallSid": "CA1", "From": CALLER, "To": number.phone_number}
+    )
+    root = twiml(await world.post(client, request))
+    assert root[0].tag == "Dial" and (root[0][0].text or "").startswith("sip:bot@sip.example.com?")
+
+
+@pytest.mark.parametrize("scheme", ["form", "raw"])
+async def test_signalwire_laml(client: httpx.AsyncClient, world: World, scheme: str) -> None:
+    agent = await world.agent(stream_url="wss://agents.example.com/sw")
+    number = await world.number(world.accounts["signalwire"], agents=[(agent, None, 1.0)])
+    request = world.signalwire_request(
+        world.accounts["signalwire"],
+        {"CallSid": "sw-1", "From": CALLER, "To": number.phone_number},
+        scheme=scheme,
+    )
+    assert stream_params(twiml(await world.post(client, request)))["agent_id"] == agent
+
+
+async def test_signalwire_laml_webhooks_redirect_and_fallback(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    handler = {
+        "type": "laml_webhooks",
+        "request_url": "https://customer.example.com/laml",
+        "request_method": "POST",
+        "fallback_url": "https://customer.example.com/laml-fallback",
+        "fallback_method": "GET",
+    }
+    number = await world.number(world.accounts["signalwire"], call_handler=handler)
+    account = world.accounts["signalwire"]
+    call = {"CallSid": "sw-2", "From": CALLER, "To": number.phone_number}
+    root = twiml(await world.post(client, world.signalwire_request(account, call)))
+    assert root[0].tag == "Redirect" and root[0].text == "https://customer.example.com/laml"
+    assert root[0].get("method") == "POST"
+    fallback = world.signalwire_request(
+        account, {**call, "ErrorCode": "11200"}, path="/voice/signalwire/fallback"
+    )
+    root = twiml(await world.post(client, fallback))
+    assert root[0].text == "https://customer.example.com/laml-fallback" and root[0].get("method") == "GET"
+
+
+async def test_telnyx_texml(client: httpx.AsyncClient, world: World) -> None:
+    agent = await world.agent(stream_url="wss://agents.example.com/tx")
+    number = await world.number(world.accounts["telnyx"], agents=[(agent, None, 1.0)])
+    request = world.telnyx_request(
+        world.accounts["telnyx"], {"CallSid": "v3:abc", "From": CALLER, "To": number.phone_number}
+    )
+    params = stream_params(twiml(await world.post(client, request)))
+    assert params["call_id"] == "v3:abc" and params["agent_id"] == agent
+
+
+async def test_telnyx_stale_timestamp_is_refused(client: httpx.AsyncClient, world: World) -> None:
+    number = await world.number(world.accounts["telnyx"])
+    request = world.telnyx_request(
+        world.accounts["telnyx"], {"CallSid": "x", "To": number.phone_number}, ts=int(time.time()) - 600
+    )
+    response = await world.post(client, request)
+    assert response.status_code == 403 and response.content == b""
+
+
+async def test_vonage_get_answer_with_ncco(client: httpx.AsyncClient, world: World) -> None:
+    agent = await world.agent(stream_url="wss://agents.example.com/vg")
+    number = await world.number(world.accounts["vonage"], agents=[(agent, None, 1.0)])
+    query = {
+        "to": number.phone_number.lstrip("+"),
+        "from": CALLER.lstrip("+"),
+        "uuid": "aaaa-1",
+        "conversation_uuid": "CON-1",
+    }
+    payload = json.dumps(query, separators=(",", ":")).encode()
+    token = world.vonage_token(world.accounts["vonage"], payload)
+    response = await client.get(
+        "/voice/vonage/answer?" + urlencode(query), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200
+    [connect] = response.json()
+    assert connect["action"] == "connect" and connect["from"] == number.phone_number.lstrip("+")
+    [endpoint] = connect["endpoint"]
+    assert endpoint["type"] == "websocket" and endpoint["uri"] == "wss://agents.example.com/vg"
+    assert endpoint["headers"]["call_id"] == "aaaa-1" and endpoint["headers"]["from"] == CALLER
+
+
+async def test_vonage_post_answer(client: httpx.AsyncClient, world: World) -> None:
+    number = await world.number(world.accounts["vonage"], fallback={"number": "+14155550177"})
+    body = json.dumps(
+        {"to": number.phone_number.lstrip("+"), "from": CALLER.lstrip("+"), "uuid": "u2"}
+    ).encode()
+    token = world.vonage_token(world.accounts["vonage"], body)
+    response = await client.post(
+        "/voice/vonage/answer",
+        content=body,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert response.json()[0]["endpoint"] == [{"type": "phone", "number": "14155550177"}]
+
+
+async def test_vonage_tampered_body_is_refused(client: httpx.AsyncClient, world: World) -> None:
+    number = await world.number(world.accounts["vonage"])
+    body = json.dumps({"to": number.phone_number.lstrip("+"), "from": "12125550123", "uuid": "u"}).encode()
+    token = world.vonage_token(world.accounts["vonage"], body)
+    response = await client.post(
+        "/voice/vonage/answer",
+        content=body.replace(b"12125550123", b"12125550199"),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 403 and response.content == b""
+
+
+# -- Refusals --------------------------------------------------------------------------------------
+
+
+async def test_unverifiable_requests_get_a_bare_403(client: httpx.AsyncClient, world: World) -> None:
+    number = await world.number(world.accounts["twilio"])
+    account = world.accounts["twilio"]
+    call = {"CallSid": "CA1", "From": CALLER, "To": number.phone_number}
+    path, body, headers = world.twilio_request(account, call)
+    attempts = [
+        (path, body, {**headers, "X-Twilio-Signature": "AAAA"}),  # wrong signature
+        (path, body, {k: v for k, v in headers.items() if k != "X-Twilio-Signature"}),  # unsigned
+        (path, body + b"&Extra=1", headers),  # body changed after signing
+        (path, body.replace(account.config["account_sid"].encode(), b"ACdoesnotexist"), headers),
+    ]
+    # Signed for the URL the proxy shows rather than the one configured at the carrier.
+    shown = RequestValidator(account.secrets["auth_token"]).compute_signature(
+        "http://testserver/voice/twilio", {"AccountSid": account.config["account_sid"], **call}
+    )
+    attempts.append((path, body, {**headers, "X-Twilio-Signature": shown}))
+    for attempt in attempts:
+        response = await world.post(client, attempt)
+        assert response.status_code == 403
+        assert response.content == b""
+        assert "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize("carrier", ["signalwire", "telnyx"])
+async def test_unsigned_signalwire_and_telnyx_are_refused(
+    client: httpx.AsyncClient, world: World, carrier: str
+) -> None:
+    response = await client.post(
+        f"/voice/{carrier}",
+        content=urlencode({"To": "+14155550100", "From": CALLER, "AccountSid": "x"}).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 403 and response.content == b""
+
+
+async def test_vonage_without_jwt_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.get("/voice/vonage/answer?to=14155550100&from=12125550123")
+    assert response.status_code == 403 and response.content == b""
+
+
+async def test_another_accounts_number_is_not_in_service(
+    client: httpx.AsyncClient, world: World, other_world: World
+) -> None:
+    """A verified request from account B about account A's number learns nothing about it."""
+    agent = await world.agent(stream_url="wss://agents.example.com/secret")
+    number = await world.number(world.accounts["twilio"], agents=[(agent, None, 1.0)])
+    call = {"CallSid": "CA9", "From": CALLER, "To": number.phone_number}
+    for account in (
+        other_world.accounts["twilio"],
+        world.sandbox,
+    ):  # other org's account; same org's other one
+        root = twiml(await world.post(client, world.twilio_request(account, call)))
+        assert [c.tag for c in root] == ["Say", "Hangup"]
+        assert b"secret" not in ET.tostring(root)
+
+
+async def test_unknown_and_released_numbers_are_not_in_service(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    agent = await world.agent(stream_url="wss://agents.example.com/x")
+    released = await world.number(world.accounts["twilio"], agents=[(agent, None, 1.0)], status="released")
+    for to in (world.fresh_number(), released.phone_number, "not-a-number"):
+        request = world.twilio_request(world.accounts["twilio"], {"CallSid": "CA2", "From": CALLER, "To": to})
+        root = twiml(await world.post(client, request))
+        assert [c.tag for c in root] == ["Say", "Hangup"]
+        assert "not in service" in (root[0].text or "")
+
+
+# -- Status callbacks ------------------------------------------------------------------------------
+
+
+async def test_status_callbacks(client: httpx.AsyncClient, world: World) -> None:
+    status = {"CallSid": "CA1", "CallStatus": "completed", "CallDuration": "42", "To": "+14155550100"}
+    ok = [
+        world.twilio_request(world.accounts["twilio"], status, path="/voice/twilio/status"),
+        world.signalwire_request(world.accounts["signalwire"], status, path="/voice/signalwire/status"),
+        world.telnyx_request(world.accounts["telnyx"], status, path="/voice/telnyx/status"),
+    ]
+    for request in ok:
+        response = await world.post(client, request)
+        assert response.status_code == 204, request[0]
+        path, body, headers = request
+        forged = await world.post(client, (path, body + b"&x=1", headers))
+        assert forged.status_code == 403 and forged.content == b""
+    body = json.dumps({"uuid": "u1", "status": "completed", "to": "14155550100"}).encode()
+    token = world.vonage_token(world.accounts["vonage"], body)
+    response = await client.post(
+        "/voice/vonage/status", content=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200
+    assert (await client.post("/voice/vonage/event", content=body)).status_code == 403
+
+
+# -- Number formats --------------------------------------------------------------------------------
+
+TO_FORMS = [
+    "+{e164}",
+    "{e164}",
+    "{national}",
+    "({area}) {exchange}-{line}",
+    "1 {area} {exchange} {line}",
+    "sip:+{e164}@sip.twilio.com;user=phone",
+    "sip:{e164}@carrier.example.com:5060",
+    "sips:+{e164}@sip.example.com",
+    "tel:+1-{area}-{exchange}-{line}",
+    "tel:+{e164};phone-context=example.com",
+]
+
+
+@pytest.mark.parametrize("form", TO_FORMS)
+async def test_every_to_form_reaches_the_same_number(
+    client: httpx.AsyncClient, world: World, form: str
+) -> None:
+    agent = await world.agent(stream_url="wss://agents.example.com/fmt")
+    number = await world.number(world.accounts["twilio"], agents=[(agent, None, 1.0)])
+    digits = number.phone_number[1:]
+    area, exchange, line = digits[1:4], digits[4:7], digits[7:]
+    to = form.format(e164=digits, national=digits[1:], area=area, exchange=exchange, line=line)
+    request = world.twilio_request(
+        world.accounts["twilio"], {"CallSid": "CAfmt", "From": CALLER, "To": to, "ToCountry": "US"}
+    )
+    params = stream_params(twiml(await world.post(client, request)))
+    assert params["phone_number_id"] == number.id
+    assert params["to"] == number.phone_number
+
+
+FROM_FORMS = [
+    "+12125550123",
+    "12125550123",
+    "2125550123",
+    "(212) 555-0123",
+    "sip:+12125550123@sip.example.com;user=phone",
+    "sip:12125550123@10.0.0.1:5060",
+    "tel:+1-212-555-0123",
+]
+
+
+@pytest.mark.parametrize("form", FROM_FORMS)
+async def test_every_from_form_is_the_same_caller(client: httpx.AsyncClient, world: World, form: str) -> None:
+    """The caller is normalised too: the country allow-list sees it, and the agent receives E.164."""
+    agent = await world.agent(stream_url="wss://agents.example.com/from")
+    number = await world.number(
+        world.accounts["twilio"], agents=[(agent, None, 1.0)], allowed_inbound_countries=["US"]
+    )
+    request = world.twilio_request(
+        world.accounts["twilio"],
+        {"CallSid": "CAf", "From": form, "To": number.phone_number, "FromCountry": "US"},
+    )
+    assert stream_params(twiml(await world.post(client, request)))["from"] == "+12125550123"
+
+
+async def test_number_formats_on_vonage_and_telnyx(client: httpx.AsyncClient, world: World) -> None:
+    agent = await world.agent(stream_url="wss://agents.example.com/multi")
+    number = await world.number(world.accounts["telnyx"], agents=[(agent, None, 1.0)])
+    for to in (number.phone_number, number.phone_number[1:], f"sip:{number.phone_number}@sip.telnyx.com"):
+        request = world.telnyx_request(
+            world.accounts["telnyx"], {"CallSid": "t", "From": "2125550123", "To": to}
+        )
+        params = stream_params(twiml(await world.post(client, request)))
+        assert params["phone_number_id"] == number.id and params["from"] == "+12125550123"
+    vonage_number = await world.number(world.accounts["vonage"], agents=[(agent, None, 1.0)])
+    for to in (vonage_number.phone_number[1:], vonage_number.phone_number):
+        query = {"to": to, "from": "442079460123", "uuid": "u"}
+        token = world.vonage_token(world.accounts["vonage"])
+        response = await client.get(
+            "/voice/vonage/answer?" + urlencode(query), headers={"Authorization": f"Bearer {token}"}
+        )
+        headers = response.json()[0]["endpoint"][0]["headers"]
+        assert headers["phone_number_id"] == vonage_number.id and headers["from"] == "+442079460123"

@@ -1,0 +1,171 @@
+"""Each decision in each carrier's language, parsed back."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from numberplane.routing.decide import CallInfo, WebhookResult, decide
+from numberplane.routing.render import render
+from numberplane.routing.snapshot import AgentTarget, CallHandlerView, RouteSnapshot
+
+XML_FORMATS = ["twiml", "laml", "texml"]
+
+
+def snap(**kw: object) -> RouteSnapshot:
+    base: dict[str, object] = {
+        "number_id": "num_1",
+        "org_id": "org_1",
+        "e164": "+14155550100",
+        "status": "active",
+        "carrier": "twilio",
+        "carrier_account_id": "a",
+    }
+    base.update(kw)
+    return RouteSnapshot(**base)  # type: ignore[arg-type]
+
+
+CALL = CallInfo.parse(to="+14155550100", caller="+12125550123", call_id="CA1", carrier="twilio")
+STREAM = AgentTarget("ag_1", 4, 1.0, stream_url="wss://agents.example.com/stream?x=1&y=2")
+SIP = AgentTarget("ag_2", 2, 1.0, sip_uri="sip:bot@sip.example.com;transport=tls")
+
+
+def xml(fmt: str, route: RouteSnapshot | None, result: WebhookResult | None = None) -> ET.Element:
+    body, media_type = render(decide(route, CALL, result), fmt)
+    assert media_type == "application/xml"
+    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    root = ET.fromstring(body)
+    assert root.tag == "Response"
+    return root
+
+
+@pytest.mark.parametrize("fmt", XML_FORMATS)
+def test_not_in_service_says_then_hangs_up(fmt: str) -> None:
+    root = xml(fmt, None)
+    assert [c.tag for c in root] == ["Say", "Hangup"]
+    assert "not in service" in (root[0].text or "")
+
+
+@pytest.mark.parametrize("fmt", XML_FORMATS)
+def test_language_of_the_number_is_used(fmt: str) -> None:
+    root = xml(fmt, snap(status="released", language="en-GB"))
+    assert root[0].get("language") == "en-GB"
+
+
+@pytest.mark.parametrize("fmt", XML_FORMATS)
+def test_reject(fmt: str) -> None:
+    root = xml(fmt, snap(allowed_inbound_countries=("GB",)))
+    assert [c.tag for c in root] == ["Reject"]
+
+
+@pytest.mark.parametrize("fmt", XML_FORMATS)
+def test_forward_dials_the_number(fmt: str) -> None:
+    root = xml(fmt, snap(outbound=True, callback_forwarding_number="+14155550199"))
+    assert root[0].tag == "Dial" and root[0].text == "+14155550199"
+
+
+@pytest.mark.parametrize("fmt", XML_FORMATS)
+def test_redirect_to_the_customers_url(fmt: str) -> None:
+    handler = CallHandlerView(
+        type="laml_webhooks", request_url="https://c.example.com/x?a=1&b=2", request_method="GET"
+    )
+    root = xml(fmt, snap(call_handler=handler))
+    assert root[0].tag == "Redirect"
+    assert root[0].text == "https://c.example.com/x?a=1&b=2"
+    assert root[0].get("method") == "GET"
+
+
+@pytest.mark.parametrize("fmt", XML_FORMATS)
+def test_stream_with_parameters(fmt: str) -> None:
+    result = WebhookResult(status="answered", dynamic_variables={"name": "Ada <&>"})
+    root = xml(fmt, snap(agents=(STREAM,), inbound_webhook_url="https://h.example.com"), result)
+    connect = root[0]
+    assert connect.tag == "Connect"
+    stream = connect[0]
+    assert stream.tag == "Stream" and stream.get("url") == "wss://agents.example.com/stream?x=1&y=2"
+    params = {p.get("name"): p.get("value") for p in stream if p.tag == "Parameter"}
+    assert params["agent_id"] == "ag_1"
+    assert params["agent_version"] == "4"
+    assert params["call_id"] == "CA1"
+    assert params["phone_number_id"] == "num_1"
+    assert json.loads(params["dynamic_variables"] or "") == {"name": "Ada <&>"}
+
+
+@pytest.mark.parametrize("fmt", XML_FORMATS)
+def test_sip_dial_carries_ids_as_headers(fmt: str) -> None:
+    root = xml(fmt, snap(agents=(SIP,)))
+    dial = root[0]
+    assert dial.tag == "Dial" and dial[0].tag == "Sip"
+    uri = dial[0].text or ""
+    assert uri.startswith("sip:bot@sip.example.com;transport=tls?")
+    headers = parse_qs(urlsplit(uri.replace("sip:", "sip://", 1)).query)
+    assert headers["X-Numberplane-Agent-Id"] == ["ag_2"]
+    assert headers["X-Numberplane-Agent-Version"] == ["2"]
+    assert headers["X-Numberplane-Call-Id"] == ["CA1"]
+    assert headers["X-Numberplane-Number-Id"] == ["num_1"]
+
+
+@pytest.mark.parametrize("fmt", XML_FORMATS)
+def test_fallback_sip_has_no_agent_headers(fmt: str) -> None:
+    root = xml(fmt, snap(fallback_sip_uri="sip:desk@pbx.example.com"))
+    assert root[0][0].text == "sip:desk@pbx.example.com"
+
+
+def ncco(route: RouteSnapshot | None) -> list[dict[str, object]]:
+    call = CallInfo.parse(to="14155550100", caller="12125550123", call_id="uuid-1", carrier="vonage")
+    body, media_type = render(decide(route, call), "ncco")
+    assert media_type == "application/json"
+    out = json.loads(body)
+    assert isinstance(out, list)
+    return out
+
+
+def test_ncco_not_in_service_talks() -> None:
+    assert ncco(None) == [
+        {"action": "talk", "text": "The number you have called is not in service. Goodbye."}
+    ]
+
+
+def test_ncco_reject_is_empty() -> None:
+    assert ncco(snap(allowed_inbound_countries=("GB",))) == []
+
+
+def test_ncco_forward_to_phone_without_plus() -> None:
+    [connect] = ncco(snap(outbound=True, callback_forwarding_number="+14155550199"))
+    assert connect == {
+        "action": "connect",
+        "from": "14155550100",
+        "endpoint": [{"type": "phone", "number": "14155550199"}],
+    }
+
+
+def test_ncco_stream_is_a_websocket_with_headers() -> None:
+    [connect] = ncco(snap(agents=(STREAM,)))
+    [endpoint] = connect["endpoint"]  # type: ignore[misc]
+    assert endpoint["type"] == "websocket"
+    assert endpoint["uri"] == "wss://agents.example.com/stream?x=1&y=2"
+    assert endpoint["content-type"] == "audio/l16;rate=16000"
+    assert endpoint["headers"]["agent_id"] == "ag_1"
+    assert endpoint["headers"]["call_id"] == "uuid-1"
+
+
+def test_ncco_sip() -> None:
+    [connect] = ncco(snap(agents=(SIP,)))
+    [endpoint] = connect["endpoint"]  # type: ignore[misc]
+    assert endpoint["type"] == "sip" and endpoint["uri"] == "sip:bot@sip.example.com;transport=tls"
+    assert endpoint["headers"]["X-Numberplane-Agent-Id"] == "ag_2"
+
+
+def test_json_is_the_decision() -> None:
+    body, media_type = render(decide(snap(agents=(SIP,)), CALL), "json")
+    assert media_type == "application/json"
+    decision = json.loads(body)["decision"]
+    assert decision["outcome"] == "agent_sip" and decision["agent_id"] == "ag_2"
+
+
+def test_unknown_format() -> None:
+    with pytest.raises(ValueError):
+        render(decide(None, CALL), "yaml")
