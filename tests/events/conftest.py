@@ -32,25 +32,25 @@ from numberplane.events.worker import Worker, WorkerConfig
 from tests.support import LiveServer, OrgCreds, free_port
 
 FAST = WorkerConfig(
-    timeout=3.0,
+    timeout=2.0,
     retry_base=0.05,
     retry_max_delay=0.3,
     retry_window=120.0,
     poll=0.05,
     batch_size=50,
-    lease=4.5,
+    lease=3.0,
     billing_every=3600.0,
     allow_private=True,
 )
 
 # The same, for worker subprocesses (read by Settings).
 FAST_ENV = {
-    "NUMBERPLANE_WEBHOOK_TIMEOUT_SECONDS": "3",
+    "NUMBERPLANE_WEBHOOK_TIMEOUT_SECONDS": "2",
     "NUMBERPLANE_WEBHOOK_RETRY_BASE_SECONDS": "0.05",
     "NUMBERPLANE_WEBHOOK_RETRY_MAX_DELAY_SECONDS": "0.3",
     "NUMBERPLANE_WEBHOOK_RETRY_WINDOW_SECONDS": "120",
     "NUMBERPLANE_WORKER_POLL_SECONDS": "0.05",
-    "NUMBERPLANE_WORKER_LEASE_SECONDS": "4.5",
+    "NUMBERPLANE_WORKER_LEASE_SECONDS": "3",
     "NUMBERPLANE_BILLING_CHECK_SECONDS": "3600",
     "NUMBERPLANE_ALLOW_PRIVATE_URLS": "1",
     "NUMBERPLANE_LOG_LEVEL": "WARNING",
