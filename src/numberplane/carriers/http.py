@@ -1,0 +1,159 @@
+"""What the HTTP carrier adapters share: one bounded request, and the errors every carrier means alike.
+
+Each request has an explicit timeout (``account.config["timeout_seconds"]``, default 15 s), no
+redirects and no retries: a paid call whose outcome is unknown must be resolved by asking the
+carrier (``find``), never by sending it again. Timeouts, connection failures, 429 and 5xx become
+``CarrierUnavailable`` (with ``retry_after`` from Retry-After); 401/403 become
+``CarrierAuthError`` naming the carrier. Everything else is the adapter's to map. Credentials
+never reach a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from numberplane import __version__
+from numberplane.carriers.base import CarrierAuthError, CarrierUnavailable
+from numberplane.carriers.models import CarrierAccount
+
+log = logging.getLogger("numberplane.carriers")
+
+DEFAULT_TIMEOUT = 15.0
+MAX_TIMEOUT = 120.0
+# Bounds on paging through a carrier's lists (list_owned, find by filter): no loop runs forever.
+DEFAULT_MAX_PAGES = 200
+USER_AGENT = f"numberplane/{__version__}"
+
+
+def retry_after_seconds(value: str | None) -> int | None:
+    """Retry-After as whole seconds (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0, int((when - dt.datetime.now(dt.UTC)).total_seconds()))
+
+
+def timeout_of(config: Mapping[str, Any]) -> float:
+    raw = config.get("timeout_seconds")
+    try:
+        value = float(raw) if raw is not None else DEFAULT_TIMEOUT
+    except (TypeError, ValueError):
+        value = DEFAULT_TIMEOUT
+    return min(max(value, 0.05), MAX_TIMEOUT)
+
+
+class HttpCarrier:
+    """Base of the Twilio, Telnyx and SignalWire adapters."""
+
+    carrier = "http"
+    display = "the carrier"
+    default_base_url = ""
+
+    def __init__(self, *, account: CarrierAccount, credentials: dict[str, Any], db: Any = None) -> None:
+        self.account_id = account.id
+        self.config: dict[str, Any] = dict(account.config or {})
+        self.credentials = credentials
+        self.timeout = timeout_of(self.config)
+        self.max_pages = int(self.config.get("max_pages") or DEFAULT_MAX_PAGES)
+        # Page size for listing the account's numbers (tests use small pages to exercise paging).
+        self.page_size: int | None = int(self.config["page_size"]) if self.config.get("page_size") else None
+        self.base_url = str(self.config.get("api_base_url") or self.default_base_url).rstrip("/")
+
+    # -- to override -------------------------------------------------------------------------
+    def auth(self) -> httpx.Auth | None:
+        return None
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def error_message(self, response: httpx.Response) -> str:
+        """The carrier's own words for an error response (never includes credentials)."""
+        return f"HTTP {response.status_code}"
+
+    # -- shared ------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        """``path`` under the account's API base URL (never another host: paging links are rebased)."""
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        data: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        url = self.url(path)
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **self.headers()}
+        try:
+            async with httpx.AsyncClient(
+                auth=self.auth(), timeout=httpx.Timeout(self.timeout), follow_redirects=False
+            ) as client:
+                response = await client.request(
+                    method, url, params=params, data=data, json=json, headers=headers
+                )
+        except httpx.TimeoutException as exc:
+            log.warning("%s %s %s: timed out after %ss", self.carrier, method, _path(url), self.timeout)
+            raise CarrierUnavailable(
+                f"{self.display} did not answer within {self.timeout:g}s",
+                carrier=self.carrier,
+                detail=exc.__class__.__name__,
+            ) from exc
+        except httpx.TransportError as exc:
+            log.warning("%s %s %s: %s", self.carrier, method, _path(url), exc.__class__.__name__)
+            raise CarrierUnavailable(
+                f"could not reach {self.display} at {_origin(url)} ({exc.__class__.__name__})",
+                carrier=self.carrier,
+                detail=exc.__class__.__name__,
+            ) from exc
+        log.info("%s %s %s -> %s", self.carrier, method, _path(url), response.status_code)
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise CarrierUnavailable(
+                f"{self.display} is unavailable ({self.error_message(response)}); try again later",
+                carrier=self.carrier,
+                detail=_snippet(response),
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
+        if status in (401, 403):
+            raise CarrierAuthError(
+                f"{self.display} rejected the account's credentials ({self.error_message(response)})",
+                carrier=self.carrier,
+                detail=_snippet(response),
+            )
+        return response
+
+    def body(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _snippet(response: httpx.Response) -> str:
+    return response.text[:500]
