@@ -1,0 +1,199 @@
+"""Vocode's numbers API at ``/vocode/v1/numbers`` (Bearer): point ``Vocode(base_url=...)`` at
+``<server>/vocode``.
+
+Errors are FastAPI's: 422 ``{"detail": [{loc, msg, type}]}`` for invalid input (what the SDK
+parses as ``UnprocessableEntityError``), otherwise ``{"detail": "..."}`` (404 for a number or
+agent the key cannot see, 401, 409). ``inbound_agent`` given inline creates an agent (through the
+agents service) and binds it; given as a string it is an agent id; ``"default"`` binds none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from numberplane.agents import service as agents_service
+from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate
+from numberplane.dialects import common
+from numberplane.dialects import vocode_map as vm
+from numberplane.errors import ErrorInfo, register_shape
+from numberplane.numbers import service as numbers
+from numberplane.numbers.schemas import (
+    NumberFilters,
+    PhoneNumberBuy,
+    PhoneNumberImportRow,
+    PhoneNumberRead,
+    PhoneNumberUpdate,
+)
+
+PREFIX = "/vocode/v1/numbers"
+router = APIRouter(prefix=PREFIX, tags=["dialect: Vocode"])
+Context = Depends(common.context("vocode"))
+
+
+def error_shape(request: Request, info: ErrorInfo) -> Response:
+    message = common.message_of(info)
+    if common.is_not_found(info):
+        return JSONResponse({"detail": message}, status_code=404, headers=info.headers)
+    if info.status in (400, 422) and (info.errors or info.code == "validation_failed"):
+        detail = vm.validation_detail(info.errors) or [
+            {"loc": ["body"], "msg": message, "type": "value_error"}
+        ]
+        return JSONResponse({"detail": detail}, status_code=422, headers=info.headers)
+    return JSONResponse({"detail": message}, status_code=info.status, headers=info.headers)
+
+
+register_shape(PREFIX, error_shape)
+
+
+async def _one(ctx: common.Ctx, number: PhoneNumberRead) -> dict[str, Any]:
+    return vm.phone_number(number, await common.agents_for(ctx, [number]))
+
+
+async def _new_agent(ctx: common.Ctx, params: dict[str, Any]) -> AgentRead:
+    data = common.build(AgentCreate, vm.agent_fields(params, update=False), names=vm.AGENT_FIELD_NAMES)
+    return await agents_service.create_agent(db=ctx.db, actor=ctx.actor, data=data)
+
+
+async def _discard(ctx: common.Ctx, agent: AgentRead | None) -> None:
+    """Undo an agent created for a number that could not be had (best effort)."""
+    if agent is None:
+        return
+    try:
+        await agents_service.delete_agent(db=ctx.db, actor=ctx.actor, agent_id=agent.id)
+    except Exception:
+        return
+
+
+async def _with_agent(
+    ctx: common.Ctx, model: type[PhoneNumberBuy] | type[PhoneNumberImportRow], data: dict[str, Any], ref: Any
+) -> tuple[Any, AgentRead | None]:
+    """The core request with the inbound agent bound, creating that agent when given inline.
+
+    The request is validated before any agent is created, so a bad request writes nothing.
+    """
+    common.build(model, data, names=vm.FIELD_NAMES)
+    created: AgentRead | None = None
+    if isinstance(ref, dict):
+        created = await _new_agent(ctx, ref)
+        data = {**data, "inbound_agents": common.bindings(created.id)}
+    elif isinstance(ref, str) and ref and ref != vm.DEFAULT_AGENT:
+        data = {**data, "inbound_agents": common.bindings(ref)}
+    return common.build(model, data, names=vm.FIELD_NAMES), created
+
+
+@router.post("/buy", summary="Buy a number")
+async def buy_number(
+    request: Request, body: vm.BuyBody | None = Body(default=None), ctx: common.Ctx = Context
+) -> dict[str, Any]:
+    body = body or vm.BuyBody()
+    data: dict[str, Any] = {"country": "US", "number_type": "local"}
+    area = vm.area_code_in(body.area_code)
+    if area:
+        data["area_code"] = area
+    if body.telephony_account_connection:
+        data["carrier_account_id"] = body.telephony_account_connection
+    buy, created = await _with_agent(ctx, PhoneNumberBuy, data, body.inbound_agent)
+    try:
+        result = await numbers.buy(
+            db=ctx.db, actor=ctx.actor, data=buy, idempotency_key=request.headers.get("idempotency-key")
+        )
+    except Exception:
+        await _discard(ctx, created)
+        raise
+    return await _one(ctx, result.number)
+
+
+@router.post("/link", summary="Link a number the account already holds at its carrier")
+async def link_number(body: vm.LinkBody, ctx: common.Ctx = Context) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "phone_number": body.phone_number,
+        "carrier_account_id": body.telephony_account_connection,
+    }
+    if body.outbound_only is not None:
+        data["outbound"] = body.outbound_only
+    row, created = await _with_agent(ctx, PhoneNumberImportRow, data, body.inbound_agent)
+    try:
+        number = await numbers.import_one(db=ctx.db, actor=ctx.actor, row=row)
+    except Exception:
+        await _discard(ctx, created)
+        raise
+    return await _one(ctx, number)
+
+
+@router.get("/list", summary="List numbers")
+async def list_numbers(
+    page: int = Query(1, ge=1),
+    size: int = Query(50, ge=1, le=1000),
+    sort_column: str | None = None,
+    sort_desc: bool = True,
+    ctx: common.Ctx = Context,
+) -> dict[str, Any]:
+    found = await numbers.list_numbers(
+        db=ctx.db,
+        org_id=ctx.org_id,
+        limit=size,
+        offset=(page - 1) * size,
+        order="desc" if sort_desc else "asc",
+    )
+    total = await numbers.count_numbers(db=ctx.db, org_id=ctx.org_id, filters=NumberFilters())
+    return {
+        "items": [vm.normalized(n) for n in found.data],
+        "page": page,
+        "size": size,
+        "has_more": found.has_more,
+        "total": total,
+        "total_is_estimated": False,
+    }
+
+
+@router.get("", summary="Get a number")
+async def get_number(phone_number: str = Query(min_length=1), ctx: common.Ctx = Context) -> dict[str, Any]:
+    return await _one(ctx, await common.get_held(ctx, phone_number))
+
+
+@router.post("/update", summary="Update a number")
+async def update_number(
+    phone_number: str = Query(min_length=1),
+    body: vm.UpdateBody | None = Body(default=None),
+    ctx: common.Ctx = Context,
+) -> dict[str, Any]:
+    body = body or vm.UpdateBody()
+    current = await common.get_held(ctx, phone_number)
+    data = vm.update_request(body, current)
+    common.build(PhoneNumberUpdate, data, names=vm.FIELD_NAMES)
+    created: AgentRead | None = None
+    if "inbound_agent" in body.given():
+        ref = body.inbound_agent
+        bound = common.primary_agent(current.inbound_agents)
+        if isinstance(ref, dict):
+            if bound is not None:
+                existing = await agents_service.get_agent(
+                    db=ctx.db, org_id=ctx.org_id, agent_id=bound.agent_id
+                )
+                fields = vm.agent_fields(ref, update=True, metadata=existing.metadata)
+                patch = common.build(AgentUpdate, fields, names=vm.AGENT_FIELD_NAMES)
+                await agents_service.update_agent(
+                    db=ctx.db, actor=ctx.actor, agent_id=bound.agent_id, patch=patch
+                )
+            else:
+                created = await _new_agent(ctx, ref)
+                data["inbound_agents"] = common.bindings(created.id)
+        else:
+            data["inbound_agents"] = common.bindings(ref if ref != vm.DEFAULT_AGENT else None)
+    patch_number = common.build(PhoneNumberUpdate, data, names=vm.FIELD_NAMES)
+    try:
+        updated = await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch_number)
+    except Exception:
+        await _discard(ctx, created)
+        raise
+    return await _one(ctx, updated)
+
+
+@router.post("/cancel", summary="Cancel (release) a number")
+async def cancel_number(phone_number: str = Query(min_length=1), ctx: common.Ctx = Context) -> dict[str, Any]:
+    current = await common.get_held(ctx, phone_number)
+    released = await numbers.release_number(db=ctx.db, actor=ctx.actor, ref=current.id)
+    return await _one(ctx, released)
