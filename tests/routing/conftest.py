@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from numberplane.db import Database
 from numberplane.settings import Settings
+from tests.routing.hooks import HookServer
 from tests.routing.world import World, make_world
 from tests.support import AreaCodes, OrgCreds
 
@@ -16,3 +19,10 @@ async def world(db: Database, org: OrgCreds, settings: Settings, area_codes: Are
 @pytest.fixture
 async def other_world(db: Database, other_org: OrgCreds, settings: Settings, area_codes: AreaCodes) -> World:
     return await make_world(db, other_org.org_id, settings.public_url, area_codes)
+
+
+@pytest.fixture(scope="session")
+def hooks() -> Iterator[HookServer]:
+    server = HookServer().start()
+    yield server
+    server.stop()

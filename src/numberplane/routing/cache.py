@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import event, text
@@ -167,9 +167,17 @@ class NotifyListener:
     While disconnected the cache is bypassed; on (re)connect it is emptied.
     """
 
-    def __init__(self, dsn: str, cache: RouteCache, *, keepalive_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        cache: RouteCache,
+        *,
+        on_accounts: Callable[[list[str]], None] | None = None,
+        keepalive_s: float = 15.0,
+    ) -> None:
         self.dsn = dsn
         self.cache = cache
+        self.on_accounts = on_accounts
         self.keepalive_s = keepalive_s
         self.connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -186,7 +194,13 @@ class NotifyListener:
             self._task = None
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        invalidation.dispatch_keys(payload.split(","))
+        numbers, agents, accounts = invalidation.split_keys(payload.split(","))
+        if numbers:
+            self.cache.invalidate_numbers(numbers)
+        if agents:
+            self.cache.invalidate_agents(agents)
+        if accounts and self.on_accounts is not None:
+            self.on_accounts(accounts)
 
     async def _run(self) -> None:
         import asyncpg

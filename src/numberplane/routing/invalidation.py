@@ -102,8 +102,8 @@ def carrier_accounts_changed(uow: UnitOfWork, account_ids: Iterable[str]) -> Non
     _queue(uow, account_ids, _account_listeners, ACCOUNT_PREFIX)
 
 
-def dispatch_keys(keys: Iterable[str]) -> None:
-    """Deliver keys received from another process (NOTIFY) to the local listeners."""
+def split_keys(keys: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
+    """(numbers, agent ids, account ids) from cross-process keys."""
     numbers: list[str] = []
     agents: list[str] = []
     accounts: list[str] = []
@@ -114,11 +114,4 @@ def dispatch_keys(keys: Iterable[str]) -> None:
             accounts.append(key[len(ACCOUNT_PREFIX) :])
         elif key:
             numbers.append(key)
-    for values, listeners in (
-        (numbers, _listeners),
-        (agents, _agent_listeners),
-        (accounts, _account_listeners),
-    ):
-        if values:
-            for listener in list(listeners):
-                listener(values)
+    return numbers, agents, accounts

@@ -48,7 +48,9 @@ class Router:
 
     def start_listener(self) -> None:
         if self.db.dialect == "postgresql" and self.listener is None:
-            self.listener = NotifyListener(asyncpg_dsn(self.db.url), self.cache)
+            self.listener = NotifyListener(
+                asyncpg_dsn(self.db.url), self.cache, on_accounts=self.accounts.invalidate
+            )
             self.listener.start()
 
     async def aclose(self) -> None:

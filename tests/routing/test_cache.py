@@ -1,0 +1,229 @@
+"""The route cache: every write invalidates it, in this process and (PostgreSQL) in every other."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from numberplane.db import Actor, Database
+from numberplane.routing import invalidation
+from numberplane.routing.cache import NotifyListener, RouteCache, asyncpg_dsn
+from numberplane.routing.service import Router, router_of
+from numberplane.routing.snapshot import RouteSnapshot
+from numberplane.settings import Settings
+from tests.routing.world import World
+from tests.support import OrgCreds, free_port, wait_for
+
+
+def _snap(e164: str, agents: tuple[str, ...] = ()) -> RouteSnapshot:
+    from numberplane.routing.snapshot import AgentTarget
+
+    return RouteSnapshot(
+        number_id="n",
+        org_id="o",
+        e164=e164,
+        status="active",
+        carrier="twilio",
+        carrier_account_id="a",
+        agents=tuple(AgentTarget(a, 1, 1.0, stream_url="wss://x") for a in agents),
+    )
+
+
+def test_cache_unit() -> None:
+    cache = RouteCache(max_entries=2)
+    epoch = cache.epoch
+    cache.put("+1", _snap("+1", ("ag1",)), epoch)
+    cache.put("+2", None, epoch)
+    assert cache.get("+1")[0] and cache.get("+2") == (True, None)
+    cache.put("+3", _snap("+3"), epoch)  # full: the oldest goes
+    assert not cache.get("+1")[0] and len(cache) == 2
+    cache.invalidate_numbers(["+3"])
+    assert not cache.get("+3")[0]
+    cache.put("+4", _snap("+4"), epoch)  # loaded before the invalidation: not stored
+    assert not cache.get("+4")[0]
+    cache.put("+5", _snap("+5", ("ag2",)), cache.epoch)
+    cache.invalidate_agents(["ag2"])
+    assert not cache.get("+5")[0]
+    cache.put("+6", _snap("+6"), cache.epoch)
+    cache.bypass = True
+    assert cache.get("+6") == (False, None)
+    cache.bypass = False
+    cache.invalidate_numbers(["*"])
+    assert len(cache) == 0
+
+
+async def test_writes_invalidate_this_process(
+    client: httpx.AsyncClient, world: World, org: OrgCreds, app: object
+) -> None:
+    router: Router = router_of(app)
+    agent = await world.agent(stream_url="wss://agents.example.com/v1")
+    e164 = world.fresh_number()
+
+    async def outcome() -> dict[str, object]:
+        response = await client.get("/v1/route", params={"to": e164, "call_id": "c"}, headers=org.bearer)
+        return response.json()["decision"]  # type: ignore[no-any-return]
+
+    assert (await outcome())["outcome"] == "not_in_service"
+    found, cached = router.cache.get(e164)
+    assert found and cached is None  # unknown numbers are cached too ...
+    number = await world.number(None, e164=e164, agents=[(agent, None, 1.0)])
+    assert not router.cache.get(e164)[0]  # ... until the number is created
+    assert (await outcome())["stream_url"] == "wss://agents.example.com/v1"
+    assert router.cache.get(e164)[0]
+    await world.update_number(
+        number.id, fallback={"number": "+14155550177"}, allowed_inbound_countries=["GB"]
+    )
+    assert (await outcome())["outcome"] == "rejected"
+    await world.update_number(number.id, allowed_inbound_countries=None)
+    await world.new_agent_version(agent, stream_url="wss://agents.example.com/v2")
+    decision = await outcome()
+    assert decision["stream_url"] == "wss://agents.example.com/v2" and decision["agent_version"] == 2
+
+
+async def test_a_rolled_back_write_does_not_invalidate(db: Database) -> None:
+    seen: list[list[str]] = []
+    invalidation.add_listener(seen.append)
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.uow(Actor.system()) as uow:
+                invalidation.numbers_changed(uow, ["+14155550111"])
+                raise RuntimeError("boom")
+        assert seen == []
+    finally:
+        invalidation.remove_listener(seen.append)
+
+
+# -- PostgreSQL: NOTIFY on commit, LISTEN in every process --------------------------------------------
+
+
+async def test_notify_is_sent_on_commit_only(db: Database, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    cache = RouteCache()
+    listener = NotifyListener(asyncpg_dsn(db.url), cache)
+    # This cache is registered with no local listener: what it learns, it learns over LISTEN.
+    listener.start()
+    try:
+        await asyncio.wait_for(listener.connected.wait(), 10)
+        for key in ("+14155550121", "+14155550122"):
+            cache.put(key, None, cache.epoch)
+        with pytest.raises(RuntimeError):
+            async with db.uow(Actor.system()) as uow:
+                invalidation.numbers_changed(uow, ["+14155550121"])
+                await uow.session.flush()
+                raise RuntimeError("rolled back")
+        async with db.uow(Actor.system()) as uow:
+            invalidation.numbers_changed(uow, ["+14155550122"])
+            await uow.commit()
+        await wait_for(lambda: not cache.get("+14155550122")[0], timeout=10)
+        # Notifications arrive in commit order: had the rolled-back one been sent, it would be here.
+        assert cache.get("+14155550121")[0]
+    finally:
+        await listener.stop()
+
+
+class Server:
+    def __init__(self, db_url: str) -> None:
+        self.port = free_port()
+        env = {**os.environ, "NUMBERPLANE_DATABASE_URL": db_url, "NUMBERPLANE_LOG_LEVEL": "WARNING"}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "numberplane.app:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+            ],
+            env=env,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "server exited"
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def two_servers(db_url: str, backend: str) -> Iterator[list[Server]]:
+    if backend != "postgresql":
+        pytest.skip("cross-process invalidation is PostgreSQL's")
+    servers = [Server(db_url), Server(db_url)]
+    try:
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _cache_hits(metrics_text: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith('numberplane_route_cache_lookups_total{result="hit"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_two_server_processes_agree_within_a_second_of_an_update(
+    two_servers: list[Server], world: World, org: OrgCreds, settings: Settings
+) -> None:
+    agent = await world.agent(stream_url="wss://agents.example.com/before")
+    number = await world.number(world.accounts["twilio"], agents=[(agent, None, 1.0)])
+    async with httpx.AsyncClient(timeout=5) as http:
+
+        async def stream_urls() -> list[object]:
+            out = []
+            for server in two_servers:
+                response = await http.get(
+                    server.url + "/v1/route", params={"to": number.phone_number}, headers=org.bearer
+                )
+                decision = response.json()["decision"]
+                out.append(decision.get("stream_url") or decision["outcome"])
+            return out
+
+        # Both processes have the number cached (their LISTEN connections are up: hits are counted).
+        async def both_cached() -> bool:
+            assert await stream_urls() == ["wss://agents.example.com/before"] * 2
+            hits = [_cache_hits((await http.get(s.url + "/metrics")).text) for s in two_servers]
+            return all(h > 0 for h in hits)
+
+        await wait_for(both_cached, timeout=15, interval=0.1)
+
+        # A new agent version: every number following the agent's latest version routes anew.
+        await world.new_agent_version(agent, stream_url="wss://agents.example.com/after")
+        started = time.monotonic()
+        await wait_for(
+            lambda: _agree(stream_urls, ["wss://agents.example.com/after"] * 2), timeout=1.0, interval=0.02
+        )
+        first = time.monotonic() - started
+
+        # A number update: the country allow-list now excludes the caller (None: unparseable).
+        await world.update_number(number.id, allowed_inbound_countries=["GB"])
+        started = time.monotonic()
+        await wait_for(lambda: _agree(stream_urls, ["rejected", "rejected"]), timeout=1.0, interval=0.02)
+        second = time.monotonic() - started
+    print(f"\ncross-process agreement after update: {first * 1000:.0f} ms, {second * 1000:.0f} ms")
+
+
+async def _agree(fetch: object, expected: list[object]) -> bool:
+    return await fetch() == expected  # type: ignore[operator,no-any-return]
