@@ -95,7 +95,8 @@ async def test_another_orgs_endpoint_is_a_404(
 
     # Fan out only (no delivery attempt needed): a delivery row exists for the owner to see.
     fanner = Worker(db, FAST, billing=False)
-    await fanner.fan_out()
+    while await fanner.fan_out():  # other tests' events may be ahead of ours in the outbox
+        pass
     await fanner.aclose()
     [delivery] = await deliveries(db, mine["id"])
 
