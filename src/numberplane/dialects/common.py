@@ -271,6 +271,18 @@ async def get_held(ctx: Ctx, ref: str) -> PhoneNumberRead:
     return held(await numbers.get_number(db=ctx.db, org_id=ctx.org_id, ref=ref))
 
 
+def name_filter(text: str | None, **others: Any) -> NumberFilters:
+    """Filters for a vendor's "name contains" search (Zudu ``nickname``, SignalWire ``filter_name``).
+
+    Uses the core's ``name`` filter where it has one; otherwise its free-text ``q`` (which also
+    matches digits of the number).
+    """
+    fields = {k: v for k, v in others.items() if v is not None}
+    if text:
+        fields["name" if "name" in NumberFilters.model_fields else "q"] = text
+    return NumberFilters(**fields)
+
+
 async def all_numbers(
     ctx: Ctx, filters: NumberFilters | None = None, *, order: str = "desc", cap: int = 100_000
 ) -> list[PhoneNumberRead]:
