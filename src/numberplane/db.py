@@ -38,9 +38,10 @@ def epoch_ms(value: dt.datetime | None = None) -> int:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {
-        dict[str, Any]: JSON,
-        list[Any]: JSON,
-        list[str]: JSON,
+        # none_as_null: an absent value is SQL NULL, not the JSON text 'null'.
+        dict[str, Any]: JSON(none_as_null=True),
+        list[Any]: JSON(none_as_null=True),
+        list[str]: JSON(none_as_null=True),
         dt.datetime: DateTime(timezone=True),
         int: BigInteger().with_variant(BigInteger(), "postgresql"),
     }

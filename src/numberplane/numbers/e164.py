@@ -14,7 +14,13 @@ from functools import lru_cache
 from urllib.parse import unquote
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+from phonenumbers import (
+    NumberParseException,
+    PhoneMetadata,
+    PhoneNumberFormat,
+    PhoneNumberType,
+    phonenumberutil,
+)
 
 _TYPE_NAMES = {
     PhoneNumberType.FIXED_LINE: "local",
@@ -112,33 +118,46 @@ def _parse_cached(text: str, country_hint: str | None) -> ParsedNumber:
         except NumberParseException as exc:
             last_reason = f"is not a phone number ({exc._msg})" if hasattr(exc, "_msg") else last_reason
             continue
-        if not phonenumbers.is_valid_number(num):
+        # One region lookup serves both the validity check and the description (NANP numbers
+        # share +1 across ~25 regions, so each lookup is the expensive part of a parse).
+        number_region = phonenumbers.region_code_for_number(num)
+        if number_region is None or not phonenumbers.is_valid_number_for_region(num, number_region):
             last_reason = "is not a valid phone number for its country"
             continue
-        return _describe(num)
+        return _describe(num, number_region)
     raise InvalidPhoneNumber(text, last_reason)
 
 
-def _describe(num: phonenumbers.PhoneNumber) -> ParsedNumber:
+def _number_type(num: phonenumbers.PhoneNumber, region: str) -> int:
+    """``phonenumbers.number_type`` without repeating the region lookup we already did."""
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(num.country_code or 0, region)
+    helper = getattr(phonenumberutil, "_number_type_helper", None)
+    if metadata is None or helper is None:
+        return int(phonenumbers.number_type(num))
+    return int(helper(phonenumbers.national_significant_number(num), metadata))
+
+
+def _describe(num: phonenumbers.PhoneNumber, region: str) -> ParsedNumber:
     e164 = phonenumbers.format_number(num, PhoneNumberFormat.E164)
-    region = phonenumbers.region_code_for_number(num)
     national_significant = phonenumbers.national_significant_number(num)
     area: str | None
     if num.country_code == 1:
         area = national_significant[:3]
         pretty = f"+1 ({area}) {national_significant[3:6]}-{national_significant[6:]}"
+        national = f"({area}) {national_significant[3:6]}-{national_significant[6:]}"
     else:
         ndc_len = phonenumbers.length_of_national_destination_code(num)
         area = national_significant[:ndc_len] if ndc_len > 0 else None
         pretty = phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL)
-    kind = _TYPE_NAMES.get(phonenumbers.number_type(num), "unknown")
+        national = phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL)
+    kind = _TYPE_NAMES.get(_number_type(num, region), "unknown")
     return ParsedNumber(
         e164=e164,
-        country=region if region and region != "ZZ" else None,
+        country=region if region != "ZZ" else None,
         area_code=area,
         number_type=kind,
         pretty=pretty,
-        national=phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL),
+        national=national,
     )
 
 

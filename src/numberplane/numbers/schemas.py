@@ -284,7 +284,8 @@ class PhoneNumberImportRow(PhoneNumberConfig):
 class PhoneNumberImport(Model):
     """One request, up to 100,000 rows. Each row succeeds or fails on its own."""
 
-    numbers: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_IMPORT_ROWS)
+    # Rows are judged one by one by the service, so even a malformed row fails alone.
+    numbers: list[Any] = Field(min_length=1, max_length=MAX_IMPORT_ROWS)
     defaults: dict[str, Any] | None = Field(
         default=None, description="Settings applied to every row unless the row sets them."
     )

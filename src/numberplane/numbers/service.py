@@ -24,11 +24,12 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Select, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Select, Table, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -304,7 +305,7 @@ def _dump(value: Any) -> Any:
     return value
 
 
-def _apply_sip(pn: PhoneNumber, leg: str, value: SipConfig | None) -> None:
+def _apply_sip(pn: Any, leg: str, value: SipConfig | None) -> None:
     password_attr = f"sip_{leg}_password_enc"
     if value is None:
         setattr(pn, f"sip_{leg}", None)
@@ -317,7 +318,7 @@ def _apply_sip(pn: PhoneNumber, leg: str, value: SipConfig | None) -> None:
         setattr(pn, password_attr, encrypt(secret) if secret else None)
 
 
-def _apply_config(pn: PhoneNumber, data: PhoneNumberConfig, fields: Iterable[str]) -> None:
+def _apply_config(pn: Any, data: PhoneNumberConfig, fields: Iterable[str]) -> None:
     """Write the sent settings onto the row. Agent bindings are handled by ``_set_bindings``."""
     for name in fields:
         value = getattr(data, name)
@@ -1077,7 +1078,7 @@ async def import_numbers(
     *,
     db: Database,
     actor: Actor,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Any],
     defaults: dict[str, Any] | None = None,
     emit_completed: bool = True,
     progress: Any = None,
@@ -1316,12 +1317,42 @@ async def _check_import_holders(
     return keep
 
 
+# Column defaults for an imported row (attribute name -> value), before its settings apply.
+_IMPORT_DEFAULTS: dict[str, Any] = {
+    "carrier_sync": None,
+    "name": None,
+    "language": None,
+    "voice": None,
+    "inbound_webhook_url": None,
+    "inbound_webhook_timeout_ms": None,
+    "inbound_webhook_attempts": None,
+    "inbound_sms_webhook_url": None,
+    "fallback": None,
+    "call_handler": None,
+    "message_handler": None,
+    "sip_inbound": None,
+    "sip_outbound": None,
+    "sip_inbound_password_enc": None,
+    "sip_outbound_password_enc": None,
+    "verified_caller_id": None,
+    "callback_forwarding_number": None,
+    "allowed_inbound_countries": None,
+    "allowed_outbound_countries": None,
+    "emergency_address_id": None,
+    "emergency_status": None,
+    "next_billed_at": None,
+    "released_at": None,
+    "carrier_reference": None,
+}
+
+
 def _import_row_values(
     p: _Prepared, org_id: str, now: dt.datetime
-) -> tuple[PhoneNumber, list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A plain dict per row (Core executemany is several times faster than ORM objects at 100k rows)."""
     row = p.row
-    carrier = p.carrier or "sip"
-    pn = PhoneNumber(
+    values = SimpleNamespace(
+        **_IMPORT_DEFAULTS,
         id=new_id(),
         org_id=org_id,
         phone_number=p.parsed.e164,
@@ -1331,7 +1362,7 @@ def _import_row_values(
         capabilities={"voice": True, "sms": False, "mms": False, "fax": False},
         status="active",
         origin="imported",
-        carrier=carrier,
+        carrier=p.carrier or "sip",
         carrier_account_id=row.carrier_account_id,
         carrier_number_id=row.carrier_number_id,
         outbound=False,
@@ -1341,8 +1372,17 @@ def _import_row_values(
         updated_at=now,
         last_modification_ms=epoch_ms(now),
     )
-    _apply_config(pn, row, p.fields)
-    return pn, _binding_rows(pn.id, row, p.fields)
+    _apply_config(values, row, p.fields)  # type: ignore[arg-type]
+    record = {_COLUMN_OF.get(k, k): v for k, v in vars(values).items()}
+    return record, _binding_rows(values.id, row, p.fields)
+
+
+_COLUMN_OF = {"meta": "metadata"}
+
+
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
 
 
 async def _insert_chunk(
@@ -1369,63 +1409,65 @@ async def _insert_chunk(
                 )
                 continue
             results[item[0].index] = ImportRowResult(
-                index=item[0].index, phone_number=item[1].phone_number, status="created", id=item[1].id
+                index=item[0].index, phone_number=item[1]["phone_number"], status="created", id=item[1]["id"]
             )
         return
-    for p, pn, _ in built:
+    for p, record, _ in built:
         results[p.index] = ImportRowResult(
-            index=p.index, phone_number=pn.phone_number, status="created", id=pn.id
+            index=p.index, phone_number=record["phone_number"], status="created", id=record["id"]
         )
 
 
 async def _write_rows(
-    db: Database, actor: Actor, built: list[tuple[_Prepared, PhoneNumber, list[dict[str, Any]]]]
+    db: Database, actor: Actor, built: list[tuple[_Prepared, dict[str, Any], list[dict[str, Any]]]]
 ) -> None:
     from numberplane.events.models import OutboxEvent
 
-    columns = [c.key for c in PhoneNumber.__mapper__.column_attrs]
-    values = [{k: getattr(pn, k) for k in columns} for _, pn, _ in built]
+    # Only the columns this chunk uses: the rest are NULL by default, and every bound column costs
+    # per-row processing (most of an import's settings are absent).
+    used = {k for _, record, _ in built for k, v in record.items() if v is not None}
+    records = [{k: record[k] for k in used} for _, record, _ in built]
     bindings = [b for _, _, rows in built for b in rows]
-    async with db.uow(actor) as uow:
-        await uow.session.execute(insert(PhoneNumber), values)
-        if bindings:
-            await uow.session.execute(insert(PhoneNumberAgent), bindings)
-        events = []
-        for _, pn, rows in built:
-            data = {
-                "id": pn.id,
-                "org_id": pn.org_id,
-                "phone_number": pn.phone_number,
-                "status": pn.status,
-                "origin": pn.origin,
-                "carrier": pn.carrier,
-                "name": pn.name,
-                "inbound_agents": [
-                    {"agent_id": b["agent_id"], "version": b["version"], "weight": b["weight"]}
-                    for b in rows
-                    if b["direction"] == "inbound"
-                ],
+    events = []
+    for _, record, rows in built:
+        data = {
+            "id": record["id"],
+            "org_id": record["org_id"],
+            "phone_number": record["phone_number"],
+            "status": record["status"],
+            "origin": record["origin"],
+            "carrier": record["carrier"],
+            "name": record["name"],
+            "inbound_agents": [
+                {"agent_id": b["agent_id"], "version": b["version"], "weight": b["weight"]}
+                for b in rows
+                if b["direction"] == "inbound"
+            ],
+        }
+        events.append(
+            {
+                "id": new_id(),
+                "org_id": record["org_id"],
+                "type": "phone_number.created",
+                "subject_type": "phone_number",
+                "subject_id": record["id"],
+                "data": data,
+                "created_at": record["created_at"],
             }
-            events.append(
-                {
-                    "id": new_id(),
-                    "org_id": pn.org_id,
-                    "type": "phone_number.created",
-                    "subject_type": "phone_number",
-                    "subject_id": pn.id,
-                    "data": data,
-                    "created_at": pn.created_at,
-                }
-            )
-        await uow.session.execute(insert(OutboxEvent), events)
+        )
+    async with db.uow(actor) as uow:
+        await uow.session.execute(insert(_table(PhoneNumber)), records)
+        if bindings:
+            await uow.session.execute(insert(_table(PhoneNumberAgent)), bindings)
+        await uow.session.execute(insert(_table(OutboxEvent)), events)
         audit(
             uow,
             action="phone_numbers.imported",
             target_type="phone_number",
-            target_id=built[0][1].id if len(built) == 1 else None,
-            after={"count": len(built), "phone_numbers": [pn.phone_number for _, pn, _ in built]},
+            target_id=records[0]["id"] if len(records) == 1 else None,
+            after={"count": len(records), "phone_numbers": [r["phone_number"] for r in records]},
         )
-        numbers_changed(uow, [pn.phone_number for _, pn, _ in built])
+        numbers_changed(uow, [r["phone_number"] for r in records])
         await uow.commit()
 
 

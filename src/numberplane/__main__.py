@@ -1,0 +1,3 @@
+from numberplane.cli import app
+
+app(prog_name="numberplane")
