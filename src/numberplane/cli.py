@@ -74,11 +74,13 @@ async def _bootstrap_first_org(host: str, port: int) -> None:
         await db.dispose()
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     console.rule("[bold]First start: an org and an API key were created[/bold]")
-    console.print(f"org_id  {org.id}\nkey_id  {key.key_id}\nsecret  {key.secret}")
+    typer.echo(f"org_id  {org.id}\nkey_id  {key.key_id}\nsecret  {key.secret}\ntoken   {key.token}", err=True)
     console.print("[yellow]The secret is shown only now. Keep it.[/yellow]")
-    console.print(
+    # Plain echo, not rich: the curl line must stay on one line to be copied.
+    typer.echo(
         f"Try:\n  curl -s -H 'Authorization: Bearer {key.token}' "
-        f"'http://{shown}:{port}/v1/available-phone-numbers?country=US&area_code=415&limit=3'"
+        f"'http://{shown}:{port}/v1/available-phone-numbers?country=US&area_code=415&limit=3'",
+        err=True,
     )
     console.rule()
 
