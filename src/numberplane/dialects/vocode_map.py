@@ -236,10 +236,23 @@ def provider_out(carrier: str) -> str:
 
 
 def voice_out(voice: dict[str, Any] | None, owner: str, user_id: str) -> dict[str, Any]:
+    """The Vocode voice object for a stored voice.
+
+    Vocode documents a ``voice_base`` type, but vocode-api (0.0.48) cannot parse it, so a voice
+    whose provider has no Vocode type is given in the identical ``voice_azure`` shape (its voice
+    id as ``voice_name``). With no voice stored at all, Vocode's own default voice is reported.
+    """
     v = voice or {}
-    kind = VOICE_PROVIDERS.get(str(v.get("provider") or "").lower(), "voice_base")
+    if not v.get("voice_id"):
+        return {
+            "id": common.derived_id(owner, "voice"),
+            "user_id": user_id,
+            "type": "voice_vocode",
+            "voice_id": "joe",
+        }
+    kind = VOICE_PROVIDERS.get(str(v.get("provider") or "").lower(), "voice_azure")
     out: dict[str, Any] = {"id": common.derived_id(owner, "voice"), "user_id": user_id, "type": kind}
-    if kind in ("voice_azure", "voice_base"):
+    if kind == "voice_azure":
         out["voice_name"] = v.get("voice_id")
         out["pitch"] = int(v["pitch"]) if v.get("pitch") is not None else None
         out["rate"] = int(v["rate"]) if v.get("rate") is not None else None
