@@ -31,3 +31,16 @@ async def test_unknown_route_is_a_problem_document(client: httpx.AsyncClient) ->
     response = await client.get("/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path) -> None:
+    from numberplane.app import create_app
+    from numberplane.db import Database
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/nope.db")
+    app = create_app(db=db)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "unreachable"}
+    await db.dispose()
