@@ -101,6 +101,7 @@ class FakeCarrier:
         self.purchases: list[str] = []  # every number ever sold, in order (double buys show here)
         self.lock = threading.RLock()
         self.server: LiveServer | None = None
+        self._url: str | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def app(self) -> Any:
@@ -108,6 +109,7 @@ class FakeCarrier:
 
     def start(self) -> FakeCarrier:
         self.server = LiveServer(self.app()).start()
+        self._url = self.server.url
         return self
 
     def stop(self) -> None:
@@ -117,8 +119,9 @@ class FakeCarrier:
 
     @property
     def url(self) -> str:
-        assert self.server is not None, "fake carrier not started"
-        return self.server.url
+        """The fake's base URL (still answers after stop(): then nothing listens there)."""
+        assert self._url is not None, "fake carrier not started"
+        return self._url
 
     # -- helpers for tests ------------------------------------------------------------------
     def bought_twice(self) -> list[str]:
