@@ -111,3 +111,27 @@ async def test_two_workers_never_deliver_one_event_concurrently(
             assert arrivals[subject] == [e for s, e in emitted if s == subject]
     retried = [r for r in receiver.received if r.status == 500]
     assert retried  # the test did exercise retries
+
+
+async def test_postgresql_workers_wake_on_notify_not_just_polling(
+    db: Database,
+    db_url: str,
+    backend: str,
+    client: httpx.AsyncClient,
+    org: OrgCreds,
+    receiver: Receiver,
+    cleanup_endpoints: list[str],
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    endpoint = await create_endpoint(client, org, receiver.url("notify"), cleanup_endpoints)
+    sleepy = WorkerProcess(db_url, env={"NUMBERPLANE_WORKER_POLL_SECONDS": "600"})
+    try:
+        first = await emit_events(db, org.org_id, [new_id()], 1)
+        await wait_for(lambda: receiver.ids("/notify") == {first[0][1]}, timeout=60)
+        # The worker is idle now, with a ten-minute poll: only the NOTIFY can wake it.
+        second = await emit_events(db, org.org_id, [new_id()], 1)
+        await wait_for(lambda: second[0][1] in receiver.ids("/notify"), timeout=60)
+        assert await all_settled(db, endpoint["id"], 2)
+    finally:
+        assert sleepy.terminate() == 0

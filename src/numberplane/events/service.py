@@ -10,6 +10,10 @@ import asyncio
 import threading
 from typing import Any
 
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
 from numberplane.db import UnitOfWork, utcnow
 from numberplane.events.models import AuditEvent, OutboxEvent
 from numberplane.ids import new_id
@@ -45,6 +49,33 @@ def add_wake_listener(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> 
 def remove_wake_listener(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
     with _wake_lock:
         _wake_listeners.discard((loop, event))
+
+
+# Workers in other processes (PostgreSQL) LISTEN on this channel; a transaction that emitted
+# events NOTIFYs it just before it commits, and PostgreSQL delivers that only on commit.
+EVENTS_CHANNEL = "numberplane_events"
+_NOTIFY_FLAG = "numberplane_events_notify"
+_NOTIFY_HOOKED = "numberplane_events_notify_hooked"
+
+
+def _notify_before_commit(session: Session) -> None:
+    if session.info.pop(_NOTIFY_FLAG, False):
+        session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": EVENTS_CHANNEL})
+
+
+def _forget_on_rollback(session: Session, *_: Any) -> None:
+    session.info.pop(_NOTIFY_FLAG, None)
+
+
+def _queue_notify(uow: UnitOfWork) -> None:
+    if uow.db.dialect != "postgresql":
+        return
+    sync_session = uow.session.sync_session
+    sync_session.info[_NOTIFY_FLAG] = True
+    if not sync_session.info.get(_NOTIFY_HOOKED):
+        sync_session.info[_NOTIFY_HOOKED] = True
+        sa_event.listen(sync_session, "before_commit", _notify_before_commit)
+        sa_event.listen(sync_session, "after_soft_rollback", _forget_on_rollback)
 
 
 def wake_workers() -> None:
@@ -93,7 +124,9 @@ def emit(
         created_at=utcnow(),
     )
     uow.add_record(event)
-    uow.after_commit(wake_workers)
+    if wake_workers not in uow._hooks:  # once per unit of work
+        uow.after_commit(wake_workers)
+    _queue_notify(uow)
     return event
 
 

@@ -35,12 +35,19 @@ from typing import Any
 
 import httpx
 from sqlalchemy import exists, func, insert, or_, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import aliased
 
 from numberplane import crypto
 from numberplane.db import Actor, Database, as_utc, is_sqlite, utcnow
 from numberplane.events.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
-from numberplane.events.service import add_wake_listener, audit, emit, remove_wake_listener
+from numberplane.events.service import (
+    EVENTS_CHANNEL,
+    add_wake_listener,
+    audit,
+    emit,
+    remove_wake_listener,
+)
 from numberplane.events.signing import body_for, sign_headers
 from numberplane.ids import new_id
 from numberplane.net import BlockedURL, customer_request
@@ -222,6 +229,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         add_wake_listener(loop, self._wake)
+        listener = asyncio.ensure_future(self._listen()) if self._pg else None
         log.info("worker started (%s)", self.db.dialect)
         try:
             while not self._stopping.is_set():
@@ -235,6 +243,10 @@ class Worker:
                 await self._idle()
         finally:
             remove_wake_listener(loop, self._wake)
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await listener
             if self._inflight:
                 await asyncio.wait(self._inflight, timeout=self.config.timeout + 2)
                 for task in self._inflight:
@@ -242,6 +254,41 @@ class Worker:
             if self._task is None:
                 await self._close_client()
             log.info("worker stopped")
+
+    async def _listen(self) -> None:
+        """PostgreSQL: LISTEN for commits that emitted events (any process) and wake at once.
+        Polling still runs underneath, so a lost connection only costs latency."""
+        import asyncpg
+
+        dsn = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        delay = 0.5
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(dsn, timeout=5)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(EVENTS_CHANNEL, self._on_notify)
+                delay = 0.5
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), 30)
+                    except TimeoutError:
+                        await asyncio.wait_for(conn.execute("SELECT 1"), 5)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("worker LISTEN connection failed (%s); polling only", exc.__class__.__name__)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def _on_notify(self, *_: Any) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     async def _idle(self) -> None:
         assert self._wake is not None
@@ -406,20 +453,28 @@ class Worker:
                 .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
                 .where(WebhookDelivery.id.in_(ids))
             )
-            out = [
-                Claimed(
-                    delivery_id=d.id,
-                    token=token,
-                    endpoint_id=ep.id,
-                    url=ep.url,
-                    secret=crypto.decrypt(ep.secret_enc),
-                    event_id=ev.id,
-                    body=body_for(ev),
-                    attempts=d.attempts,
-                    retry_until=as_utc(d.retry_until) or now,
+            out: list[Claimed] = []
+            for d, ep, ev in loaded:
+                try:
+                    secret = crypto.decrypt(ep.secret_enc)
+                except crypto.SecretKeyError:
+                    # The configured key is not the one the secret was stored with: an operator
+                    # problem, not the receiver's. Leave the lease to run out; retried later.
+                    log.error("endpoint %s: signing secret cannot be decrypted; check the key", ep.id)
+                    continue
+                out.append(
+                    Claimed(
+                        delivery_id=d.id,
+                        token=token,
+                        endpoint_id=ep.id,
+                        url=ep.url,
+                        secret=secret,
+                        event_id=ev.id,
+                        body=body_for(ev),
+                        attempts=d.attempts,
+                        retry_until=as_utc(d.retry_until) or now,
+                    )
                 )
-                for d, ep, ev in loaded
-            ]
             await session.commit()
         out.sort(key=lambda c: c.event_id)
         return out
@@ -453,8 +508,15 @@ class Worker:
 
     async def deliver(self, item: Claimed) -> None:
         started = time.monotonic()
-        outcome = await self.send(item)
-        await self.record(item, outcome, int((time.monotonic() - started) * 1000))
+        try:
+            outcome = await self.send(item)
+            await self.record(item, outcome, int((time.monotonic() - started) * 1000))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The outcome could not be recorded (database unreachable...): the lease runs out and
+            # the delivery is attempted again. At least once.
+            log.exception("delivery %s: could not record the outcome", item.delivery_id)
 
     async def record(self, item: Claimed, outcome: Outcome, duration_ms: int) -> None:
         """Write the attempt's outcome, unless our lease was lost (then someone else owns it)."""
