@@ -188,6 +188,23 @@ async def test_errors_and_tenancy(http: httpx.AsyncClient, org: OrgCreds, other_
         ),
         404,
     )
+    _error(
+        await http.post(
+            f"{BASE}/create",
+            json={"phone_number": "+14157774436", "organization_id": other_org.org_id},
+            headers=org.key_headers,
+        ),
+        403,
+    )
+    _error(await http.get(BASE, params={"organization_id": other_org.org_id}, headers=org.key_headers), 403)
+    _error(
+        await http.patch(
+            f"{BASE}/%2B14157774435",
+            json={"nickname": "x", "organization_id": other_org.org_id},
+            headers=org.key_headers,
+        ),
+        403,
+    )
     assert await v1_count(http, org) == before
 
     for method, body in (("GET", None), ("PATCH", {"nickname": "Stolen"}), ("DELETE", None)):

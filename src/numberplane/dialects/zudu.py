@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from numberplane.dialects import common
 from numberplane.dialects import zudu_map as zm
-from numberplane.errors import ErrorInfo, register_shape
+from numberplane.errors import ErrorInfo, Forbidden, register_shape
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -47,11 +47,19 @@ def error_shape(request: Request, info: ErrorInfo) -> Response:
 register_shape(PREFIX, error_shape)
 
 
+def _check_org(organization_id: str | None, ctx: common.Ctx) -> None:
+    if organization_id is not None and not common.same_org(organization_id, ctx.principal):
+        raise Forbidden(
+            f"organization {organization_id} is not the organization of this API key", code="org_forbidden"
+        )
+
+
 async def _one(ctx: common.Ctx, number: PhoneNumberRead) -> dict[str, Any]:
     return zm.phone_number(number, await common.agents_for(ctx, [number]))
 
 
 async def _list(ctx: common.Ctx, query: zm.ListBody) -> dict[str, Any]:
+    _check_org(query.organization_id, ctx)
     criteria = query.filter_criteria or zm.FilterCriteria()
     area = str(criteria.area_code) if criteria.area_code not in (None, "") else None
     filters = common.name_filter(criteria.nickname, area_code=area, agent_id=criteria.agent_id or None)
@@ -96,6 +104,7 @@ async def _list(ctx: common.Ctx, query: zm.ListBody) -> dict[str, Any]:
 
 @router.post("/create", summary="Create (register) a phone number")
 async def create_phone_number(body: zm.CreateBody, ctx: common.Ctx = Context) -> dict[str, Any]:
+    _check_org(body.organization_id, ctx)
     row = common.build(PhoneNumberImportRow, zm.create_row(body), names=zm.FIELD_NAMES)
     number = await numbers.import_one(db=ctx.db, actor=ctx.actor, row=row)
     return zm.envelope("Phone number created successfully", await _one(ctx, number))
@@ -103,6 +112,7 @@ async def create_phone_number(body: zm.CreateBody, ctx: common.Ctx = Context) ->
 
 @router.post("/import", summary="Import a phone number from Twilio or Plivo")
 async def import_phone_number(body: zm.ImportBody, ctx: common.Ctx = Context) -> dict[str, Any]:
+    _check_org(body.organization_id, ctx)
     row = common.build(PhoneNumberImportRow, zm.import_row(body), names=zm.FIELD_NAMES)
     number = await numbers.import_one(db=ctx.db, actor=ctx.actor, row=row)
     caps = number.capabilities or {}
@@ -133,9 +143,11 @@ async def list_phone_numbers(
     nickname: str | None = None,
     area_code: str | None = None,
     agent_id: str | None = None,
+    organization_id: str | None = None,
     ctx: common.Ctx = Context,
 ) -> dict[str, Any]:
     query = zm.ListBody(
+        organization_id=organization_id,
         page=page,
         limit=limit,
         sort_by=sort_by,
@@ -174,6 +186,7 @@ async def get_phone_number(phone_number: str, ctx: common.Ctx = Context) -> dict
 async def update_phone_number(
     phone_number: str, body: zm.UpdateBody, ctx: common.Ctx = Context
 ) -> dict[str, Any]:
+    _check_org(body.organization_id, ctx)
     current = await common.get_held(ctx, phone_number)
     patch = common.build(PhoneNumberUpdate, zm.update_request(body, current), names=zm.FIELD_NAMES)
     updated = await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch)

@@ -36,6 +36,9 @@ FIELD_NAMES = {
 class _Body(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
+    # The org is the key's; a body naming an organization must name that one.
+    organization_id: str | None = Field(default=None, max_length=64)
+
 
 class CreateBody(_Body):
     phone_number: str = Field(min_length=1, max_length=64)
