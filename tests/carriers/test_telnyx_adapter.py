@@ -25,6 +25,11 @@ CONFIG = number_config_for(
 
 async def test_verify_credentials(fake_telnyx: FakeTelnyx) -> None:
     await telnyx_adapter(fake_telnyx).verify_credentials()
+    assert len(fake_telnyx.requests_for("texml")) == 1  # the key and the application, in one call
+    await telnyx_adapter(fake_telnyx, texml_application_id=None, connection_id="1").verify_credentials()
+    with pytest.raises(CarrierRejected) as wrong_app:
+        await telnyx_adapter(fake_telnyx, texml_application_id="42").verify_credentials()
+    assert "no TeXML application 42" in wrong_app.value.message
     with pytest.raises(CarrierAuthError) as err:
         await telnyx_adapter(fake_telnyx, api_key="KEYwrong").verify_credentials()
     assert err.value.carrier == "telnyx" and "Telnyx" in err.value.message

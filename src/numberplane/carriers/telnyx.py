@@ -114,6 +114,11 @@ class TelnyxCarrier(HttpCarrier):
 
     # -- the interface --------------------------------------------------------------------
     async def verify_credentials(self) -> None:
+        """One call: reading the TeXML application checks the key and the application id together."""
+        if self.texml_application_id:
+            self._application = None
+            await self._application_settings()
+            return
         response = await self.request("GET", "phone_numbers", params={"page[number]": 1, "page[size]": 1})
         if response.status_code >= 400:
             raise self._rejected(response, "list numbers with these credentials")
