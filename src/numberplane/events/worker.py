@@ -147,6 +147,7 @@ class Claimed:
     body: str
     attempts: int
     retry_until: dt.datetime
+    leased_until: dt.datetime
 
 
 @dataclass
@@ -473,17 +474,25 @@ class Worker:
                         body=body_for(ev),
                         attempts=d.attempts,
                         retry_until=as_utc(d.retry_until) or now,
+                        leased_until=until,
                     )
                 )
             await session.commit()
         out.sort(key=lambda c: c.event_id)
         return out
 
+    def _budget(self, item: Claimed) -> float:
+        """Seconds this attempt may take: the timeout, but always ending a second before the
+        lease does (a slow claim eats into the lease), so nobody else can be sending meanwhile."""
+        left = (item.leased_until - self.clock()).total_seconds() - 1.0
+        return min(self.config.timeout, left)
+
     async def send(self, item: Claimed) -> Outcome:
         """One attempt. Never raises for the receiver's faults: they become the outcome."""
         headers = sign_headers(item.secret, item.event_id, item.body)
+        budget = self._budget(item)
         try:
-            async with asyncio.timeout(self.config.timeout):
+            async with asyncio.timeout(budget):
                 response = await customer_request(
                     self.client,
                     "POST",
@@ -498,7 +507,7 @@ class Worker:
                 return Outcome(ok=False, error=str(exc)[:ERROR_MAX])
             return Outcome(ok=False, error=f"blocked: {exc}"[:ERROR_MAX], permanent=True)
         except TimeoutError:
-            return Outcome(ok=False, error=f"timed out after {self.config.timeout:g}s")
+            return Outcome(ok=False, error=f"timed out after {budget:.3g}s")
         except (httpx.HTTPError, OSError) as exc:
             return Outcome(ok=False, error=f"{type(exc).__name__}: {exc}"[:ERROR_MAX])
         code = response.status_code
@@ -507,6 +516,9 @@ class Worker:
         return Outcome(ok=False, status_code=code, error=f"HTTP {code}")
 
     async def deliver(self, item: Claimed) -> None:
+        if self._budget(item) <= 0:
+            log.warning("delivery %s: lease nearly gone before sending; left for later", item.delivery_id)
+            return
         started = time.monotonic()
         try:
             outcome = await self.send(item)
