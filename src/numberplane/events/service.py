@@ -124,10 +124,17 @@ def emit(
         created_at=utcnow(),
     )
     uow.add_record(event)
+    events_written(uow)
+    return event
+
+
+def events_written(uow: UnitOfWork) -> None:
+    """Wake the delivery workers when ``uow`` commits: in this process at once, and in other
+    processes through NOTIFY on PostgreSQL. ``emit`` calls it; call it yourself after inserting
+    ``OutboxEvent`` rows in bulk (workers poll anyway, this only saves the wait)."""
     if wake_workers not in uow._hooks:  # once per unit of work
         uow.after_commit(wake_workers)
     _queue_notify(uow)
-    return event
 
 
 def audit(

@@ -57,6 +57,8 @@ log = logging.getLogger("numberplane.worker")
 
 # pg_try_advisory_xact_lock key for the fan-out step ("NP" + 1).
 FANOUT_LOCK_KEY = 0x4E50_0001
+# Events fanned out per step, in batches: cheap rows, so more than the deliveries per step.
+FANOUT_FACTOR = 10
 # A number that was not renewed for a long time catches up at most this many months per step.
 MAX_PERIODS_PER_STEP = 12
 ERROR_MAX = 500
@@ -328,8 +330,9 @@ class Worker:
     # -- fan out -----------------------------------------------------------------------------
 
     async def fan_out(self, limit: int | None = None) -> int:
-        """Create deliveries for up to ``limit`` new events; returns how many events were taken."""
-        limit = limit or self.config.batch_size
+        """Create deliveries for up to ``limit`` new events (default: ten batches' worth, as fanning
+        out is cheap and an import can add many thousands at once); returns how many were taken."""
+        limit = limit or self.config.batch_size * FANOUT_FACTOR
         now = self.clock()
         rows: list[dict[str, Any]] = []
         async with self.db.session() as session:
