@@ -1,6 +1,7 @@
 """Where a carrier sends a number's calls and messages: Numberplane's routing endpoints.
 
 Every number Numberplane holds points at ``{public_url}/voice/{carrier}`` (calls),
+``{public_url}/voice/{carrier}/fallback`` (the carrier's retry when the first answer fails),
 ``{public_url}/voice/{carrier}/status`` (call status callbacks) and, when SMS is enabled,
 ``{public_url}/sms/{carrier}``. The buy, import and update flows push this to the carrier, and
 reconcile compares what the carrier holds with it.
@@ -31,7 +32,7 @@ def number_config_for(*, carrier: str, public_url: str, sms: bool, friendly_name
     wire = WIRE_FORMAT.get(carrier, carrier)
     return NumberConfig(
         voice_url=f"{base}/voice/{wire}",
-        voice_fallback_url=None,
+        voice_fallback_url=f"{base}/voice/{wire}/fallback",
         status_callback_url=f"{base}/voice/{wire}/status",
         sms_url=f"{base}/sms/{wire}" if sms else None,
         friendly_name=friendly_name,
