@@ -26,3 +26,13 @@ def hooks() -> Iterator[HookServer]:
     server = HookServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _close_routing(app):  # type: ignore[no-untyped-def]
+    """Close the session app's data-plane state (asyncpg pool, HTTP client) at the end."""
+    yield
+    routing = getattr(app.state, "routing", None)
+    if routing is not None:
+        app.state.routing = None
+        await routing.aclose()

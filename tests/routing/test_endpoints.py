@@ -5,15 +5,26 @@ from __future__ import annotations
 import json
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
+from numberplane.routing.fastpath import VoiceFastPath
 from tests.routing.world import World
 
 CALLER = "+12125550123"
+
+
+@pytest.fixture(params=["framework", "fastpath"])
+async def client(app, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """Every endpoint test runs through the FastAPI routes and through the pure-ASGI fast path."""
+    served = app if request.param == "framework" else VoiceFastPath(app, app)
+    transport = httpx.ASGITransport(app=served)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as c:
+        yield c
 
 
 def twiml(response: httpx.Response) -> ET.Element:

@@ -7,9 +7,11 @@ import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from numberplane.routing.decide import CallInfo, WebhookResult, decide
-from numberplane.routing.render import render
+from numberplane.routing.decide import CallInfo, Decision, WebhookResult, decide
+from numberplane.routing.render import render, twiml, twiml_reference
 from numberplane.routing.snapshot import AgentTarget, CallHandlerView, RouteSnapshot
 
 XML_FORMATS = ["twiml", "laml", "texml"]
@@ -169,3 +171,72 @@ def test_json_is_the_decision() -> None:
 def test_unknown_format() -> None:
     with pytest.raises(ValueError):
         render(decide(None, CALL), "yaml")
+
+
+# -- The direct TwiML writer is byte-for-byte twilio's VoiceResponse -----------------------------------
+
+text = st.text(max_size=40)
+ACTION_OUTCOMES = [
+    "not_in_service",
+    "rejected",
+    "forwarded",
+    "redirected",
+    "agent_stream",
+    "agent_sip",
+    "fallback_number",
+    "fallback_sip",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    outcome=st.sampled_from(ACTION_OUTCOMES),
+    message=text,
+    language=st.sampled_from([None, "en", "en-GB", 'x-"<&>']),
+    target=text,
+    method=st.sampled_from(["GET", "POST"]),
+    params=st.lists(st.tuples(text, text), max_size=6),
+)
+def test_twiml_writer_equals_voice_response(
+    outcome: str, message: str, language: str | None, target: str, method: str, params: list[tuple[str, str]]
+) -> None:
+    decision = Decision(
+        outcome=outcome,
+        reason="r",
+        message=message,
+        language=language,
+        dial_number=target,
+        sip_uri="sip:" + target,
+        redirect_url=target,
+        redirect_method=method,
+        stream_url="wss://" + target,
+        parameters=tuple(params),
+    )
+    assert twiml(decision) == twiml_reference(decision)
+
+
+def test_twiml_writer_on_real_decisions() -> None:
+    for case in CASES_FOR_EQUALITY:
+        decision = decide(*case)
+        assert twiml(decision) == twiml_reference(decision)
+
+
+CASES_FOR_EQUALITY = [
+    (None, CALL),
+    (snap(status="released", language="en-GB"), CALL),
+    (snap(allowed_inbound_countries=("GB",)), CALL),
+    (snap(outbound=True, callback_forwarding_number="+14155550199"), CALL),
+    (
+        snap(
+            call_handler=CallHandlerView(type="laml_webhooks", request_url="https://c.example.com/x?a=1&b=2")
+        ),
+        CALL,
+    ),
+    (
+        snap(agents=(STREAM,), inbound_webhook_url="https://h"),
+        CALL,
+        WebhookResult("answered", None, {"a": "<&>"}),
+    ),
+    (snap(agents=(SIP,)), CALL),
+    (snap(fallback_sip_uri="sip:desk@pbx.example.com"), CALL),
+]

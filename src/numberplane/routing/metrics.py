@@ -5,6 +5,8 @@ Each server process has its own registry; scrape every process (or run one per h
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -60,5 +62,22 @@ _cache_miss = CACHE_LOOKUPS.labels("miss")
 _cache_bypass = CACHE_LOOKUPS.labels("bypass")
 
 
+_CACHE_CHILDREN = {"hit": _cache_hit, "miss": _cache_miss, "bypass": _cache_bypass}
+_decision_children: dict[tuple[str, str], Any] = {}
+_latency_children: dict[str, Any] = {}
+
+
 def cache_lookup(result: str) -> None:
-    {"hit": _cache_hit, "miss": _cache_miss}.get(result, _cache_bypass).inc()
+    _CACHE_CHILDREN[result].inc()
+
+
+def decision(outcome: str, carrier: str, seconds: float) -> None:
+    """Count one decision and observe its latency (label children bound once)."""
+    counter = _decision_children.get((outcome, carrier))
+    if counter is None:
+        counter = _decision_children[(outcome, carrier)] = DECISIONS.labels(outcome, carrier)
+    histogram = _latency_children.get(carrier)
+    if histogram is None:
+        histogram = _latency_children[carrier] = DECISION_LATENCY.labels(carrier)
+    counter.inc()
+    histogram.observe(seconds)

@@ -7,6 +7,7 @@ across processes. Lookup is the cache, or one indexed query on a miss.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -23,6 +24,8 @@ from numberplane.settings import Settings
 
 log = logging.getLogger("numberplane.routing")
 
+POOL_SIZE = 10
+
 
 class Router:
     def __init__(self, db: Database, settings: Settings) -> None:
@@ -32,6 +35,9 @@ class Router:
         self.accounts = AccountDirectory(db)
         self.listener: NotifyListener | None = None
         self._client: httpx.AsyncClient | None = None
+        self._pool: Any = None  # asyncpg pool for the snapshot query (PostgreSQL)
+        self._pool_lock = asyncio.Lock()
+        self._sql = snapshot.postgresql_sql() if db.dialect == "postgresql" else None
         invalidation.add_listener(self.cache.invalidate_numbers)
         invalidation.add_agent_listener(self.cache.invalidate_agents)
         invalidation.add_account_listener(self.accounts.invalidate)
@@ -63,6 +69,9 @@ class Router:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
     async def lookup(self, e164: str) -> RouteSnapshot | None:
         """The snapshot of the number holding ``e164``: from the cache, or one query."""
@@ -72,10 +81,24 @@ class Router:
             return value
         metrics.cache_lookup("bypass" if self.cache.bypass else "miss")
         epoch = self.cache.epoch
-        async with self.db.engine.connect() as conn:
-            value = await snapshot.load(conn, e164)
+        if self._sql is not None:
+            pool = self._pool or await self._open_pool()
+            value = snapshot.build(await pool.fetch(self._sql, e164))
+        else:
+            async with self.db.engine.connect() as conn:
+                value = await snapshot.load(conn, e164)
         self.cache.put(e164, value, epoch)
         return value
+
+    async def _open_pool(self) -> Any:
+        import asyncpg
+
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    asyncpg_dsn(self.db.url), min_size=1, max_size=POOL_SIZE, command_timeout=10
+                )
+        return self._pool
 
     async def load_agent(self, org_id: str, agent_id: str, version: int | None) -> AgentTarget | None:
         async with self.db.engine.connect() as conn:
@@ -132,8 +155,7 @@ class Router:
 def record(decision: Decision, carrier: str, started: float) -> None:
     """Count and log one decision."""
     elapsed = time.perf_counter() - started
-    metrics.DECISIONS.labels(decision.outcome, carrier).inc()
-    metrics.DECISION_LATENCY.labels(carrier).observe(elapsed)
+    metrics.decision(decision.outcome, carrier, elapsed)
     if log.isEnabledFor(logging.INFO):
         log.info(
             "route to=%s from=%s outcome=%s reason=%s carrier=%s call_id=%s agent=%s latency_ms=%.2f",

@@ -7,6 +7,8 @@ and the pinned version's configuration). Cached by E.164 in ``routing.cache``.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,55 +141,64 @@ SNAPSHOT_QUERY = (
 )
 
 
-def build(rows: list[Any]) -> RouteSnapshot | None:
+def _json(value: Any) -> Any:
+    """JSON columns arrive decoded through SQLAlchemy, as text through a bare asyncpg connection."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def build(rows: Sequence[Mapping[Any, Any]]) -> RouteSnapshot | None:
     """A snapshot from the rows of ``SNAPSHOT_QUERY`` (one per inbound binding), or None."""
     if not rows:
         return None
     first = rows[0]
     agents: list[AgentTarget] = []
     for row in rows:
-        if row.agent_id is None:
+        if row["agent_id"] is None:
             continue
-        pinned = row.binding_version is not None
+        binding_version, latest_version = row["binding_version"], row["latest_version"]
+        pinned_config, latest_config = _json(row["pinned_config"]), _json(row["latest_config"])
+        pinned = binding_version is not None
         if pinned:
-            if row.pinned_config is None and row.binding_version != row.latest_version:
+            if pinned_config is None and binding_version != latest_version:
                 continue  # the pinned version does not exist (or the agent is another org's)
-            config = row.pinned_config if row.pinned_config is not None else row.latest_config
-            version = row.binding_version
+            config = pinned_config if pinned_config is not None else latest_config
+            version = binding_version
         else:
-            if row.latest_version is None:
+            if latest_version is None:
                 continue  # the agent is gone or belongs to another org
-            config, version = row.latest_config, row.latest_version
+            config, version = latest_config, latest_version
         stream_url, sip_uri = connect_of(config)
+        weight = row["weight"]
         agents.append(
             AgentTarget(
-                agent_id=row.agent_id,
+                agent_id=row["agent_id"],
                 version=version,
-                weight=float(row.weight if row.weight is not None else 1.0),
+                weight=float(weight if weight is not None else 1.0),
                 stream_url=stream_url,
                 sip_uri=sip_uri,
                 pinned=pinned,
             )
         )
-    fallback = first.fallback if isinstance(first.fallback, dict) else {}
-    countries = first.allowed_inbound_countries
+    fallback = _json(first["fallback"])
+    fallback = fallback if isinstance(fallback, dict) else {}
+    countries = _json(first["allowed_inbound_countries"])
     return RouteSnapshot(
-        number_id=first.id,
-        org_id=first.org_id,
-        e164=first.phone_number,
-        status=first.status,
-        carrier=first.carrier,
-        carrier_account_id=first.carrier_account_id,
-        allowed_inbound_countries=tuple(c.upper() for c in countries) if countries else None,
-        outbound=bool(first.outbound),
-        callback_forwarding_number=first.callback_forwarding_number or None,
-        call_handler=_handler(first.call_handler),
-        inbound_webhook_url=first.inbound_webhook_url or None,
-        inbound_webhook_timeout_ms=first.inbound_webhook_timeout_ms or DEFAULT_WEBHOOK_TIMEOUT_MS,
-        inbound_webhook_attempts=first.inbound_webhook_attempts or DEFAULT_WEBHOOK_ATTEMPTS,
+        number_id=first["id"],
+        org_id=first["org_id"],
+        e164=first["phone_number"],
+        status=first["status"],
+        carrier=first["carrier"],
+        carrier_account_id=first["carrier_account_id"],
+        allowed_inbound_countries=tuple(str(c).upper() for c in countries) if countries else None,
+        outbound=bool(first["outbound"]),
+        callback_forwarding_number=first["callback_forwarding_number"] or None,
+        call_handler=_handler(_json(first["call_handler"])),
+        inbound_webhook_url=first["inbound_webhook_url"] or None,
+        inbound_webhook_timeout_ms=first["inbound_webhook_timeout_ms"] or DEFAULT_WEBHOOK_TIMEOUT_MS,
+        inbound_webhook_attempts=first["inbound_webhook_attempts"] or DEFAULT_WEBHOOK_ATTEMPTS,
         fallback_number=fallback.get("number") or None,
         fallback_sip_uri=fallback.get("sip_uri") or None,
-        language=first.language,
+        language=first["language"],
         agents=tuple(agents),
     )
 
@@ -195,7 +206,27 @@ def build(rows: list[Any]) -> RouteSnapshot | None:
 async def load(conn: AsyncConnection, e164: str) -> RouteSnapshot | None:
     """The number currently holding ``e164`` (pending, active or releasing), or None."""
     result = await conn.execute(SNAPSHOT_QUERY, {"e164": e164})
-    return build(list(result))
+    return build([row._mapping for row in result])
+
+
+_E164_SENTINEL = "__numberplane_e164__"
+
+
+def postgresql_sql() -> str:
+    """``SNAPSHOT_QUERY`` as PostgreSQL text with one positional parameter ($1: the E.164).
+
+    The data plane runs it on a bare asyncpg pool (a prepared statement per connection), which
+    costs a fraction of the same query through SQLAlchemy's async layer.
+    """
+    from sqlalchemy.dialects.postgresql import asyncpg as pg
+
+    compiled = SNAPSHOT_QUERY.params(e164=_E164_SENTINEL).compile(
+        dialect=pg.dialect(), compile_kwargs={"literal_binds": True}
+    )
+    sql = str(compiled)
+    literal = f"'{_E164_SENTINEL}'"
+    assert sql.count(literal) == 1
+    return sql.replace(literal, "$1")
 
 
 AGENT_QUERY = (

@@ -1,0 +1,515 @@
+"""Benchmark: routing decisions on /voice/twilio with 1,000,000 numbers in PostgreSQL.
+
+    .venv/bin/python -m bench.routing                                   # 1,000,000 numbers
+    .venv/bin/python -m bench.routing --numbers 100000 --requests 20000  # quicker
+    NUMBERPLANE_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres  (the default)
+
+What it does, in one run:
+
+1. creates a throwaway PostgreSQL database, migrates it, and bulk-loads N numbers (COPY via
+   asyncpg) each bound to an agent, plus an org and a Twilio carrier account; prints the plan of
+   the routing query (an index scan);
+2. starts ``uvicorn`` (uvloop + httptools, one worker, no access log) serving Numberplane, and
+   fires real Twilio-signed requests (signatures from twilio's RequestValidator) at
+   ``/voice/twilio`` from this process over keep-alive connections:
+   - cold: every request a number not yet seen (cache miss: one indexed query),
+   - warm: the same numbers again (cache hits),
+   - steady: an open-loop 1,000 calls/s for 10 s (latency from the *scheduled* send time, so
+     queueing counts), warm and cold;
+3. stops it and starts the same uvicorn stack serving a bare ASGI app that drains the body and
+   answers a constant TwiML document, and measures it the same way;
+4. prints decisions/s, p50/p99, and the Numberplane/bare throughput ratio.
+
+Every response is checked (status 200 and a ``<Stream`` in the body). Loops are bounded. The
+load generator and the server share the machine; the figures say so. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BARE_TWIML = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Response><Connect><Stream url="wss://agents.example.com/bench">'
+    b'<Parameter name="agent_id" value="01a2b3c4-0000-7000-8000-000000000000" />'
+    b'<Parameter name="agent_version" value="1" /><Parameter name="call_id" value="CA0" />'
+    b'<Parameter name="phone_number_id" value="01a2b3c4-0000-7000-8000-000000000001" />'
+    b'<Parameter name="to" value="+14152000000" /><Parameter name="from" value="+12125550123" />'
+    b"</Stream></Connect></Response>"
+)
+
+
+async def bare_app(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]], send: Any) -> None:
+    """The baseline: same server stack, no work beyond draining the body."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/xml"),
+                (b"content-length", str(len(BARE_TWIML)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": BARE_TWIML})
+
+
+# -- Data --------------------------------------------------------------------------------------------
+
+AREA_CODES = ("415", "212", "312", "646", "206", "303", "617", "512")
+
+
+def number_at(index: int) -> str:
+    """The index-th benchmark number: 800 exchanges x 10,000 lines per area code."""
+    area = AREA_CODES[index // 8_000_000]
+    exchange = 200 + (index // 10_000) % 800
+    return f"+1{area}{exchange}{index % 10_000:04d}"
+
+
+@dataclass
+class Seed:
+    org_id: str
+    account_sid: str
+    auth_token: str
+
+
+async def load(url: str, count: int) -> Seed:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from numberplane.agents.models import Agent, AgentVersion
+    from numberplane.carriers.models import CarrierAccount
+    from numberplane.crypto import encrypt
+    from numberplane.db import Actor, Database, utcnow
+    from numberplane.ids import new_id
+    from numberplane.tenancy import service as tenancy
+
+    db = Database(url)
+    async with db.uow(Actor.cli()) as uow:
+        org, _ = await tenancy.create_org(uow=uow, name="bench")
+        await uow.commit()
+    account_sid, auth_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
+    account_id, agent_id = new_id(), new_id()
+    config = {"connect": {"stream_url": "wss://agents.example.com/bench"}}
+    async with db.session() as session:
+        session.add(
+            CarrierAccount(
+                id=account_id,
+                org_id=org.id,
+                carrier="twilio",
+                name="bench",
+                config={"account_sid": account_sid},
+                credentials_enc=encrypt(f'{{"auth_token": "{auth_token}"}}'),
+            )
+        )
+        session.add(Agent(id=agent_id, org_id=org.id, name="bench agent", version=1, config=config))
+        await session.flush()
+        session.add(AgentVersion(agent_id=agent_id, version=1, config=config))
+        await session.commit()
+    await db.dispose()
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    started = time.perf_counter()
+    now = utcnow()
+    ms = int(now.timestamp() * 1000)
+    batch = 100_000
+    for start in range(0, count, batch):
+        ids = [new_id() for _ in range(start, min(start + batch, count))]
+        numbers = [
+            (
+                ids[i - start],
+                org.id,
+                number_at(i),
+                "US",
+                number_at(i)[2:5],
+                "local",
+                '{"voice": true, "sms": true, "mms": false, "fax": false}',
+                "active",
+                "imported",
+                "twilio",
+                account_id,
+                False,
+                "{}",
+                "{}",
+                now,
+                now,
+                ms,
+            )
+            for i in range(start, min(start + batch, count))
+        ]
+        await conn.copy_records_to_table(
+            "phone_numbers",
+            records=numbers,
+            columns=[
+                "id", "org_id", "phone_number", "country", "area_code", "number_type", "capabilities",
+                "status", "origin", "carrier", "carrier_account_id", "outbound", "metadata", "extras",
+                "created_at", "updated_at", "last_modification_ms",
+            ],
+        )  # fmt: skip
+        await conn.copy_records_to_table(
+            "phone_number_agents",
+            records=[(n, "inbound", agent_id, None, 1.0, 0) for n in ids],
+            columns=["phone_number_id", "direction", "agent_id", "version", "weight", "position"],
+        )
+        print(f"  loaded {min(start + batch, count):>9,} numbers", end="\r", flush=True)
+    await conn.execute("ANALYZE")
+    print(f"  loaded {count:,} numbers (+ {count:,} agent bindings) in {time.perf_counter() - started:.1f} s")
+    await conn.close()
+    return Seed(org_id=org.id, account_sid=account_sid, auth_token=auth_token)
+
+
+async def explain(url: str) -> None:
+    import asyncpg
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.engine import make_url
+
+    from numberplane.routing.snapshot import SNAPSHOT_QUERY
+
+    stmt = SNAPSHOT_QUERY.params(e164=number_at(12_345))
+    sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    conn = await asyncpg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    rows = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) " + sql)
+    await conn.close()
+    print("  plan of the routing query (EXPLAIN ANALYZE):")
+    for row in rows:
+        line = row[0]
+        if any(word in line for word in ("Scan", "Join", "Loop", "Execution", "Index Cond")):
+            print("    " + line.strip())
+
+
+# -- Load generation ----------------------------------------------------------------------------------
+
+
+def signed_requests(seed: Seed, base: str, numbers: list[str]) -> list[bytes]:
+    from twilio.request_validator import RequestValidator
+
+    validator = RequestValidator(seed.auth_token)
+    out = []
+    host = base.split("//", 1)[1]
+    for i, to in enumerate(numbers):
+        params = {
+            "AccountSid": seed.account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": f"CA{i:032x}",
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "From": "+12125550123",
+            "FromCountry": "US",
+            "To": to,
+            "ToCountry": "US",
+        }
+        body = urlencode(params).encode()
+        signature = validator.compute_signature(base + "/voice/twilio", params)
+        head = (
+            f"POST /voice/twilio HTTP/1.1\r\nHost: {host}\r\nUser-Agent: TwilioProxy/1.1\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        out.append(head.encode() + body)
+    return out
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+    def line(self) -> str:
+        return (
+            f"  {self.name:<34} {self.requests:>7,} req  {self.rate:>8,.0f} req/s  "
+            f"p50 {self.pct(50):6.2f} ms  p99 {self.pct(99):6.2f} ms  "
+            f"max {max(self.latencies) * 1000:7.2f} ms" + (f"  ERRORS {self.errors}" if self.errors else "")
+        )
+
+
+def _ok(status: int, body: bytes) -> bool:
+    return status == 200 and b"<Stream" in body
+
+
+async def closed_loop(name: str, port: int, requests: list[bytes], concurrency: int) -> Result:
+    conns = [await Connection.open(port) for _ in range(concurrency)]
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker(conn: Connection, mine: list[bytes]) -> None:
+        nonlocal errors
+        for request in mine:
+            t0 = time.perf_counter()
+            status, body = await conn.send(request)
+            latencies.append(time.perf_counter() - t0)
+            if not _ok(status, body):
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c, requests[i::concurrency]) for i, c in enumerate(conns)))
+    elapsed = time.perf_counter() - started
+    for conn in conns:
+        conn.close()
+    return Result(name, len(requests), elapsed, latencies, errors)
+
+
+async def open_loop(name: str, port: int, requests: list[bytes], rate: float, pool_size: int = 64) -> Result:
+    """Send at a fixed schedule; latency counts from the scheduled time (no coordinated omission)."""
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(pool_size):
+        pool.put_nowait(await Connection.open(port))
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(request: bytes, scheduled: float) -> None:
+        nonlocal errors
+        conn = await pool.get()
+        try:
+            status, body = await conn.send(request)
+        finally:
+            pool.put_nowait(conn)
+        latencies.append(time.perf_counter() - scheduled)
+        if not _ok(status, body):
+            errors += 1
+
+    tasks = []
+    interval = 1.0 / rate
+    started = time.perf_counter()
+    for i, request in enumerate(requests):
+        scheduled = started + i * interval
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(request, scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    while not pool.empty():
+        pool.get_nowait().close()
+    return Result(name, len(requests), elapsed, latencies, errors)
+
+
+# -- Servers ------------------------------------------------------------------------------------------
+
+
+def start_server(app: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        "--backlog", "4096",
+    ]  # fmt: skip
+    if factory:
+        command.append("--factory")
+    return subprocess.Popen(command, env=env)
+
+
+async def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited")
+        try:
+            conn = await Connection.open(port)
+            status, _ = await conn.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            conn.close()
+            if status in (200, 404, 405):
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+async def bench_target(
+    label: str,
+    proc: subprocess.Popen[bytes],
+    port: int,
+    sets: dict[str, list[bytes]],
+    args: argparse.Namespace,
+    cold: bool,
+) -> list[Result]:
+    await wait_ready(port, proc)
+    results: list[Result] = []
+    await closed_loop("warm-up", port, sets["warmup"], args.concurrency)
+    if cold:
+        results.append(
+            await closed_loop(f"{label} cold (miss: 1 query)", port, sets["cold"], args.concurrency)
+        )
+    results.append(await closed_loop(f"{label} warm (cache hit)", port, sets["warm"], args.concurrency))
+    results.append(await open_loop(f"{label} steady {args.rate:.0f}/s warm", port, sets["steady"], args.rate))
+    if cold:
+        results.append(
+            await open_loop(f"{label} steady {args.rate:.0f}/s cold", port, sets["steady_cold"], args.rate)
+        )
+    for result in results:
+        print(result.line(), flush=True)
+    print(f"  (load average {os.getloadavg()[0]:.2f})", flush=True)
+    return results
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--numbers", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=30_000, help="per closed-loop phase")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each steady phase")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    args = parser.parse_args()
+    args.numbers = max(10_000, min(args.numbers, 8_000_000 * len(AREA_CODES)))
+
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
+    from tests.support import create_pg_database, drop_pg_database
+
+    from numberplane.migrate import upgrade
+    from numberplane.numbers.e164 import normalize_address
+
+    base = os.environ.get(
+        "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    )
+    base = base.replace("postgresql://", "postgresql+asyncpg://", 1)
+    os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
+    url = await create_pg_database(base)
+    print(
+        f"database: {url.rsplit('/', 1)[1]}  numbers: {args.numbers:,}  cpus: {os.cpu_count()}  "
+        f"load average: {os.getloadavg()[0]:.2f}"
+    )
+    try:
+        await asyncio.to_thread(upgrade, url)
+        seed = await load(url, args.numbers)
+        await explain(url)
+
+        steady_count = int(args.rate * args.seconds)
+        need = 2_000 + args.requests + steady_count
+        rng = random.Random(7)
+        picked: list[str] = []
+        for index in rng.sample(range(args.numbers), min(args.numbers, need * 2)):
+            number = number_at(index)
+            if normalize_address(number) == number:
+                picked.append(number)
+            if len(picked) == need:
+                break
+        warmup, cold, steady_cold = (
+            picked[:2_000],
+            picked[2_000 : 2_000 + args.requests],
+            picked[-steady_count:],
+        )
+
+        port = 18_000 + os.getpid() % 1000
+        public = f"http://127.0.0.1:{port}"
+        warm_requests = signed_requests(seed, public, cold)
+        sets = {
+            "warmup": signed_requests(seed, public, warmup),
+            "cold": warm_requests,
+            "warm": warm_requests,
+            "steady": [warm_requests[i % len(warm_requests)] for i in range(steady_count)],
+            "steady_cold": signed_requests(seed, public, steady_cold),
+        }
+        env = {
+            **os.environ,
+            "NUMBERPLANE_DATABASE_URL": url,
+            "NUMBERPLANE_PUBLIC_URL": public,
+            "NUMBERPLANE_LOG_LEVEL": "WARNING",
+            "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0",
+        }
+        print(
+            f"uvicorn (uvloop, httptools, 1 worker); load from this process, {args.concurrency} connections"
+        )
+        proc = start_server("numberplane.app:create_app", port, env, factory=True)
+        try:
+            ours = await bench_target("numberplane", proc, port, sets, args, cold=True)
+        finally:
+            stop_server(proc)
+        bare_env = {**env, "PYTHONPATH": REPO_ROOT}
+        proc = start_server("bench.routing:bare_app", port, bare_env, factory=False)
+        try:
+            bare = await bench_target("bare ASGI", proc, port, sets, args, cold=False)
+        finally:
+            stop_server(proc)
+
+        warm, bare_warm = ours[1], bare[0]
+        print()
+        print(f"  ratio numberplane/bare (warm):  {warm.rate / bare_warm.rate:.2f}")
+        print(f"  ratio numberplane/bare (cold):  {ours[0].rate / bare_warm.rate:.2f}")
+        print(
+            f"  p99 at {args.rate:.0f}/s: warm {ours[2].pct(99):.2f} ms, cold {ours[3].pct(99):.2f} ms, "
+            f"bare {bare[1].pct(99):.2f} ms"
+        )
+    finally:
+        if not args.keep:
+            await drop_pg_database(url)
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())

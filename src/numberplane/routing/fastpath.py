@@ -1,0 +1,100 @@
+"""The carrier endpoints as a pure-ASGI fast path in front of the FastAPI app.
+
+A routing answer should cost little more than the server stack itself. FastAPI's routing and
+the ``@app.middleware("http")`` layer (BaseHTTPMiddleware) cost several times the whole
+decision, so requests for the carrier endpoints (``handlers.ENDPOINTS``: exact method and path)
+are answered here, before them, by the same handlers the FastAPI routes use; everything else
+goes on to the app unchanged. Installed at startup (``install``); without it (an app served
+without its lifespan, as in some tests) the FastAPI routes answer the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+from numberplane.routing.handlers import ENDPOINTS, MAX_BODY, Incoming, Outgoing, dispatch
+
+log = logging.getLogger("numberplane.routing")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+Scope = dict[str, Any]
+
+
+class _Headers(dict[str, str]):
+    """Lower-case header names; the first value of a repeated header wins."""
+
+    @classmethod
+    def of(cls, raw: list[tuple[bytes, bytes]]) -> _Headers:
+        out = cls()
+        for key, value in raw:
+            name = key.decode("latin-1").lower()
+            if name not in out:
+                out[name] = value.decode("latin-1")
+        return out
+
+
+class VoiceFastPath:
+    def __init__(self, inner: Any, app: Any) -> None:
+        self.inner = inner
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or (scope["method"], scope["path"]) not in ENDPOINTS:
+            await self.inner(scope, receive, send)
+            return
+        headers = _Headers.of(scope["headers"])
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                await self._send(send, Outgoing(413), headers)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        raw_path = scope.get("raw_path")
+        incoming = Incoming(
+            app=self.app,
+            method=scope["method"],
+            path=scope["path"],
+            raw_path=raw_path.decode("latin-1") if raw_path else scope["path"],
+            query=scope.get("query_string", b"").decode("latin-1"),
+            headers=headers,
+            body=b"".join(chunks),
+        )
+        try:
+            out = await dispatch(incoming)
+        except Exception:
+            log.exception("routing request %s %s failed", scope["method"], scope["path"])
+            out = Outgoing(500)
+        await self._send(send, out or Outgoing(404), headers)
+
+    @staticmethod
+    async def _send(send: Any, out: Outgoing, headers: dict[str, str]) -> None:
+        incoming_id = headers.get("x-request-id", "")
+        request_id = incoming_id if _REQUEST_ID.match(incoming_id) else "req_" + secrets.token_hex(8)
+        response_headers = [
+            (b"content-length", str(len(out.body)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        if out.media_type:
+            response_headers.append((b"content-type", out.media_type.encode()))
+        await send({"type": "http.response.start", "status": out.status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": out.body})
+
+
+def install(app: Any) -> None:
+    """Put the fast path in front of ``app``'s middleware stack (once)."""
+    stack = app.middleware_stack
+    if stack is None:
+        stack = app.build_middleware_stack()
+    if not isinstance(stack, VoiceFastPath):
+        app.middleware_stack = VoiceFastPath(stack, app)

@@ -1,0 +1,272 @@
+"""The carrier endpoints' logic, independent of the web framework.
+
+Both the FastAPI routes (``routing.views``) and the pure-ASGI fast path (``routing.fastpath``)
+call these with an ``Incoming`` request and send back the ``Outgoing`` answer, so the two can
+never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from numberplane.routing import metrics
+from numberplane.routing.decide import CallInfo
+from numberplane.routing.render import CARRIER_FORMAT, render
+from numberplane.routing.service import Router, record, router_of
+from numberplane.routing.verify import (
+    AccountKey,
+    MultiParams,
+    signalwire_valid,
+    telnyx_valid,
+    twilio_valid,
+    vonage_unverified_api_key,
+    vonage_valid,
+)
+
+log = logging.getLogger("numberplane.routing")
+
+MAX_BODY = 64 * 1024
+
+
+@dataclass(slots=True)
+class Incoming:
+    app: Any
+    method: str
+    path: str  # decoded: what endpoints are matched on
+    raw_path: str  # as sent (percent-encoding kept): what signatures cover
+    query: str  # raw query string
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass(slots=True)
+class Outgoing:
+    status: int
+    body: bytes = b""
+    media_type: str | None = None
+
+
+def forbidden(carrier: str) -> Outgoing:
+    """What an unverifiable request learns: a 403 with an empty body."""
+    metrics.SIGNATURE_FAILURES.labels(carrier).inc()
+    return Outgoing(403)
+
+
+def signed_url(incoming: Incoming) -> str:
+    """The URL as configured at the carrier: public URL + path (+ query, byte for byte)."""
+    base = incoming.app.state.settings.public_url.rstrip("/")
+    path = incoming.raw_path or incoming.path
+    return f"{base}{path}?{incoming.query}" if incoming.query else f"{base}{path}"
+
+
+def _form(raw: bytes) -> MultiParams:
+    return MultiParams(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+# -- Verification per carrier --------------------------------------------------------------------
+
+
+async def _verify_twilio(r: Router, incoming: Incoming, params: MultiParams) -> AccountKey | None:
+    signature = incoming.headers.get("x-twilio-signature")
+    sid = params.get("AccountSid")
+    if not signature or not sid:
+        return None
+    settings_header = incoming.headers.get("x-twilio-webhooks-signature-settings", "")
+    url = signed_url(incoming)
+    for account in await r.accounts.find(("twilio", "sandbox"), ("account_sid",), sid):
+        token = account.secret("auth_token") or ""
+        if twilio_valid(token, url, params, signature, settings_header=settings_header):
+            return account
+    return None
+
+
+async def _verify_signalwire(r: Router, incoming: Incoming, params: MultiParams) -> AccountKey | None:
+    headers = incoming.headers
+    signature = headers.get("x-signalwire-signature") or headers.get("x-twilio-signature")
+    sha256_signature = headers.get("x-signalwire-sha256-signature")
+    sid = params.get("AccountSid") or params.get("ProjectId")
+    if not (signature or sha256_signature) or not sid:
+        return None
+    url = signed_url(incoming)
+    for account in await r.accounts.find(("signalwire",), ("project_id", "account_sid"), sid):
+        key = account.secret("signing_key") or ""
+        if signalwire_valid(
+            key, url, params, incoming.body, signature=signature, sha256_signature=sha256_signature
+        ):
+            return account
+    return None
+
+
+async def _verify_telnyx(r: Router, incoming: Incoming, params: MultiParams) -> AccountKey | None:
+    signature = incoming.headers.get("telnyx-signature-ed25519")
+    timestamp = incoming.headers.get("telnyx-timestamp")
+    if not signature or not timestamp:
+        return None
+    candidates: list[AccountKey] = []
+    sid = params.get("AccountSid")
+    if sid:
+        candidates += await r.accounts.find(("telnyx",), ("account_sid", "user_id"), sid)
+    connection = params.get("ConnectionId")
+    if connection:
+        candidates += await r.accounts.find(
+            ("telnyx",), ("connection_id", "texml_application_id"), connection
+        )
+    if not candidates:
+        candidates = list(await r.accounts.all_of("telnyx"))
+    seen: set[str] = set()
+    for account in candidates:
+        if account.id in seen:
+            continue
+        seen.add(account.id)
+        public_key = account.config.get("public_key") or account.secret("public_key") or ""
+        if telnyx_valid(str(public_key), incoming.body, signature=signature, timestamp=timestamp):
+            return account
+    return None
+
+
+async def _verify_vonage(r: Router, incoming: Incoming) -> AccountKey | None:
+    scheme, _, token = incoming.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    api_key = vonage_unverified_api_key(token)
+    if not api_key:
+        return None
+    query = parse_qsl(incoming.query, keep_blank_values=True)
+    for account in await r.accounts.find(("vonage",), ("api_key",), api_key):
+        secret = account.secret("signature_secret") or ""
+        if vonage_valid(secret, token, raw_body=incoming.body, query=query, method=incoming.method):
+            return account
+    return None
+
+
+# -- TwiML-family carriers (form POST, XML answer) ---------------------------------------------------
+
+
+async def form_carrier(
+    incoming: Incoming, carrier: str, *, fallback: bool = False, status: bool = False
+) -> Outgoing:
+    """Twilio (and sandbox), SignalWire, Telnyx: verify, then decide (or log a status callback)."""
+    started = time.perf_counter()
+    if len(incoming.body) > MAX_BODY:
+        return forbidden(carrier)
+    r = router_of(incoming.app)
+    params = _form(incoming.body)
+    account: AccountKey | None
+    if carrier == "twilio":
+        account = await _verify_twilio(r, incoming, params)
+    elif carrier == "signalwire":
+        account = await _verify_signalwire(r, incoming, params)
+    else:
+        account = await _verify_telnyx(r, incoming, params)
+    if account is None:
+        return forbidden(carrier)
+    label = account.carrier
+    if status:
+        call_status = params.get("CallStatus") or "unknown"
+        metrics.STATUS_CALLBACKS.labels(label, call_status[:32]).inc()
+        log.info(
+            "call status carrier=%s call_id=%s to=%s from=%s status=%s duration=%s",
+            label,
+            params.get("CallSid"),
+            params.get("To"),
+            params.get("From"),
+            call_status,
+            params.get("CallDuration"),
+        )
+        return Outgoing(204)
+    call = CallInfo.parse(
+        to=params.get("To") or params.get("Called"),
+        caller=params.get("From") or params.get("Caller"),
+        call_id=params.get("CallSid"),
+        carrier=label,
+        to_country=params.get("ToCountry") or params.get("CalledCountry"),
+        caller_country=params.get("FromCountry") or params.get("CallerCountry"),
+        fallback=fallback,
+    )
+    decision = await r.route(call, account_id=account.id)
+    body, media_type = render(decision, CARRIER_FORMAT[carrier])
+    record(decision, label, started)
+    return Outgoing(200, body, media_type)
+
+
+# -- Vonage (GET query or POST JSON, NCCO answer) ----------------------------------------------------
+
+
+def _vonage_params(incoming: Incoming) -> dict[str, Any]:
+    if incoming.method == "GET" or not incoming.body.strip():
+        return dict(parse_qsl(incoming.query, keep_blank_values=True))
+    try:
+        body = json.loads(incoming.body)
+    except ValueError:
+        return dict(parse_qsl(incoming.body.decode("utf-8", "replace"), keep_blank_values=True))
+    return body if isinstance(body, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+async def vonage(incoming: Incoming, *, fallback: bool = False, status: bool = False) -> Outgoing:
+    started = time.perf_counter()
+    if len(incoming.body) > MAX_BODY:
+        return forbidden("vonage")
+    r = router_of(incoming.app)
+    account = await _verify_vonage(r, incoming)
+    if account is None:
+        return forbidden("vonage")
+    params = _vonage_params(incoming)
+    if status:
+        call_status = _text(params.get("status")) or "unknown"
+        metrics.STATUS_CALLBACKS.labels("vonage", call_status[:32]).inc()
+        log.info(
+            "call status carrier=vonage call_id=%s to=%s from=%s status=%s",
+            _text(params.get("uuid")),
+            _text(params.get("to")),
+            _text(params.get("from")),
+            call_status,
+        )
+        return Outgoing(200)
+    call = CallInfo.parse(
+        to=_text(params.get("to")),
+        caller=_text(params.get("from")) or _text(params.get("from_user")),
+        call_id=_text(params.get("uuid")) or _text(params.get("conversation_uuid")),
+        carrier="vonage",
+        fallback=fallback,
+    )
+    decision = await r.route(call, account_id=account.id)
+    body, media_type = render(decision, "ncco")
+    record(decision, "vonage", started)
+    return Outgoing(200, body, media_type)
+
+
+# Every carrier endpoint: (method, path) -> (handler, keyword arguments).
+ENDPOINTS: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
+for _carrier in ("twilio", "signalwire", "telnyx"):
+    ENDPOINTS[("POST", f"/voice/{_carrier}")] = (form_carrier, {"carrier": _carrier})
+    ENDPOINTS[("POST", f"/voice/{_carrier}/fallback")] = (
+        form_carrier,
+        {"carrier": _carrier, "fallback": True},
+    )
+    ENDPOINTS[("POST", f"/voice/{_carrier}/status")] = (form_carrier, {"carrier": _carrier, "status": True})
+for _method in ("GET", "POST"):
+    ENDPOINTS[(_method, "/voice/vonage/answer")] = (vonage, {})
+    ENDPOINTS[(_method, "/voice/vonage/fallback")] = (vonage, {"fallback": True})
+    ENDPOINTS[(_method, "/voice/vonage/status")] = (vonage, {"status": True})
+    ENDPOINTS[(_method, "/voice/vonage/event")] = (vonage, {"status": True})
+
+
+async def dispatch(incoming: Incoming) -> Outgoing | None:
+    """The answer to a carrier endpoint request, or None if (method, path) is not one."""
+    entry = ENDPOINTS.get((incoming.method, incoming.path))
+    if entry is None:
+        return None
+    handler, kwargs = entry
+    result: Outgoing = await handler(incoming, **kwargs)
+    return result
