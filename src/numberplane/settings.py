@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     default_carrier: str = "sandbox"
     idempotency_wait_seconds: float = 10.0
+    route_cache_size: int = Field(
+        default=200_000,
+        ge=0,
+        description="Numbers whose routing snapshot each server process keeps in memory (0: no cache).",
+    )
     run_worker_in_process: bool = Field(
         default=True, description="With SQLite, `numberplane serve` also runs the background worker."
     )
