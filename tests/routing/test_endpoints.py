@@ -6,13 +6,16 @@ import json
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from numberplane.routing.fastpath import VoiceFastPath
+from numberplane.routing.handlers import parse_form
 from tests.routing.world import World
 
 CALLER = "+12125550123"
@@ -345,3 +348,14 @@ async def test_number_formats_on_vonage_and_telnyx(client: httpx.AsyncClient, wo
         )
         headers = response.json()[0]["endpoint"][0]["headers"]
         assert headers["phone_number_id"] == vonage_number.id and headers["from"] == "+442079460123"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab=&%+2B0;x é")), max_size=40))
+def test_form_parser_equals_parse_qsl(body: str) -> None:
+    assert parse_form(body) == parse_qsl(body, keep_blank_values=True)
+
+
+def test_form_parser_on_a_carrier_body() -> None:
+    body = urlencode({"To": "+14155550100", "From": "sip:+1 212@h;a=b", "Empty": "", "CallSid": "CA1"})
+    assert parse_form(body) == parse_qsl(body, keep_blank_values=True)

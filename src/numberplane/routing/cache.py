@@ -40,7 +40,7 @@ _SESSION_LISTENING = "numberplane_route_listening"
 
 
 class RouteCache:
-    def __init__(self, max_entries: int = 1_000_000) -> None:
+    def __init__(self, max_entries: int = 200_000) -> None:
         self.max_entries = max_entries
         self._entries: dict[str, RouteSnapshot | None] = {}
         self._by_agent: dict[str, set[str]] = {}
@@ -65,7 +65,7 @@ class RouteCache:
 
     def put(self, e164: str, value: RouteSnapshot | None, epoch: int) -> None:
         """Store a snapshot loaded while ``self.epoch`` was ``epoch`` (dropped if anything changed since)."""
-        if self.bypass or epoch != self.epoch:
+        if self.bypass or epoch != self.epoch or self.max_entries <= 0:
             return
         if e164 not in self._entries and len(self._entries) >= self.max_entries:
             self._evict(next(iter(self._entries)))

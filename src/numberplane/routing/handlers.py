@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from numberplane.routing import metrics
 from numberplane.routing.decide import CallInfo
@@ -65,8 +65,24 @@ def signed_url(incoming: Incoming) -> str:
     return f"{base}{path}?{incoming.query}" if incoming.query else f"{base}{path}"
 
 
+def parse_form(text: str) -> list[tuple[str, str]]:
+    """``urllib.parse.parse_qsl(text, keep_blank_values=True)``, faster on the usual carrier body
+    (a property test holds them equal)."""
+    out: list[tuple[str, str]] = []
+    for pair in text.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        out.append((name, value))
+    return out
+
+
 def _form(raw: bytes) -> MultiParams:
-    return MultiParams(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    return MultiParams(parse_form(raw.decode("utf-8", "replace")))
 
 
 # -- Verification per carrier --------------------------------------------------------------------

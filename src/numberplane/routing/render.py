@@ -161,7 +161,9 @@ def twiml(decision: Decision) -> str:
     elif action == "redirect":
         body = _el("Redirect", (("method", decision.redirect_method),), decision.redirect_url)
     else:
-        params = "".join(_el("Parameter", (("name", n), ("value", v))) for n, v in decision.parameters)
+        params = "".join(
+            f'<Parameter name="{_attr(n)}" value="{_attr(v)}" />' for n, v in decision.parameters
+        )
         body = _el("Connect", children=_el("Stream", (("url", decision.stream_url or ""),), children=params))
     return _XML_DECLARATION + _el("Response", children=body)
 

@@ -31,7 +31,7 @@ class Router:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.cache = RouteCache()
+        self.cache = RouteCache(max_entries=settings.route_cache_size)
         self.accounts = AccountDirectory(db)
         self.listener: NotifyListener | None = None
         self._client: httpx.AsyncClient | None = None
