@@ -21,7 +21,7 @@ from numberplane.tenancy.models import Org
 from tests.fakes.signalwire import FakeSignalWire
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import FakeTwilio
-from tests.support import OrgCreds
+from tests.support import AreaCodes, OrgCreds
 
 URL = "/v1/carrier-accounts"
 PUBLIC_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -222,7 +222,7 @@ async def test_another_orgs_account_is_missing(
 
 
 async def test_default_and_delete(
-    client: httpx.AsyncClient, org: OrgCreds, db: Database, fake_twilio: FakeTwilio
+    client: httpx.AsyncClient, org: OrgCreds, db: Database, fake_twilio: FakeTwilio, area_codes: AreaCodes
 ) -> None:
     created = (
         await client.post(URL, json=twilio_body(fake_twilio, make_default=True), headers=org.bearer)
@@ -242,7 +242,7 @@ async def test_default_and_delete(
             PhoneNumber(
                 id=new_id(),
                 org_id=org.org_id,
-                phone_number="+14155550177",
+                phone_number=f"+1{area_codes.take()}5550177",
                 status="active",
                 carrier="twilio",
                 carrier_account_id=created["id"],
