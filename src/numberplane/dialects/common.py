@@ -271,15 +271,19 @@ async def get_held(ctx: Ctx, ref: str) -> PhoneNumberRead:
     return held(await numbers.get_number(db=ctx.db, org_id=ctx.org_id, ref=ref))
 
 
-def name_filter(text: str | None, **others: Any) -> NumberFilters:
-    """Filters for a vendor's "name contains" search (Zudu ``nickname``, SignalWire ``filter_name``).
+def name_filter(text: str | None, *, number: str | None = None, **others: Any) -> NumberFilters:
+    """Filters for a vendor's "name contains" / "number contains" search (Zudu ``nickname``,
+    SignalWire ``filter_name`` and ``filter_number``).
 
-    Uses the core's ``name`` filter where it has one; otherwise its free-text ``q`` (which also
-    matches digits of the number).
+    Uses the core's ``name`` and ``number`` filters where it has them; otherwise its free-text
+    ``q`` (which matches the name or the digits of the number).
     """
     fields = {k: v for k, v in others.items() if v is not None}
+    supported = NumberFilters.model_fields
+    if number:
+        fields["number" if "number" in supported else "q"] = number
     if text:
-        fields["name" if "name" in NumberFilters.model_fields else "q"] = text
+        fields["name" if "name" in supported else "q"] = text
     return NumberFilters(**fields)
 
 

@@ -59,7 +59,7 @@ async def list_phone_numbers(
     page_token: str | None = None,
     ctx: common.Ctx = Context,
 ) -> dict[str, Any]:
-    filters = common.name_filter(filter_name, q=filter_number or None)
+    filters = common.name_filter(filter_name, number=filter_number or None)
     page = await numbers.list_numbers(
         db=ctx.db,
         org_id=ctx.org_id,
