@@ -184,6 +184,10 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_billing = 0.0
+        # Fan out when woken (a commit emitted events), when the poll interval has passed, or
+        # while the last fan-out was full; not after every finished delivery.
+        self._fan_due = True
+        self._last_fan = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -299,13 +303,19 @@ class Worker:
         waker = asyncio.ensure_future(self._wake.wait())
         waits.add(waker)
         try:
-            await asyncio.wait(waits, timeout=self.config.poll, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waits, timeout=self.config.poll, return_when=asyncio.FIRST_COMPLETED)
+            if not done or self._wake.is_set():
+                self._fan_due = True
         finally:
             waker.cancel()
             self._wake.clear()
 
     async def _step(self) -> bool:
-        fanned = await self.fan_out()
+        fanned = 0
+        if self._fan_due or time.monotonic() - self._last_fan >= self.config.poll:
+            self._last_fan = time.monotonic()
+            fanned = await self.fan_out()
+            self._fan_due = fanned >= self.config.batch_size * FANOUT_FACTOR
         if self.billing and time.monotonic() >= self._next_billing:
             self._next_billing = time.monotonic() + self.config.billing_every
             await self.renew_due()
