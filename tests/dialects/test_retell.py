@@ -200,6 +200,10 @@ async def test_errors_and_tenancy(
     with pytest.raises(retell.UnprocessableEntityError):
         await call(theirs.phone_number.delete, e164)
     assert e164 not in [n.phone_number for n in (await call(theirs.phone_number.list)).items]
+    legacy = await http.get("/retell/list-phone-numbers", headers=other_org.bearer)
+    assert e164 not in [n["phone_number"] for n in legacy.json()]
+    with pytest.raises(retell.BadRequestError):
+        await call(theirs.phone_number.import_, phone_number=e164, termination_uri="x.pstn.twilio.com")
     assert (await v1_get(http, org, e164))["name"] == "Mine"
 
     before = await v1_count(http, org)

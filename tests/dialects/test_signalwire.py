@@ -211,6 +211,9 @@ async def test_errors_and_tenancy(
         await call(theirs.phone_numbers.create, number=number["number"])
     assert taken.value.status_code == 422
     assert taken.value.body["errors"][0]["status"] == "422" and taken.value.body["errors"][0]["detail"]
+    with pytest.raises(SignalWireRestError) as imported:
+        await call(theirs.imported_numbers.create, number=number["number"], number_type="longcode")
+    assert imported.value.status_code == 422
     with pytest.raises(SignalWireRestError) as invalid:
         await call(mine.phone_numbers.update, number["id"], call_handler="laml_webhooks")
     assert invalid.value.status_code == 422

@@ -182,7 +182,12 @@ async def test_update_link_and_cancel(
 
 
 async def test_errors_and_tenancy(
-    live_server: LiveServer, http: httpx.AsyncClient, org: OrgCreds, other_org: OrgCreds, area_codes
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    db: Database,
+    org: OrgCreds,
+    other_org: OrgCreds,
+    area_codes,
 ) -> None:
     mine, theirs = sdk(live_server, org), sdk(live_server, other_org)
     foreign_agent = await make_agent(http, other_org, "Theirs")
@@ -214,6 +219,14 @@ async def test_errors_and_tenancy(
     with pytest.raises(ApiError) as bad_account:
         await call(mine.numbers.buy_number, area_code=area_codes.take(), telephony_account_connection="nope")
     assert bad_account.value.status_code == 404
+    with pytest.raises(ApiError) as foreign_account:
+        await call(
+            mine.numbers.link_number,
+            phone_number="+14157774470",
+            telephony_account_connection=await _account_id(db, other_org),
+            inbound_agent=INLINE_AGENT,
+        )
+    assert foreign_account.value.status_code == 404
     assert await v1_count(http, org) == before
     assert len((await http.get("/v1/agents", headers=org.bearer)).json()["data"]) == agents_before
 

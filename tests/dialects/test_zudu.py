@@ -212,6 +212,12 @@ async def test_errors_and_tenancy(http: httpx.AsyncClient, org: OrgCreds, other_
             await http.request(method, f"{BASE}/%2B14157774435", json=body, headers=other_org.key_headers),
             404,
         )
+    _error(
+        await http.post(
+            f"{BASE}/import", json={"phone_number": "+14157774435"}, headers=other_org.key_headers
+        ),
+        409,
+    )
     theirs = _ok(await http.get(BASE, headers=other_org.key_headers))
     assert theirs["pagination"]["total_count"] == 0
     assert _ok(await http.get(f"{BASE}/available", headers=other_org.key_headers))["available_count"] == 0
