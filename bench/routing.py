@@ -266,6 +266,7 @@ class Result:
     seconds: float
     latencies: list[float]
     errors: int
+    cpu_us: float | None = None  # server CPU time (user + system) per request
 
     @property
     def rate(self) -> float:
@@ -287,7 +288,21 @@ def _ok(status: int, body: bytes) -> bool:
     return status == 200 and b"<Stream" in body
 
 
-async def closed_loop(name: str, port: int, requests: list[bytes], concurrency: int) -> Result:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (Linux /proc), 0 elsewhere."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def closed_loop(
+    name: str, port: int, requests: list[bytes], concurrency: int, pid: int | None = None
+) -> Result:
     conns = [await Connection.open(port) for _ in range(concurrency)]
     latencies: list[float] = []
     errors = 0
@@ -301,12 +316,14 @@ async def closed_loop(name: str, port: int, requests: list[bytes], concurrency: 
             if not _ok(status, body):
                 errors += 1
 
+    cpu = cpu_seconds(pid)
     started = time.perf_counter()
     await asyncio.gather(*(worker(c, requests[i::concurrency]) for i, c in enumerate(conns)))
     elapsed = time.perf_counter() - started
+    cpu_us = (cpu_seconds(pid) - cpu) / len(requests) * 1e6 if pid else None
     for conn in conns:
         conn.close()
-    return Result(name, len(requests), elapsed, latencies, errors)
+    return Result(name, len(requests), elapsed, latencies, errors, cpu_us)
 
 
 async def open_loop(name: str, port: int, requests: list[bytes], rate: float, pool_size: int = 64) -> Result:
@@ -495,8 +512,14 @@ async def main() -> None:
 
         warm, bare_warm = ours[1], bare[0]
         print()
-        print(f"  ratio numberplane/bare (warm):  {warm.rate / bare_warm.rate:.2f}")
-        print(f"  ratio numberplane/bare (cold):  {ours[0].rate / bare_warm.rate:.2f}")
+        print(f"  ratio numberplane/bare, throughput (warm):  {warm.rate / bare_warm.rate:.2f}")
+        print(f"  ratio numberplane/bare, throughput (cold):  {ours[0].rate / bare_warm.rate:.2f}")
+        if warm.cpu_us and bare_warm.cpu_us and ours[0].cpu_us:
+            # With one worker, saturated throughput is 1 / CPU per request: this ratio is what the
+            # throughput ratio would be on a quiet machine, and is robust to other load on it.
+            cpu_warm, cpu_cold = bare_warm.cpu_us / warm.cpu_us, bare_warm.cpu_us / ours[0].cpu_us
+            print(f"  ratio numberplane/bare, server CPU per request (warm):  {cpu_warm:.2f}")
+            print(f"  ratio numberplane/bare, server CPU per request (cold):  {cpu_cold:.2f}")
         print(
             f"  p99 at {args.rate:.0f}/s: warm {ours[2].pct(99):.2f} ms, cold {ours[3].pct(99):.2f} ms, "
             f"bare {bare[1].pct(99):.2f} ms"

@@ -25,6 +25,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from numberplane.numbers.e164 import country_of, normalize_address
@@ -35,6 +36,16 @@ NOT_IN_SERVICE_MESSAGE = "The number you have called is not in service. Goodbye.
 # Carriers whose answer language can carry a <Redirect> to the customer's own LaML/TwiML URL.
 LAML_CAPABLE = frozenset({"twilio", "sandbox", "signalwire", "telnyx", "json"})
 
+ACTIONS = {
+    "not_in_service": "say_hangup",
+    "rejected": "reject",
+    "forwarded": "dial_number",
+    "fallback_number": "dial_number",
+    "redirected": "redirect",
+    "agent_stream": "stream",
+    "agent_sip": "dial_sip",
+    "fallback_sip": "dial_sip",
+}
 OUTCOMES = (
     "not_in_service",
     "rejected",
@@ -72,17 +83,26 @@ class CallInfo:
         fallback: bool = False,
     ) -> CallInfo:
         """Normalise whatever the carrier sent (+E.164, digits, national, sip:/tel: URIs)."""
-        to_e164 = normalize_address(to, country_hint=_hint(to_country))
-        caller_e164 = normalize_address(caller, country_hint=_hint(caller_country or to_country))
+        to_e164, caller_e164, country = _addresses(to, caller, to_country, caller_country)
         return cls(
             to=to_e164,
             caller=caller_e164,
             call_id=(call_id or "")[:128],
             carrier=carrier,
-            caller_country=country_of(caller_e164),
+            caller_country=country,
             raw_caller=(caller or None) and caller[:128],
             fallback=fallback,
         )
+
+
+@lru_cache(maxsize=65_536)
+def _addresses(
+    to: str | None, caller: str | None, to_country: str | None, caller_country: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """(to, caller, caller's country), normalised; memoised (the same callers call again)."""
+    to_e164 = normalize_address(to, country_hint=_hint(to_country))
+    caller_e164 = normalize_address(caller, country_hint=_hint(caller_country or to_country))
+    return to_e164, caller_e164, country_of(caller_e164)
 
 
 def _hint(country: str | None) -> str | None:
@@ -111,7 +131,7 @@ class WebhookResult:
         return cls(status="failed", error=error, attempts=attempts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
     outcome: str
     reason: str
@@ -137,16 +157,7 @@ class Decision:
     @property
     def action(self) -> str:
         """What the carrier is told: say_hangup | reject | dial_number | dial_sip | redirect | stream."""
-        return {
-            "not_in_service": "say_hangup",
-            "rejected": "reject",
-            "forwarded": "dial_number",
-            "fallback_number": "dial_number",
-            "redirected": "redirect",
-            "agent_stream": "stream",
-            "agent_sip": "dial_sip",
-            "fallback_sip": "dial_sip",
-        }[self.outcome]
+        return ACTIONS[self.outcome]
 
     def as_dict(self) -> dict[str, Any]:
         """The carrier-neutral JSON form (``GET /v1/route``)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from numberplane.routing.handlers import ENDPOINTS, MAX_BODY, Incoming, Outgoing, dispatch
@@ -23,17 +24,33 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 Scope = dict[str, Any]
 
 
-class _Headers(dict[str, str]):
-    """Lower-case header names; the first value of a repeated header wins."""
+class _Headers(Mapping[str, str]):
+    """The ASGI header list read lazily: handlers look at three or four headers, not all.
+    Names are matched lower-case; the first value of a repeated header wins."""
 
-    @classmethod
-    def of(cls, raw: list[tuple[bytes, bytes]]) -> _Headers:
-        out = cls()
-        for key, value in raw:
-            name = key.decode("latin-1").lower()
-            if name not in out:
-                out[name] = value.decode("latin-1")
-        return out
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def get(self, name: str, default: Any = None) -> Any:
+        wanted = name.encode("latin-1")
+        for key, value in self._raw:
+            if key == wanted or key.lower() == wanted:
+                return value.decode("latin-1")
+        return default
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return str(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key.decode("latin-1").lower() for key, _ in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 class VoiceFastPath:
@@ -45,7 +62,7 @@ class VoiceFastPath:
         if scope["type"] != "http" or (scope["method"], scope["path"]) not in ENDPOINTS:
             await self.inner(scope, receive, send)
             return
-        headers = _Headers.of(scope["headers"])
+        headers = _Headers(scope["headers"])
         chunks: list[bytes] = []
         size = 0
         more = True
@@ -78,7 +95,7 @@ class VoiceFastPath:
         await self._send(send, out or Outgoing(404), headers)
 
     @staticmethod
-    async def _send(send: Any, out: Outgoing, headers: dict[str, str]) -> None:
+    async def _send(send: Any, out: Outgoing, headers: Mapping[str, str]) -> None:
         incoming_id = headers.get("x-request-id", "")
         request_id = incoming_id if _REQUEST_ID.match(incoming_id) else "req_" + secrets.token_hex(8)
         response_headers = [

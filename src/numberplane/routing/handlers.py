@@ -76,7 +76,12 @@ def parse_form(text: str) -> list[tuple[str, str]]:
         if "%" in name or "+" in name:
             name = unquote_plus(name)
         if "%" in value or "+" in value:
-            value = unquote_plus(value)
+            # E.164 numbers arrive as %2B...: the one escape carriers always send.
+            rest = value[3:]
+            if value[:3] in ("%2B", "%2b") and "%" not in rest and "+" not in rest:
+                value = "+" + rest
+            else:
+                value = unquote_plus(value)
         out.append((name, value))
     return out
 
