@@ -282,3 +282,23 @@ async def test_cli_reconcile_prints_json_reports(
     )
     assert human.returncode == 0, human.stderr
     assert "1 checked, 1 in sync, 0 drift" in human.stdout
+
+
+async def test_reconcile_all_skips_idle_sandbox_accounts(
+    client: httpx.AsyncClient, org: OrgCreds, db: Database, fake_twilio: FakeTwilio, area_codes: AreaCodes
+) -> None:
+    from numberplane.carriers.models import CarrierAccount
+    from numberplane.carriers.reconcile import reconcile_all
+
+    area = area_codes.take()
+    account_id = await connect_twilio(client, org, fake_twilio)
+    await buy(client, org, account_id, f"+1{area}5550100")
+    async with db.session() as session:
+        sandbox = await session.scalar(
+            select(CarrierAccount.id).where(
+                CarrierAccount.org_id == org.org_id, CarrierAccount.carrier == "sandbox"
+            )
+        )
+    reports = {r.account_id: r for r in await reconcile_all(db=db)}
+    assert account_id in reports and sandbox not in reports
+    assert reports[account_id].in_sync == 1 and reports[account_id].errors == []

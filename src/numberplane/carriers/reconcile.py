@@ -24,7 +24,7 @@ from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from numberplane.carriers import registry
 from numberplane.carriers.base import CarrierAdapter, CarrierError, CarrierNumber, NumberConfig
@@ -35,7 +35,7 @@ from numberplane.carriers.urls import number_config_for
 from numberplane.db import Actor, Database, utcnow
 from numberplane.errors import NotFound
 from numberplane.events.service import audit, emit
-from numberplane.numbers.models import HOLDING_STATUSES, PhoneNumber, PhoneNumberAgent
+from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber, PhoneNumberAgent
 from numberplane.routing.invalidation import numbers_changed
 from numberplane.settings import get_settings
 
@@ -43,7 +43,8 @@ log = logging.getLogger("numberplane.carriers.reconcile")
 
 MAX_NUMBERS = 10_000  # per run, on each side
 BATCH = 500
-MAX_CONFIRMATIONS = 200  # find() calls per run to confirm numbers missing at the carrier
+MAX_CONFIRMATIONS = 200
+MAX_ACCOUNTS = 10_000  # per CLI run  # find() calls per run to confirm numbers missing at the carrier
 
 Progress = Callable[[str, int, int | None], None]  # (phase, done, total or None)
 
@@ -469,13 +470,24 @@ async def reconcile_all(
     max_numbers: int = MAX_NUMBERS,
     progress: Progress | None = None,
 ) -> list[ReconcileReport]:
-    """Reconcile one account, or every account that holds numbers or orders (for the CLI)."""
+    """Reconcile one account, or every account (for the CLI). Sandbox accounts are skipped unless
+    they hold numbers or orders: every org has one, and an idle one has nothing to reconcile."""
     async with db.session() as session:
         if account_id:
             ids = [account_id]
         else:
+            busy = (
+                select(PhoneNumber.carrier_account_id)
+                .where(PhoneNumber.status.in_(HOLDING_STATUSES), PhoneNumber.carrier_account_id.is_not(None))
+                .union(select(Order.carrier_account_id).where(Order.status == "pending"))
+            )
             ids = list(
-                await session.scalars(select(CarrierAccount.id).order_by(CarrierAccount.id).limit(10_000))
+                await session.scalars(
+                    select(CarrierAccount.id)
+                    .where(or_(CarrierAccount.carrier != "sandbox", CarrierAccount.id.in_(busy)))
+                    .order_by(CarrierAccount.id)
+                    .limit(MAX_ACCOUNTS)
+                )
             )
     reports = []
     for one in ids:
