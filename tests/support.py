@@ -53,7 +53,8 @@ async def drop_pg_database(test_url: str) -> None:
     import asyncpg
 
     url = make_url(test_url)
-    base = make_url(pg_base_url() or test_url)
+    # Connect to the base database (never the one being dropped).
+    base = make_url(pg_base_url() or test_url.rsplit("/", 1)[0] + "/postgres")
     conn = await asyncpg.connect(
         host=url.host or "127.0.0.1",
         port=url.port or 5432,

@@ -47,8 +47,7 @@ class AgentAction(Model):
                 self.config.phone_number = to_e164(self.config.phone_number)
             except InvalidPhoneNumber as exc:
                 raise ValueError(f"config.phone_number {exc.reason}") from exc
-        if self.type == "send_dtmf" and not self.config.digits:
-            raise ValueError("send_dtmf needs config.digits")
+        # send_dtmf without digits lets the agent choose them during the call (Vocode's action_dtmf).
         return self
 
 

@@ -32,6 +32,13 @@ class PhoneNumber(Base):
             postgresql_where=_HOLDING_SQL,
         ),
         Index("ix_phone_numbers_org_id_id", "org_id", "id"),
+        Index(
+            "ix_phone_numbers_org_live",
+            "org_id",
+            "id",
+            sqlite_where=_HOLDING_SQL,
+            postgresql_where=_HOLDING_SQL,
+        ),
         Index("ix_phone_numbers_phone_number", "phone_number"),
         Index("ix_phone_numbers_carrier_account_id", "carrier_account_id"),
     )

@@ -390,7 +390,9 @@ class Page(BaseModel, Generic[T]):
 
 
 class NumberFilters(BaseModel):
-    q: str | None = None
+    q: str | None = Field(default=None, description="Text in the name, or digits in the number")
+    name: str | None = Field(default=None, description="Text in the name only")
+    number: str | None = Field(default=None, description="Digits in the number only")
     agent_id: str | None = None
     status: str | None = None
     carrier: str | None = None

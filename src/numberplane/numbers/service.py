@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Select, Table, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Select, Table, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,6 +79,7 @@ log = logging.getLogger("numberplane.numbers")
 MAX_CANDIDATES = 5
 IMPORT_CHUNK = 1000
 CARRIER_IMPORT_CONCURRENCY = 8
+ANALYZE_AFTER_ROWS = 10_000
 ORDER_GRACE_SECONDS = 120.0
 _SIMPLE_FIELDS = (
     "name",
@@ -239,6 +240,13 @@ def _filtered(query: Select[Any], org_id: str, filters: NumberFilters | None) ->
         if digits:
             clauses.append(PhoneNumber.phone_number.contains(digits, autoescape=True))
         query = query.where(or_(*clauses))
+    if f.name:
+        query = query.where(
+            func.lower(PhoneNumber.name).contains(f.name.strip().lower()[:100], autoescape=True)
+        )
+    if f.number:
+        digits = "".join(ch for ch in f.number if ch.isdigit())[:20]
+        query = query.where(PhoneNumber.phone_number.contains(digits, autoescape=True))
     if f.agent_id:
         query = query.where(
             exists().where(
@@ -262,18 +270,27 @@ async def list_numbers(
     cursor: str | None = None,
     offset: int | None = None,
     order: str = "desc",
+    sort_by: str | None = None,
 ) -> Page[PhoneNumberRead]:
     """Keyset pagination over the time-ordered id: a deep page costs what the first does.
 
-    ``offset`` exists for vendor APIs that page by offset; /v1 uses ``cursor``.
+    ``offset`` and ``sort_by`` (phone_number, name, area_code, updated_at) exist for vendor APIs
+    that page by offset and sort by a column; /v1 uses ``cursor`` over creation order.
     """
     check_limit(limit)
     direction = order
     if cursor:
         after, direction = decode_cursor(cursor)
+        if sort_by:
+            raise ValidationFailed.field("sort_by", "cannot be combined with a cursor")
     query = _filtered(select(PhoneNumber), org_id, filters)
     if cursor:
         query = query.where(PhoneNumber.id < after if direction == "desc" else PhoneNumber.id > after)
+    if sort_by:
+        column = _SORTABLE.get(sort_by)
+        if column is None:
+            raise ValidationFailed.field("sort_by", f"must be one of {', '.join(sorted(_SORTABLE))}")
+        query = query.order_by(column.desc() if direction == "desc" else column.asc())
     query = query.order_by(PhoneNumber.id.desc() if direction == "desc" else PhoneNumber.id.asc())
     if offset:
         if offset < 0:
@@ -288,6 +305,15 @@ async def list_numbers(
     data = [to_read(r, bindings[r.id]) for r in rows]
     next_cursor = encode_cursor(rows[-1].id, direction) if more and rows else None
     return Page[PhoneNumberRead](data=data, has_more=more, next_cursor=next_cursor)
+
+
+_SORTABLE = {
+    "phone_number": PhoneNumber.phone_number,
+    "name": PhoneNumber.name,
+    "area_code": PhoneNumber.area_code,
+    "updated_at": PhoneNumber.updated_at,
+    "created_at": PhoneNumber.id,
+}
 
 
 async def count_numbers(*, db: Database, org_id: str, filters: NumberFilters | None = None) -> int:
@@ -1147,6 +1173,11 @@ async def import_numbers(
         if progress is not None:
             progress(chunk_no + 1, total_chunks)
 
+    if len(prepared) >= ANALYZE_AFTER_ROWS and db.dialect == "postgresql":
+        # Fresh statistics, so the planner does not treat a just-filled table as empty.
+        async with db.session() as session:
+            await session.execute(text("ANALYZE phone_numbers"))
+            await session.commit()
     ordered = [results[i] for i in sorted(results)]
     created = sum(1 for r in ordered if r.status == "created")
     report = ImportReport(total=len(ordered), created=created, failed=len(ordered) - created, results=ordered)
