@@ -175,7 +175,8 @@ async def load(url: str, count: int) -> Seed:
             records=[(n, "inbound", agent_id, None, 1.0, 0) for n in ids],
             columns=["phone_number_id", "direction", "agent_id", "version", "weight", "position"],
         )
-        print(f"  loaded {min(start + batch, count):>9,} numbers", end="\r", flush=True)
+        if sys.stdout.isatty():
+            print(f"  loaded {min(start + batch, count):>9,} numbers", end="\r", flush=True)
     await conn.execute("ANALYZE")
     print(f"  loaded {count:,} numbers (+ {count:,} agent bindings) in {time.perf_counter() - started:.1f} s")
     await conn.close()
@@ -414,9 +415,11 @@ async def bench_target(
     await closed_loop("warm-up", port, sets["warmup"], args.concurrency)
     if cold:
         results.append(
-            await closed_loop(f"{label} cold (miss: 1 query)", port, sets["cold"], args.concurrency)
+            await closed_loop(f"{label} cold (miss: 1 query)", port, sets["cold"], args.concurrency, proc.pid)
         )
-    results.append(await closed_loop(f"{label} warm (cache hit)", port, sets["warm"], args.concurrency))
+    results.append(
+        await closed_loop(f"{label} warm (cache hit)", port, sets["warm"], args.concurrency, proc.pid)
+    )
     results.append(await open_loop(f"{label} steady {args.rate:.0f}/s warm", port, sets["steady"], args.rate))
     if cold:
         results.append(
