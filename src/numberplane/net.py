@@ -15,10 +15,18 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 MAX_REDIRECTS = 3
+MAX_RESPONSE_BYTES = 256 * 1024
 
 
 class BlockedURL(ValueError):
     """The URL resolves to an address customer traffic may not reach."""
+
+
+class ResponseTooLarge(httpx.HTTPError):
+    """A customer URL answered with more than we are willing to read."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 def _is_blocked_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -75,17 +83,34 @@ async def customer_request(
     *,
     allow_private: bool,
     timeout: float,
+    max_bytes: int = MAX_RESPONSE_BYTES,
     **kwargs: Any,
 ) -> httpx.Response:
-    """One request to a customer URL, redirects followed by hand and each hop checked."""
+    """One request to a customer URL, redirects followed by hand and each hop checked.
+
+    The body is read up to ``max_bytes`` (a customer answer is a small JSON document; a larger one
+    is refused, not buffered), and the whole exchange shares one ``timeout`` budget.
+    """
     current = url
-    for _ in range(MAX_REDIRECTS + 1):
-        await check_url(current, allow_private=allow_private)
-        response = await client.request(method, current, timeout=timeout, follow_redirects=False, **kwargs)
-        if response.is_redirect and "location" in response.headers:
-            current = urljoin(current, response.headers["location"])
-            if response.status_code in (301, 302, 303):
-                method, kwargs = "GET", {k: v for k, v in kwargs.items() if k == "headers"}
-            continue
-        return response
+    async with asyncio.timeout(timeout):
+        for _ in range(MAX_REDIRECTS + 1):
+            await check_url(current, allow_private=allow_private)
+            request = client.build_request(method, current, timeout=timeout, **kwargs)
+            response = await client.send(request, stream=True, follow_redirects=False)
+            try:
+                if response.is_redirect and "location" in response.headers:
+                    current = urljoin(current, response.headers["location"])
+                    if response.status_code in (301, 302, 303):
+                        method, kwargs = "GET", {k: v for k, v in kwargs.items() if k == "headers"}
+                    continue
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise ResponseTooLarge(f"{current} answered with more than {max_bytes} bytes")
+                return httpx.Response(
+                    response.status_code, headers=response.headers, content=bytes(body), request=request
+                )
+            finally:
+                await response.aclose()
     raise BlockedURL(f"too many redirects from {url}")

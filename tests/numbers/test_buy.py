@@ -213,3 +213,61 @@ async def test_an_active_number_exists_once_in_the_system(
     result = imported.json()["results"][0]
     assert result["status"] == "failed" and result["error"]["code"] == "already_exists"
     assert org.org_id not in result["error"]["message"]  # no leak of who holds it
+
+
+async def test_a_purchase_is_audited_as_the_buying_key(
+    client: httpx.AsyncClient, org: OrgCreds, area_codes
+) -> None:
+    bought = (
+        await client.post("/v1/phone-numbers", json={"area_code": area_codes.take()}, headers=org.bearer)
+    ).json()
+    audit = await client.get(
+        "/v1/audit-events",
+        params={"action": "phone_number.purchased", "target_id": bought["id"]},
+        headers=org.bearer,
+    )
+    entries = audit.json()["data"]
+    assert len(entries) == 1
+    assert entries[0]["actor_id"] == org.key_id and entries[0]["via"] == "v1"
+    assert entries[0]["after"]["phone_number"] == bought["phone_number"]
+
+
+async def test_routing_only_accounts_import_but_never_buy(client: httpx.AsyncClient, org: OrgCreds) -> None:
+    created = await client.post(
+        "/v1/carrier-accounts",
+        headers=org.bearer,
+        json={
+            "carrier": "vonage",
+            "name": "Vonage",
+            "credentials": {"api_key": "k", "api_secret": "s", "signature_secret": "sig"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    account_id = created.json()["id"]
+    for attempt in (
+        client.get(
+            "/v1/available-phone-numbers", params={"carrier_account_id": account_id}, headers=org.bearer
+        ),
+        client.post(
+            "/v1/phone-numbers",
+            json={"area_code": "212", "carrier_account_id": account_id},
+            headers=org.bearer,
+        ),
+    ):
+        response = await attempt
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0] == {
+            "field": "carrier_account_id",
+            "code": "routing_only_account",
+            "message": response.json()["errors"][0]["message"],
+        }
+        assert "import" in response.json()["detail"]
+    imported = await client.post(
+        "/v1/phone-numbers/import",
+        headers=org.bearer,
+        json={"numbers": [{"phone_number": "+442079460456", "carrier_account_id": account_id}]},
+    )
+    result = imported.json()["results"][0]
+    assert result["status"] == "created", result
+    number = (await client.get(f"/v1/phone-numbers/{result['id']}", headers=org.bearer)).json()
+    assert number["carrier"] == "vonage" and number["carrier_account_id"] == account_id

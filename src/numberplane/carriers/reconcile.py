@@ -36,6 +36,7 @@ from numberplane.db import Actor, Database, utcnow
 from numberplane.errors import NotFound
 from numberplane.events.service import audit, emit
 from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber, PhoneNumberAgent
+from numberplane.numbers.service import wants_sms_webhook
 from numberplane.routing.invalidation import numbers_changed
 from numberplane.settings import get_settings
 
@@ -77,7 +78,7 @@ def expected_config(account: CarrierAccount, pn: PhoneNumber) -> NumberConfig:
     return number_config_for(
         carrier=account.carrier,
         public_url=get_settings().public_url,
-        sms=bool((pn.capabilities or {}).get("sms")),
+        sms=wants_sms_webhook(pn.capabilities),
         friendly_name=pn.name,
     )
 

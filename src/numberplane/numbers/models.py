@@ -19,6 +19,7 @@ from numberplane.db import Base, epoch_ms, utcnow
 HOLDING_STATUSES = ("pending", "active", "releasing")
 STATUSES = ("pending", "active", "releasing", "released", "failed")
 _HOLDING_SQL = text("status IN ('pending', 'active', 'releasing')")
+_BILLED_SQL = text("status = 'active' AND origin = 'purchased'")
 
 
 class PhoneNumber(Base):
@@ -40,6 +41,12 @@ class PhoneNumber(Base):
             postgresql_where=_HOLDING_SQL,
         ),
         Index("ix_phone_numbers_phone_number", "phone_number"),
+        Index(
+            "ix_phone_numbers_billing",
+            "next_billed_at",
+            sqlite_where=_BILLED_SQL,
+            postgresql_where=_BILLED_SQL,
+        ),
         Index("ix_phone_numbers_carrier_account_id", "carrier_account_id"),
     )
 

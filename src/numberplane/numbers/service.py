@@ -47,11 +47,12 @@ from numberplane.carriers.base import (
 )
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import adapter_for
+from numberplane.carriers.schemas import ROUTING_ONLY
 from numberplane.carriers.urls import number_config_for
 from numberplane.crypto import encrypt
 from numberplane.db import Actor, Database, UnitOfWork, as_utc, epoch_ms, utcnow
 from numberplane.errors import AppError, Conflict, FieldError, NotFound, UpstreamError, ValidationFailed
-from numberplane.events.service import audit, emit
+from numberplane.events.service import audit, emit, events_written
 from numberplane.ids import is_uuid, new_id
 from numberplane.numbers import e164
 from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber, PhoneNumberAgent
@@ -80,6 +81,16 @@ MAX_CANDIDATES = 5
 IMPORT_CHUNK = 1000
 CARRIER_IMPORT_CONCURRENCY = 8
 ANALYZE_AFTER_ROWS = 10_000
+# Numberplane has no inbound-SMS endpoint yet, so it leaves each number's SMS webhook as the
+# carrier has it rather than pointing messages at a URL that would answer 404.
+SMS_WEBHOOKS = False
+
+
+def wants_sms_webhook(capabilities: dict[str, Any] | None) -> bool:
+    """Whether Numberplane points a number's SMS webhook at itself (buy, import, update, reconcile)."""
+    return SMS_WEBHOOKS and bool((capabilities or {}).get("sms"))
+
+
 ORDER_GRACE_SECONDS = 120.0
 _SIMPLE_FIELDS = (
     "name",
@@ -476,6 +487,17 @@ async def account_for(
     return account
 
 
+def _buyable(account: CarrierAccount, field: str = "carrier_account_id") -> CarrierAccount:
+    """Routing-only accounts (Vonage) have no adapter: numbers can be imported onto them, not bought."""
+    if account.carrier in ROUTING_ONLY:
+        raise ValidationFailed.field(
+            field,
+            f"{account.carrier} accounts are routing-only here: import numbers onto them instead",
+            "routing_only_account",
+        )
+    return account
+
+
 def _carrier_error(exc: CarrierError) -> AppError:
     """A carrier's refusal as an API error that says which carrier and what to do."""
     headers = {}
@@ -512,7 +534,7 @@ async def search_available(
     if not 1 <= limit <= 100:
         raise ValidationFailed.field("limit", "must be between 1 and 100")
     async with db.session() as session:
-        account = await account_for(session, org_id, carrier_account_id)
+        account = _buyable(await account_for(session, org_id, carrier_account_id))
     adapter = adapter_for(account, db=db)
     query = SearchQuery(
         country=country.upper(), number_type=number_type, area_code=area_code, contains=contains, limit=limit
@@ -603,7 +625,7 @@ async def buy(
             return await _replay(db, existing.id, fingerprint)
 
     async with db.session() as session:
-        account = await account_for(session, org_id, data.carrier_account_id)
+        account = _buyable(await account_for(session, org_id, data.carrier_account_id))
         await _check_agents(session, org_id, data)
     adapter = adapter_for(account, db=db)
     candidates = await _candidates(db, adapter, data)
@@ -626,7 +648,7 @@ async def buy(
             "every number offered for that search was taken meanwhile; try again", code="no_numbers_available"
         )
     faults.point("buy.after_order")
-    number = await execute_order(db=db, order_id=order_id, adapter=adapter, raise_errors=True)
+    number = await execute_order(db=db, order_id=order_id, adapter=adapter, raise_errors=True, actor=actor)
     return BuyResult(number=number)
 
 
@@ -767,10 +789,16 @@ async def _claim(db: Database, order_id: str) -> bool:
 
 
 async def execute_order(
-    *, db: Database, order_id: str, adapter: CarrierAdapter | None = None, raise_errors: bool = False
+    *,
+    db: Database,
+    order_id: str,
+    adapter: CarrierAdapter | None = None,
+    raise_errors: bool = False,
+    actor: Actor | None = None,
 ) -> PhoneNumberRead:
     """Call the carrier for a reserved order and record the outcome. Safe to call from anywhere:
-    only the claimant of the order calls the carrier."""
+    only the claimant of the order calls the carrier. ``actor`` is who the audit names: the
+    buyer's key on the request path, the system when reconcile resumes an order."""
     async with db.session() as session:
         order = await session.get(Order, order_id)
         assert order is not None
@@ -783,7 +811,7 @@ async def execute_order(
     config = number_config_for(
         carrier=account.carrier,
         public_url=get_settings().public_url,
-        sms=bool((pn.capabilities or {}).get("sms")),
+        sms=wants_sms_webhook(pn.capabilities),
         friendly_name=pn.name,
     )
     try:
@@ -799,16 +827,26 @@ async def execute_order(
         )
         found = await _find_quietly(adapter, pn.phone_number, order.carrier_reference)
         if found is not None and found.status != "failed":
-            return await _complete(db, order_id, found.carrier_number_id, found.status == "pending", config)
+            return await _complete(
+                db, order_id, found.carrier_number_id, found.status == "pending", config, actor=actor
+            )
         await _note(db, order_id, {"code": exc.code, "message": exc.message, "status": 503})
         return await _current(db, pn.id)
     except CarrierError as exc:
-        await _fail(db, order_id, exc, release_key=isinstance(exc, NumberUnavailable | NoNumbersAvailable))
+        await _fail(
+            db,
+            order_id,
+            exc,
+            release_key=isinstance(exc, NumberUnavailable | NoNumbersAvailable),
+            actor=actor,
+        )
         if raise_errors:
             raise _carrier_error(exc) from exc
         return await _current(db, pn.id)
     faults.point("buy.after_carrier")
-    read = await _complete(db, order_id, bought.carrier_number_id, bought.status == "pending", config)
+    read = await _complete(
+        db, order_id, bought.carrier_number_id, bought.status == "pending", config, actor=actor
+    )
     faults.point("buy.after_commit")
     return read
 
@@ -837,14 +875,20 @@ async def _note(db: Database, order_id: str, error: dict[str, Any]) -> None:
 
 
 async def _complete(
-    db: Database, order_id: str, carrier_number_id: str, carrier_pending: bool, config: Any
+    db: Database,
+    order_id: str,
+    carrier_number_id: str,
+    carrier_pending: bool,
+    config: Any,
+    *,
+    actor: Actor | None = None,
 ) -> PhoneNumberRead:
     """Record the carrier's yes. Idempotent: a second completion (reconcile racing the request)
     changes nothing."""
     async with db.session() as probe:
         order = await probe.get(Order, order_id)
         assert order is not None
-    async with db.uow(Actor.system(order.org_id)) as uow:
+    async with db.uow(actor or Actor.system(order.org_id)) as uow:
         now = utcnow()
         stage = "carrier_pending" if carrier_pending else "completed"
         result = await uow.session.execute(
@@ -892,7 +936,13 @@ async def _complete(
 
 
 async def _fail(
-    db: Database, order_id: str, exc: CarrierError | None, *, release_key: bool, message: str | None = None
+    db: Database,
+    order_id: str,
+    exc: CarrierError | None,
+    *,
+    release_key: bool,
+    message: str | None = None,
+    actor: Actor | None = None,
 ) -> None:
     """Record a definite no: the order fails, the number is let go (it was never ours)."""
     error = {
@@ -903,7 +953,7 @@ async def _fail(
     async with db.session() as probe:
         order = await probe.get(Order, order_id)
         assert order is not None
-    async with db.uow(Actor.system(order.org_id)) as uow:
+    async with db.uow(actor or Actor.system(order.org_id)) as uow:
         values: dict[str, Any] = {
             "status": "failed",
             "stage": "failed",
@@ -968,7 +1018,7 @@ async def resolve_order(*, db: Database, order_id: str, grace_seconds: float = O
         config = number_config_for(
             carrier=account.carrier,
             public_url=get_settings().public_url,
-            sms=bool((pn.capabilities or {}).get("sms")),
+            sms=wants_sms_webhook(pn.capabilities),
             friendly_name=pn.name,
         )
         age = (utcnow() - (as_utc(order.created_at) or utcnow())).total_seconds()
@@ -1283,6 +1333,9 @@ async def _check_import_accounts(
                 f"carrier account {p.row.carrier_account_id} not found",
             )
             return
+        if account.carrier in ROUTING_ONLY:
+            p.carrier = account.carrier  # nothing to check or configure through an API
+            return
         adapter = adapter_for(account, db=db)
         async with semaphore:
             try:
@@ -1297,11 +1350,10 @@ async def _check_import_accounts(
                         f"{account.carrier} account {account.id} does not hold {p.parsed.e164}",
                     )
                     return
-                caps = p.row.capabilities
                 config = number_config_for(
                     carrier=account.carrier,
                     public_url=public_url,
-                    sms=bool(caps.sms) if caps else False,
+                    sms=wants_sms_webhook(p.row.capabilities.model_dump() if p.row.capabilities else None),
                     friendly_name=p.row.name,
                 )
                 await adapter.configure(carrier_number_id=held.carrier_number_id, config=config)
@@ -1491,6 +1543,7 @@ async def _write_rows(
         if bindings:
             await uow.session.execute(insert(_table(PhoneNumberAgent)), bindings)
         await uow.session.execute(insert(_table(OutboxEvent)), events)
+        events_written(uow)
         audit(
             uow,
             action="phone_numbers.imported",
@@ -1594,7 +1647,7 @@ async def _push_carrier_config(db: Database, read: PhoneNumberRead) -> None:
     config = number_config_for(
         carrier=account.carrier,
         public_url=get_settings().public_url,
-        sms=bool(read.capabilities.get("sms")),
+        sms=wants_sms_webhook(read.capabilities),
         friendly_name=read.name,
     )
     now = utcnow()
