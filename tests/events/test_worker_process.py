@@ -132,6 +132,7 @@ async def test_postgresql_workers_wake_on_notify_not_just_polling(
         # The worker is idle now, with a ten-minute poll: only the NOTIFY can wake it.
         second = await emit_events(db, org.org_id, [new_id()], 1)
         await wait_for(lambda: second[0][1] in receiver.ids("/notify"), timeout=60)
-        assert await all_settled(db, endpoint["id"], 2)
+        # The receiver has it before the worker records the outcome: wait for that too.
+        await wait_for(lambda: all_settled(db, endpoint["id"], 2), timeout=30)
     finally:
         assert sleepy.terminate() == 0
