@@ -11,7 +11,7 @@ from signalwire.rest import RestClient
 from signalwire.rest._base import SignalWireRestError
 
 from tests.dialects.helpers import v1_count, v1_get
-from tests.support import LiveServer, OrgCreds
+from tests.support import AreaCodes, LiveServer, OrgCreds
 
 # The response fields the seed (002_510eb934f007741d.txt) documents for the phone-number resource.
 SEED_RESPONSE_KEYS = {
@@ -64,6 +64,13 @@ def sdk(live_server: LiveServer, org: OrgCreds, token: str | None = None) -> Res
 
 async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def _buy(client: RestClient, area: str) -> dict[str, Any]:
+    """Search a fresh area code and buy the first number offered."""
+    found = await call(client.phone_numbers.search, areacode=area, max_results=5)
+    assert found["data"], f"no sandbox stock in {area}"
+    return dict(await call(client.phone_numbers.create, number=found["data"][0]["number"]))
 
 
 async def test_seed_import(live_server: LiveServer, http: httpx.AsyncClient, org: OrgCreds) -> None:
@@ -172,8 +179,7 @@ async def test_list_pages_and_filters(
     client = sdk(live_server, org)
     bought = []
     for i in range(3):
-        found = await call(client.phone_numbers.search, areacode=area_codes.take(), max_results=1)
-        number = await call(client.phone_numbers.create, number=found["data"][0]["number"])
+        number = await _buy(client, area_codes.take())
         await call(client.phone_numbers.update, number["id"], name=f"Line {'XYZ'[i]}")
         bought.append(number)
     page = await call(client.phone_numbers.list, page_size=2)
@@ -187,6 +193,28 @@ async def test_list_pages_and_filters(
     assert [n["id"] for n in by_number["data"]] == [bought[0]["id"]]
     second = await call(client.phone_numbers.list, page_size=2, page_number=1)
     assert [n["id"] for n in second["data"]] == [bought[0]["id"]] and second["links"]["prev"]
+
+
+async def test_name_and_number_filters_are_separate(
+    live_server: LiveServer, org: OrgCreds, area_codes: AreaCodes
+) -> None:
+    client = sdk(live_server, org)
+    area = area_codes.take()
+    first = await _buy(client, area)
+    second = await _buy(client, area)
+    tail = second["number"][-4:]
+    # The first number's name holds the second number's last digits.
+    await call(client.phone_numbers.update, first["id"], name=f"Suite {tail}")
+    by_name = await call(client.phone_numbers.list, filter_name=tail)
+    assert [n["id"] for n in by_name["data"]] == [first["id"]]
+    by_number = await call(client.phone_numbers.list, filter_number=tail)
+    assert [n["id"] for n in by_number["data"]] == [second["id"]]
+    both = await call(client.phone_numbers.list, filter_name="suite", filter_number=first["number"][-4:])
+    assert [n["id"] for n in both["data"]] == [first["id"]]
+    assert (await call(client.phone_numbers.list, filter_name="suite", filter_number=tail))["data"] == []
+    # Every number holds its area code's digits; no name does.
+    area_only = await call(client.phone_numbers.list, filter_name=area)
+    assert area_only["data"] == []
 
 
 async def test_errors_and_tenancy(

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from vocode import Vocode
+from vocode import AgentParams, DtmfActionParams, EmptyActionConfig, Vocode
 from vocode.core.api_error import ApiError
 from vocode.errors.unprocessable_entity_error import UnprocessableEntityError
 
@@ -112,6 +112,73 @@ async def test_buy_with_an_inline_agent_embeds_it(
     page = await call(client.numbers.list_numbers, page=1, size=10)
     item = next(i for i in page.items if i.number == bought.number)
     assert item.inbound_agent == agent.id and page.total >= 1 and page.page == 1
+
+
+async def test_inline_agent_with_an_empty_dtmf_action(
+    live_server: LiveServer, http: httpx.AsyncClient, org: OrgCreds, area_codes
+) -> None:
+    # Vocode's action_dtmf has an empty config: the agent chooses the digits during the call.
+    client = sdk(live_server, org)
+    agent_params = AgentParams(
+        prompt="Press through the phone tree.",
+        voice="en-US-JennyNeural",
+        # type given explicitly: with pydantic 2 the SDK drops a nested model's defaulted fields.
+        actions=[DtmfActionParams(type="action_dtmf", config=EmptyActionConfig())],
+    )
+    bought = await call(client.numbers.buy_number, area_code=area_codes.take(), inbound_agent=agent_params)
+    agent = bought.inbound_agent
+    assert agent is not None and [a.type for a in agent.actions] == ["action_dtmf"]
+    assert agent.actions[0].config is not None and agent.actions[0].id
+    stored = (await http.get(f"/v1/agents/{agent.id}", headers=org.bearer)).json()
+    assert [a["type"] for a in stored["actions"]] == ["send_dtmf"]
+    assert not (stored["actions"][0].get("config") or {}).get("digits")
+
+    # On update too: an inline AgentUpdateParams with the empty action updates the bound agent.
+    raw = {
+        "inbound_agent": {
+            "actions": [{"type": "action_dtmf", "config": {}}, {"type": "action_end_conversation"}]
+        }
+    }
+    updated = await http.post(
+        "/vocode/v1/numbers/update", params={"phone_number": bought.number}, json=raw, headers=org.bearer
+    )
+    assert updated.status_code == 200, updated.text
+    assert [a["type"] for a in updated.json()["inbound_agent"]["actions"]] == [
+        "action_dtmf",
+        "action_end_conversation",
+    ]
+    again = await call(client.numbers.get_number, phone_number=bought.number)
+    assert again.inbound_agent.id == agent.id and len(again.inbound_agent.actions) == 2
+
+
+async def test_list_sorts_by_a_column(
+    live_server: LiveServer, http: httpx.AsyncClient, org: OrgCreds, area_codes
+) -> None:
+    client = sdk(live_server, org)
+    low, high = sorted([area_codes.take(), area_codes.take()])
+    # Created in this order; numbers and labels each in a different order.
+    plan = [(high, "Bravo"), (low, "Charlie"), (low, "Alpha")]
+    bought = []
+    for area, label in plan:
+        number = await call(client.numbers.buy_number, area_code=area)
+        await call(client.numbers.update_number, phone_number=number.number, label=label)
+        bought.append(number.number)
+    n0, n1, n2 = bought
+
+    async def order(**kwargs: Any) -> list[str]:
+        page = await call(client.numbers.list_numbers, size=10, **kwargs)
+        return [i.number for i in page.items]
+
+    assert await order() == [n2, n1, n0]  # newest first
+    assert await order(sort_desc=False) == [n0, n1, n2]
+    assert await order(sort_column="label", sort_desc=False) == [n2, n0, n1]
+    assert await order(sort_column="label", sort_desc=True) == [n1, n0, n2]
+    assert await order(sort_column="number", sort_desc=False) == sorted(bought)
+    assert await order(sort_column="number", sort_desc=True) == sorted(bought, reverse=True)
+    paged = await call(client.numbers.list_numbers, page=2, size=2, sort_column="label", sort_desc=False)
+    assert [i.number for i in paged.items] == [n1] and paged.total == 3 and paged.has_more is False
+    # A column with no core counterpart is accepted and lists in creation order.
+    assert await order(sort_column="telephony_provider", sort_desc=False) == [n0, n1, n2]
 
 
 async def test_update_link_and_cancel(

@@ -7,7 +7,7 @@ import urllib.parse
 import httpx
 
 from tests.dialects.helpers import make_agent, v1_count, v1_get
-from tests.support import OrgCreds
+from tests.support import AreaCodes, OrgCreds
 
 BASE = "/zudu/api/phone-numbers"
 SEED_DATA_KEYS = {
@@ -96,9 +96,12 @@ async def test_seed_create_and_every_endpoint(http: httpx.AsyncClient, org: OrgC
     _error(await http.get(f"{BASE}/%2B14157774444", headers=org.key_headers), 404)
 
 
-async def test_list_filters_pages_and_available(http: httpx.AsyncClient, org: OrgCreds) -> None:
+async def test_list_filters_pages_and_available(
+    http: httpx.AsyncClient, org: OrgCreds, area_codes: AreaCodes
+) -> None:
     agent = await make_agent(http, org, "Lister")
-    numbers = [f"+1415777442{i}" for i in range(4)]
+    area_code = area_codes.take()
+    numbers = [f"+1{area_code}555012{i}" for i in range(4)]
     for i, number in enumerate(numbers):
         body = {"phone_number": number, "nickname": f"Line {'ABCD'[i]}"}
         if i < 2:
@@ -137,13 +140,99 @@ async def test_list_filters_pages_and_available(http: httpx.AsyncClient, org: Or
     )
     assert [n["phone_number"] for n in posted["phone_numbers"]] == [numbers[2]]
     area = _ok(
-        await http.post(f"{BASE}/list", json={"filter_criteria": {"area_code": 415}}, headers=org.key_headers)
+        await http.post(
+            f"{BASE}/list", json={"filter_criteria": {"area_code": int(area_code)}}, headers=org.key_headers
+        )
     )
     assert area["pagination"]["total_count"] == 4
 
     available = _ok(await http.get(f"{BASE}/available", headers=org.key_headers))
     assert available["organization_id"] == org.org_id and available["available_count"] == 2
     assert sorted(n["phone_number"] for n in available["phone_numbers"]) == numbers[2:]
+
+
+async def test_nickname_filter_is_the_name_only(
+    http: httpx.AsyncClient, org: OrgCreds, area_codes: AreaCodes
+) -> None:
+    area = area_codes.take()
+    suite, front = f"+1{area}5550121", f"+1{area}5550199"
+    for number, nickname in ((suite, "Suite 199"), (front, "Front")):
+        _ok(
+            await http.post(
+                f"{BASE}/create", json={"phone_number": number, "nickname": nickname}, headers=org.key_headers
+            )
+        )
+    # "199" is in one nickname and in the other number's digits: only the nickname counts.
+    found = _ok(await http.get(BASE, params={"nickname": "199"}, headers=org.key_headers))
+    assert [n["phone_number"] for n in found["phone_numbers"]] == [suite]
+    assert found["pagination"]["total_count"] == 1 and found["applied_filters"] == {"nickname": "199"}
+    posted = _ok(
+        await http.post(
+            f"{BASE}/list", json={"filter_criteria": {"nickname": "SUITE"}}, headers=org.key_headers
+        )
+    )
+    assert [n["phone_number"] for n in posted["phone_numbers"]] == [suite]
+    digits_only = _ok(await http.get(BASE, params={"nickname": front[-4:]}, headers=org.key_headers))
+    assert digits_only["phone_numbers"] == []
+
+
+async def test_list_sorts_by_each_documented_key(
+    http: httpx.AsyncClient, org: OrgCreds, area_codes: AreaCodes
+) -> None:
+    low, high = sorted([area_codes.take(), area_codes.take()])
+    # Created in this order; numbers, nicknames and area codes each in a different order.
+    plan = [(f"+1{high}5550110", "Bravo"), (f"+1{low}5550130", "Charlie"), (f"+1{low}5550120", "Alpha")]
+    for number, nickname in plan:
+        _ok(
+            await http.post(
+                f"{BASE}/create", json={"phone_number": number, "nickname": nickname}, headers=org.key_headers
+            )
+        )
+    n0, n1, n2 = (p[0] for p in plan)
+    # Touch n1, then n0: updated_at order is n2, n1, n0.
+    for number in (n1, n0):
+        _ok(
+            await http.patch(
+                f"{BASE}/{urllib.parse.quote(number)}",
+                json={"inbound_webhook_url": "https://example.com/h"},
+                headers=org.key_headers,
+            )
+        )
+
+    async def order(sort_by: str | None, sort_order: str, *, post: bool = False) -> list[str]:
+        query = {"sort_order": sort_order, **({"sort_by": sort_by} if sort_by else {})}
+        if post:
+            response = await http.post(f"{BASE}/list", json=query, headers=org.key_headers)
+        else:
+            response = await http.get(BASE, params=query, headers=org.key_headers)
+        data = _ok(response)
+        assert data["sort_by"] == (sort_by or "created_at") and data["sort_order"] == sort_order
+        return [n["phone_number"] for n in data["phone_numbers"]]
+
+    expected = {
+        None: [n0, n1, n2],
+        "created_at": [n0, n1, n2],
+        "phone_number": [n2, n1, n0],
+        "nickname": [n2, n0, n1],
+        "area_code": [n1, n2, n0],  # ties in creation order
+        "updated_at": [n2, n1, n0],
+    }
+    for key, ascending in expected.items():
+        assert await order(key, "ascending") == ascending, key
+        assert await order(key, "descending") == ascending[::-1], key
+        assert await order(key, "ascending", post=True) == ascending, key
+    paged = _ok(
+        await http.get(
+            BASE,
+            params={"sort_by": "nickname", "sort_order": "ascending", "limit": 2, "page": 1},
+            headers=org.key_headers,
+        )
+    )
+    assert [n["nickname"] for n in paged["phone_numbers"]] == ["Charlie"]
+    assert paged["pagination"]["has_next"] is False and paged["pagination"]["total_count"] == 3
+    bad = _error(await http.get(BASE, params={"sort_by": "color"}, headers=org.key_headers), 400)
+    assert "sort_by" in bad["message"]
+    _error(await http.post(f"{BASE}/list", json={"sort_by": "color"}, headers=org.key_headers), 400)
 
 
 async def test_import(http: httpx.AsyncClient, org: OrgCreds) -> None:

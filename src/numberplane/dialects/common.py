@@ -271,22 +271,6 @@ async def get_held(ctx: Ctx, ref: str) -> PhoneNumberRead:
     return held(await numbers.get_number(db=ctx.db, org_id=ctx.org_id, ref=ref))
 
 
-def name_filter(text: str | None, *, number: str | None = None, **others: Any) -> NumberFilters:
-    """Filters for a vendor's "name contains" / "number contains" search (Zudu ``nickname``,
-    SignalWire ``filter_name`` and ``filter_number``).
-
-    Uses the core's ``name`` and ``number`` filters where it has them; otherwise its free-text
-    ``q`` (which matches the name or the digits of the number).
-    """
-    fields = {k: v for k, v in others.items() if v is not None}
-    supported = NumberFilters.model_fields
-    if number:
-        fields["number" if "number" in supported else "q"] = number
-    if text:
-        fields["name" if "name" in supported else "q"] = text
-    return NumberFilters(**fields)
-
-
 async def all_numbers(
     ctx: Ctx, filters: NumberFilters | None = None, *, order: str = "desc", cap: int = 100_000
 ) -> list[PhoneNumberRead]:

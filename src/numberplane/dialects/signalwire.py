@@ -19,7 +19,12 @@ from numberplane.dialects import common
 from numberplane.dialects import signalwire_map as sm
 from numberplane.errors import ErrorInfo, register_shape
 from numberplane.numbers import service as numbers
-from numberplane.numbers.schemas import PhoneNumberBuy, PhoneNumberImportRow, PhoneNumberUpdate
+from numberplane.numbers.schemas import (
+    NumberFilters,
+    PhoneNumberBuy,
+    PhoneNumberImportRow,
+    PhoneNumberUpdate,
+)
 
 PREFIX = "/api/relay/rest"
 router = APIRouter(prefix=PREFIX, tags=["dialect: SignalWire"])
@@ -59,7 +64,8 @@ async def list_phone_numbers(
     page_token: str | None = None,
     ctx: common.Ctx = Context,
 ) -> dict[str, Any]:
-    filters = common.name_filter(filter_name, number=filter_number or None)
+    # filter_name is text in the name only; filter_number digits in the number only.
+    filters = NumberFilters(name=filter_name or None, number=filter_number or None)
     page = await numbers.list_numbers(
         db=ctx.db,
         org_id=ctx.org_id,

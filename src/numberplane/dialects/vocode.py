@@ -137,6 +137,7 @@ async def list_numbers(
         limit=size,
         offset=(page - 1) * size,
         order="desc" if sort_desc else "asc",
+        sort_by=vm.SORT_COLUMNS.get(sort_column or "", "created_at"),
     )
     total = await numbers.count_numbers(db=ctx.db, org_id=ctx.org_id, filters=NumberFilters())
     return {

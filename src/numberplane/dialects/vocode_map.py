@@ -41,6 +41,14 @@ VOICE_PROVIDERS = {v: k for k, v in VOICE_TYPES.items()} | {
     "playht": "voice_play_ht",
 }
 PROVIDERS = ("twilio", "vonage")
+# List sort_column -> the core's sortable column. Other columns: creation order.
+SORT_COLUMNS = {
+    "number": "phone_number",
+    "label": "name",
+    "id": "created_at",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+}
 # AgentParams fields with no core meaning, kept in the agent's metadata["vocode"].
 AGENT_EXTRAS = (
     "vector_database",

@@ -62,7 +62,11 @@ async def _list(ctx: common.Ctx, query: zm.ListBody) -> dict[str, Any]:
     _check_org(query.organization_id, ctx)
     criteria = query.filter_criteria or zm.FilterCriteria()
     area = str(criteria.area_code) if criteria.area_code not in (None, "") else None
-    filters = common.name_filter(criteria.nickname, area_code=area, agent_id=criteria.agent_id or None)
+    # nickname is text in the name only (digits in it do not match the number).
+    filters = NumberFilters(
+        name=criteria.nickname or None, area_code=area, agent_id=criteria.agent_id or None
+    )
+    sort_by = query.sort_by or "created_at"
     page = await numbers.list_numbers(
         db=ctx.db,
         org_id=ctx.org_id,
@@ -70,6 +74,7 @@ async def _list(ctx: common.Ctx, query: zm.ListBody) -> dict[str, Any]:
         limit=query.limit,
         offset=query.page * query.limit,
         order="asc" if query.sort_order == "ascending" else "desc",
+        sort_by=zm.sort_column(sort_by),
     )
     total = await numbers.count_numbers(db=ctx.db, org_id=ctx.org_id, filters=filters)
     agents = await common.agents_for(ctx, page.data)
@@ -87,8 +92,7 @@ async def _list(ctx: common.Ctx, query: zm.ListBody) -> dict[str, Any]:
             "has_previous": query.page > 0,
         },
         "sort_order": query.sort_order,
-        # Numbers are ordered by creation (the core's order); other sort keys are not applied.
-        "sort_by": "created_at",
+        "sort_by": sort_by,
         "applied_filters": {
             k: v
             for k, v in {

@@ -20,7 +20,14 @@ from numberplane.dialects.retell_map import single_agent
 from numberplane.numbers.schemas import PhoneNumberRead
 
 DIALECT = "zudu"
-SORT_BY = ("phone_number", "nickname", "area_code", "updated_at")
+# Zudu's sort_by -> the core's sortable column (created_at: the default, creation order).
+SORT_BY = {
+    "phone_number": "phone_number",
+    "nickname": "name",
+    "area_code": "area_code",
+    "updated_at": "updated_at",
+    "created_at": "created_at",
+}
 CUSTOM = "CUSTOM"
 
 FIELD_NAMES = {
@@ -160,6 +167,16 @@ def update_request(body: UpdateBody, current: PhoneNumberRead) -> dict[str, Any]
             current.extras, DIALECT, {"number_provider": body.number_provider}
         )
     return data
+
+
+def sort_column(sort_by: str | None) -> str:
+    """The core column for Zudu's ``sort_by`` (none given: creation order)."""
+    if sort_by in (None, ""):
+        return SORT_BY["created_at"]
+    column = SORT_BY.get(sort_by)
+    if column is None:
+        raise common.invalid("sort_by", f"must be one of {', '.join(SORT_BY)}")
+    return column
 
 
 def phone_number_type(number: PhoneNumberRead) -> str:
