@@ -301,7 +301,8 @@ async def list_numbers(
         column = _SORTABLE.get(sort_by)
         if column is None:
             raise ValidationFailed.field("sort_by", f"must be one of {', '.join(sorted(_SORTABLE))}")
-        query = query.order_by(column.desc() if direction == "desc" else column.asc())
+        # Unnamed (NULL) last in both directions, the same on SQLite and PostgreSQL.
+        query = query.order_by((column.desc() if direction == "desc" else column.asc()).nulls_last())
     query = query.order_by(PhoneNumber.id.desc() if direction == "desc" else PhoneNumber.id.asc())
     if offset:
         if offset < 0:
@@ -536,8 +537,14 @@ async def search_available(
     async with db.session() as session:
         account = _buyable(await account_for(session, org_id, carrier_account_id))
     adapter = adapter_for(account, db=db)
+    # Ask for more than wanted: numbers someone already holds here are dropped afterwards, and a
+    # search must not come back short because of them.
     query = SearchQuery(
-        country=country.upper(), number_type=number_type, area_code=area_code, contains=contains, limit=limit
+        country=country.upper(),
+        number_type=number_type,
+        area_code=area_code,
+        contains=contains,
+        limit=min(100, limit * 2 + 10),
     )
     try:
         found = await adapter.search(query)
