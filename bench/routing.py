@@ -281,7 +281,9 @@ class Result:
         return (
             f"  {self.name:<34} {self.requests:>7,} req  {self.rate:>8,.0f} req/s  "
             f"p50 {self.pct(50):6.2f} ms  p99 {self.pct(99):6.2f} ms  "
-            f"max {max(self.latencies) * 1000:7.2f} ms" + (f"  ERRORS {self.errors}" if self.errors else "")
+            f"max {max(self.latencies) * 1000:7.2f} ms"
+            + (f"  server CPU {self.cpu_us:4.0f} us/req" if self.cpu_us is not None else "")
+            + (f"  ERRORS {self.errors}" if self.errors else "")
         )
 
 

@@ -72,9 +72,8 @@ class RouteSnapshot(NamedTuple):
         return frozenset(a.agent_id for a in self.agents)
 
 
-def connect_of(config: dict[str, Any] | None) -> tuple[str | None, str | None]:
-    """(stream_url, sip_uri) from an agent configuration."""
-    connect = (config or {}).get("connect") or {}
+def connect_of(connect: Any) -> tuple[str | None, str | None]:
+    """(stream_url, sip_uri) from an agent configuration's ``connect`` object."""
     if not isinstance(connect, dict):
         return None, None
     stream = connect.get("stream_url")
@@ -124,8 +123,10 @@ SNAPSHOT_QUERY = (
         _pna.c.weight,
         _pna.c.position,
         _LatestAgent.c.version.label("latest_version"),
-        _LatestAgent.c.config.label("latest_config"),
-        _PinnedVersion.c.config.label("pinned_config"),
+        # Only the hand-over target: an agent's configuration can hold a 100 kB prompt.
+        _LatestAgent.c.config["connect"].label("latest_connect"),
+        _PinnedVersion.c.version.label("pinned_found"),
+        _PinnedVersion.c.config["connect"].label("pinned_connect"),
     )
     .select_from(_pn)
     .outerjoin(_pna, and_(_pna.c.phone_number_id == _pn.c.id, _pna.c.direction == "inbound"))
@@ -156,18 +157,16 @@ def build(rows: Sequence[Mapping[Any, Any]]) -> RouteSnapshot | None:
         if row["agent_id"] is None:
             continue
         binding_version, latest_version = row["binding_version"], row["latest_version"]
-        pinned_config, latest_config = _json(row["pinned_config"]), _json(row["latest_config"])
+        if latest_version is None:
+            continue  # the agent is gone or belongs to another org
         pinned = binding_version is not None
-        if pinned:
-            if pinned_config is None and binding_version != latest_version:
-                continue  # the pinned version does not exist (or the agent is another org's)
-            config = pinned_config if pinned_config is not None else latest_config
-            version = binding_version
+        if pinned and row["pinned_found"] is not None:
+            connect, version = row["pinned_connect"], binding_version
+        elif pinned and binding_version != latest_version:
+            continue  # the pinned version does not exist
         else:
-            if latest_version is None:
-                continue  # the agent is gone or belongs to another org
-            config, version = latest_config, latest_version
-        stream_url, sip_uri = connect_of(config)
+            connect, version = row["latest_connect"], latest_version
+        stream_url, sip_uri = connect_of(_json(connect))
         weight = row["weight"]
         agents.append(
             AgentTarget(
@@ -233,8 +232,9 @@ AGENT_QUERY = (
     select(
         _LatestAgent.c.id,
         _LatestAgent.c.version.label("latest_version"),
-        _LatestAgent.c.config.label("latest_config"),
-        _PinnedVersion.c.config.label("pinned_config"),
+        _LatestAgent.c.config["connect"].label("latest_connect"),
+        _PinnedVersion.c.version.label("pinned_found"),
+        _PinnedVersion.c.config["connect"].label("pinned_connect"),
     )
     .select_from(_LatestAgent)
     .outerjoin(
@@ -256,12 +256,12 @@ async def load_agent(
     if row is None:
         return None
     if version is None or version == row.latest_version:
-        config, resolved = row.latest_config, row.latest_version
-    elif row.pinned_config is not None:
-        config, resolved = row.pinned_config, version
+        connect, resolved = row.latest_connect, row.latest_version
+    elif row.pinned_found is not None:
+        connect, resolved = row.pinned_connect, version
     else:
         return None
-    stream_url, sip_uri = connect_of(config)
+    stream_url, sip_uri = connect_of(_json(connect))
     return AgentTarget(
         agent_id=row.id,
         version=resolved,
