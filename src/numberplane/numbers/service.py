@@ -909,36 +909,49 @@ async def _complete(
             await uow.rollback()
             return await _current(db, pn.id)
         pn.carrier_number_id = carrier_number_id
-        if not carrier_pending:
-            pn.status = "active"
-            pn.next_billed_at = next_billing(now)
-            pn.carrier_sync = {
-                "status": "ok",
-                "voice_url": config.voice_url if config else None,
-                "checked_at": now.isoformat(),
-            }
-        pn.touch()
-        await uow.session.flush()
-        read = await _read_one(uow.session, pn)
-        if not carrier_pending:
-            emit(
-                uow,
-                type="phone_number.created",
-                org_id=pn.org_id,
-                subject_type="phone_number",
-                subject_id=pn.id,
-                data=snapshot(read),
-            )
-            audit(
-                uow,
-                action="phone_number.purchased",
-                target_type="phone_number",
-                target_id=pn.id,
-                after=snapshot(read),
-                org_id=pn.org_id,
-            )
-            numbers_changed(uow, [pn.phone_number])
+        if carrier_pending:
+            pn.touch()
+            await uow.session.flush()
+            read = await _read_one(uow.session, pn)
+        else:
+            read = await _activate(uow, pn, carrier_number_id, config, now)
         await uow.commit()
+    return read
+
+
+async def _activate(
+    uow: UnitOfWork, pn: PhoneNumber, carrier_number_id: str, config: Any, now: dt.datetime
+) -> PhoneNumberRead:
+    """The carrier holds the number: it becomes active, billed from now, pointed at us; the
+    creation event and the purchase audit row join the caller's unit of work."""
+    pn.status = "active"
+    pn.carrier_number_id = carrier_number_id
+    pn.next_billed_at = next_billing(now)
+    pn.carrier_sync = {
+        "status": "ok",
+        "voice_url": config.voice_url if config else None,
+        "checked_at": now.isoformat(),
+    }
+    pn.touch()
+    await uow.session.flush()
+    read = await _read_one(uow.session, pn)
+    emit(
+        uow,
+        type="phone_number.created",
+        org_id=pn.org_id,
+        subject_type="phone_number",
+        subject_id=pn.id,
+        data=snapshot(read),
+    )
+    audit(
+        uow,
+        action="phone_number.purchased",
+        target_type="phone_number",
+        target_id=pn.id,
+        after=snapshot(read),
+        org_id=pn.org_id,
+    )
+    numbers_changed(uow, [pn.phone_number])
     return read
 
 
@@ -1067,30 +1080,7 @@ async def _activate_pending(db: Database, order_id: str, carrier_number_id: str,
             return
         pn = await uow.session.get(PhoneNumber, order.phone_number_id)
         assert pn is not None
-        pn.status = "active"
-        pn.carrier_number_id = carrier_number_id
-        pn.next_billed_at = next_billing(now)
-        pn.carrier_sync = {"status": "ok", "voice_url": config.voice_url, "checked_at": now.isoformat()}
-        pn.touch()
-        await uow.session.flush()
-        read = await _read_one(uow.session, pn)
-        emit(
-            uow,
-            type="phone_number.created",
-            org_id=pn.org_id,
-            subject_type="phone_number",
-            subject_id=pn.id,
-            data=snapshot(read),
-        )
-        audit(
-            uow,
-            action="phone_number.purchased",
-            target_type="phone_number",
-            target_id=pn.id,
-            after=snapshot(read),
-            org_id=pn.org_id,
-        )
-        numbers_changed(uow, [pn.phone_number])
+        await _activate(uow, pn, carrier_number_id, config, now)
         await uow.commit()
 
 
