@@ -301,6 +301,14 @@ def is_not_found(info: ErrorInfo) -> bool:
     return any(e.code.endswith("not_found") for e in info.errors)
 
 
+def rest_status(info: ErrorInfo) -> int:
+    """The status a plain REST vendor API uses: not-found (including a missing agent named in a
+    body) is 404, and invalid input is 400 rather than FastAPI's 422."""
+    if is_not_found(info):
+        return 404
+    return 400 if info.status == 422 else info.status
+
+
 def message_of(info: ErrorInfo) -> str:
     return info.message or info.title
 

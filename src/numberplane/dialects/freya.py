@@ -32,11 +32,7 @@ Context = Depends(common.context("freya"))
 
 
 def error_shape(request: Request, info: ErrorInfo) -> Response:
-    status = info.status
-    if common.is_not_found(info):
-        status = 404
-    elif status == 422:
-        status = 400
+    status = common.rest_status(info)
     body: dict[str, Any] = {"success": False, "error": info.code, "message": common.message_of(info)}
     if info.errors:
         body["errors"] = [e.as_dict() for e in info.errors]

@@ -31,11 +31,7 @@ Context = Depends(common.context("zudu"))
 
 
 def error_shape(request: Request, info: ErrorInfo) -> Response:
-    status = info.status
-    if common.is_not_found(info):
-        status = 404
-    elif status == 422:
-        status = 400
+    status = common.rest_status(info)
     try:
         reason = HTTPStatus(status).phrase
     except ValueError:
