@@ -25,7 +25,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from numberplane.numbers.e164 import country_of, normalize_address
@@ -95,14 +94,26 @@ class CallInfo:
         )
 
 
-@lru_cache(maxsize=65_536)
+_ADDRESSES: dict[tuple[str | None, ...], tuple[str | None, str | None, str | None]] = {}
+_ADDRESSES_MAX = 65_536
+
+
 def _addresses(
     to: str | None, caller: str | None, to_country: str | None, caller_country: str | None
 ) -> tuple[str | None, str | None, str | None]:
-    """(to, caller, caller's country), normalised; memoised (the same callers call again)."""
+    """(to, caller, caller's country), normalised; memoised in a plain dict (its entries are
+    tuples of strings, which the garbage collector does not track), oldest dropped first."""
+    key = (to, caller, to_country, caller_country)
+    hit = _ADDRESSES.get(key)
+    if hit is not None:
+        return hit
     to_e164 = normalize_address(to, country_hint=_hint(to_country))
     caller_e164 = normalize_address(caller, country_hint=_hint(caller_country or to_country))
-    return to_e164, caller_e164, country_of(caller_e164)
+    value = (to_e164, caller_e164, country_of(caller_e164))
+    if len(_ADDRESSES) >= _ADDRESSES_MAX:
+        _ADDRESSES.pop(next(iter(_ADDRESSES)), None)
+    _ADDRESSES[key] = value
+    return value
 
 
 def _hint(country: str | None) -> str | None:

@@ -7,6 +7,7 @@ one) and answers only for numbers of the key's org.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from typing import Literal
@@ -107,6 +108,11 @@ async def prometheus_metrics(request: Request) -> Response:
 async def _start(app: FastAPI) -> None:
     router_of(app).start_listener()
     install(app)
+    # Everything imported and built so far lives as long as the process. A full collection walks
+    # it all (~70 ms with this app loaded): that pause is the p99 of a routing answer. Frozen
+    # objects are never walked again, so collections stay sub-millisecond.
+    gc.collect()
+    gc.freeze()
 
 
 async def _stop(app: FastAPI) -> None:
