@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import secrets
@@ -177,8 +178,10 @@ async def load(url: str, count: int) -> Seed:
         )
         if sys.stdout.isatty():
             print(f"  loaded {min(start + batch, count):>9,} numbers", end="\r", flush=True)
-    # VACUUM too: otherwise autovacuum visits the freshly COPYed million rows mid-benchmark.
+    # VACUUM and CHECKPOINT too: otherwise autovacuum and the checkpointer work through the
+    # freshly COPYed million rows in the middle of the measurements.
     await conn.execute("VACUUM ANALYZE")
+    await conn.execute("CHECKPOINT")
     print(f"  loaded {count:,} numbers (+ {count:,} agent bindings) in {time.perf_counter() - started:.1f} s")
     await conn.close()
     return Seed(org_id=org.id, account_sid=account_sid, auth_token=auth_token)
@@ -501,6 +504,9 @@ async def main() -> None:
             "NUMBERPLANE_LOG_LEVEL": "WARNING",
             "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0",
         }
+        # The load generator's own garbage collector must not pause the measurements.
+        gc.collect()
+        gc.freeze()
         print(
             f"uvicorn (uvloop, httptools, 1 worker); load from this process, {args.concurrency} connections"
         )
