@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     run_worker_in_process: bool = Field(
         default=True, description="With SQLite, `numberplane serve` also runs the background worker."
     )
-    # Webhook delivery and the background worker (numberplane.events.worker; see the README, "Events, webhooks and the audit log").
+    # Webhook delivery and the background worker (numberplane.events.worker; README "Events").
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Total time one webhook delivery attempt may take."
     )
