@@ -359,3 +359,12 @@ def test_form_parser_equals_parse_qsl(body: str) -> None:
 def test_form_parser_on_a_carrier_body() -> None:
     body = urlencode({"To": "+14155550100", "From": "sip:+1 212@h;a=b", "Empty": "", "CallSid": "CA1"})
     assert parse_form(body) == parse_qsl(body, keep_blank_values=True)
+
+
+async def test_oversized_bodies_are_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/voice/twilio",
+        content=b"To=%2B14155550100&Pad=" + b"x" * (70 * 1024),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"},
+    )
+    assert response.status_code == 403 and response.content == b""

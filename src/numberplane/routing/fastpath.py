@@ -72,8 +72,8 @@ class VoiceFastPath:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_BODY:
-                await self._send(send, Outgoing(413), headers)
+            if size > MAX_BODY:  # refused like any unverifiable request: a bare 403
+                await self._send(send, Outgoing(403), headers)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
