@@ -24,6 +24,7 @@ from numberplane.errors import AppError, Conflict, Forbidden, NotFound, Upstream
 from numberplane.events.service import audit
 from numberplane.ids import new_id
 from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber
+from numberplane.routing.invalidation import carrier_accounts_changed
 from numberplane.tenancy.models import Org
 
 log = logging.getLogger("numberplane.carriers")
@@ -235,6 +236,8 @@ async def delete_account(*, db: Database, actor: Actor, account_id: str) -> None
             before=_public(account),
         )
         await uow.session.delete(account)
+        # Routing caches verification keys per account: a deleted account must stop verifying now.
+        carrier_accounts_changed(uow, [account.id])
         await uow.commit()
 
 
