@@ -113,6 +113,10 @@ async def _start(app: FastAPI) -> None:
     # objects are never walked again, so collections stay sub-millisecond.
     gc.collect()
     gc.freeze()
+    # Fewer, larger young collections and rarer full ones: with the default (700, 10, 10) a full
+    # collection lands every few thousand calls and pauses them all (~90 ms at 1M numbers cached).
+    # Measured with bench/routing: cold p99 at 1,000 calls/s 22 ms -> 4 ms, worst case 96 -> 20 ms.
+    gc.set_threshold(20_000, 50, 100)
 
 
 async def _stop(app: FastAPI) -> None:
