@@ -227,6 +227,29 @@ async def _resolve(session: AsyncSession, org_id: str, ref: str, *, for_update: 
     return pn
 
 
+def _record(
+    uow: UnitOfWork,
+    pn: PhoneNumber,
+    *,
+    event: str,
+    action: str,
+    data: dict[str, Any],
+    after: dict[str, Any] | None,
+    before: dict[str, Any] | None = None,
+) -> None:
+    """A number's change, recorded in the caller's unit of work: its outbox event and its audit row."""
+    emit(uow, type=event, org_id=pn.org_id, subject_type="phone_number", subject_id=pn.id, data=data)
+    audit(
+        uow,
+        action=action,
+        target_type="phone_number",
+        target_id=pn.id,
+        before=before,
+        after=after,
+        org_id=pn.org_id,
+    )
+
+
 async def get_number(*, db: Database, org_id: str, ref: str) -> PhoneNumberRead:
     async with db.session() as session:
         return await _read_one(session, await _resolve(session, org_id, ref))
@@ -935,21 +958,13 @@ async def _activate(
     pn.touch()
     await uow.session.flush()
     read = await _read_one(uow.session, pn)
-    emit(
+    _record(
         uow,
-        type="phone_number.created",
-        org_id=pn.org_id,
-        subject_type="phone_number",
-        subject_id=pn.id,
-        data=snapshot(read),
-    )
-    audit(
-        uow,
+        pn,
+        event="phone_number.created",
         action="phone_number.purchased",
-        target_type="phone_number",
-        target_id=pn.id,
+        data=snapshot(read),
         after=snapshot(read),
-        org_id=pn.org_id,
     )
     numbers_changed(uow, [pn.phone_number])
     return read
@@ -992,21 +1007,13 @@ async def _fail(
         assert pn is not None
         pn.status = "failed"
         pn.touch()
-        emit(
+        _record(
             uow,
-            type="phone_number.purchase_failed",
-            org_id=pn.org_id,
-            subject_type="phone_number",
-            subject_id=pn.id,
-            data={"id": pn.id, "phone_number": pn.phone_number, "order_id": order_id, "error": error},
-        )
-        audit(
-            uow,
+            pn,
+            event="phone_number.purchase_failed",
             action="phone_number.purchase_failed",
-            target_type="phone_number",
-            target_id=pn.id,
+            data={"id": pn.id, "phone_number": pn.phone_number, "order_id": order_id, "error": error},
             after={"phone_number": pn.phone_number, "error": error},
-            org_id=pn.org_id,
         )
         await uow.commit()
 
@@ -1579,19 +1586,12 @@ async def _update_in(
         for k in after
         if after.get(k) != before.get(k) and k not in ("updated_at", "last_modification_timestamp")
     )
-    emit(
+    _record(
         uow,
-        type="phone_number.updated",
-        org_id=pn.org_id,
-        subject_type="phone_number",
-        subject_id=pn.id,
-        data={**after, "changed": changed},
-    )
-    audit(
-        uow,
+        pn,
+        event="phone_number.updated",
         action="phone_number.updated",
-        target_type="phone_number",
-        target_id=pn.id,
+        data={**after, "changed": changed},
         before=before,
         after=after,
     )
@@ -1742,21 +1742,13 @@ async def _release_at_carrier(db: Database, actor: Actor, pn_id: str) -> PhoneNu
         pn.touch()
         await uow.session.flush()
         read = await _read_one(uow.session, pn)
-        emit(
+        _record(
             uow,
-            type="phone_number.released",
-            org_id=pn.org_id,
-            subject_type="phone_number",
-            subject_id=pn.id,
-            data=snapshot(read),
-        )
-        audit(
-            uow,
+            pn,
+            event="phone_number.released",
             action="phone_number.released",
-            target_type="phone_number",
-            target_id=pn.id,
+            data=snapshot(read),
             after={"status": "released"},
-            org_id=pn.org_id,
         )
         numbers_changed(uow, [pn.phone_number])
         await uow.commit()
