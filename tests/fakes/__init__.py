@@ -123,6 +123,30 @@ class FakeCarrier:
         assert self._url is not None, "fake carrier not started"
         return self._url
 
+    # -- the carrier's books, and drift made behind Numberplane's back (reconcile tests) -------
+    id_field = "id"
+
+    def books(self) -> dict[str, dict[str, Any]]:
+        """The numbers this account holds, by the carrier's own id."""
+        raise NotImplementedError
+
+    def by_number(self, phone_number: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def set_fields(self, phone_number: str, **fields: Any) -> None:
+        """Change a number at the carrier behind Numberplane's back."""
+        with self.lock:
+            resource = self.by_number(phone_number)
+            assert resource is not None, phone_number
+            resource.update(fields)
+
+    def remove(self, phone_number: str) -> None:
+        """Release a number at the carrier behind Numberplane's back."""
+        with self.lock:
+            resource = self.by_number(phone_number)
+            if resource is not None:
+                del self.books()[resource[self.id_field]]
+
     # -- helpers for tests ------------------------------------------------------------------
     def bought_twice(self) -> list[str]:
         return [n for n, count in Counter(self.purchases).items() if count > 1]

@@ -137,6 +137,9 @@ class FakeSignalWire(FakeCarrier):
         self.per_area = 20
 
     # -- books ------------------------------------------------------------------------------
+    def books(self) -> dict[str, dict[str, Any]]:
+        return self.numbers
+
     def owned_numbers(self) -> set[str]:
         with self.lock:
             return {n["number"] for n in self.numbers.values()}
@@ -181,18 +184,6 @@ class FakeSignalWire(FakeCarrier):
             resource.update(fields)
             self.numbers[resource["id"]] = resource
             return resource
-
-    def set_fields(self, phone_number: str, **fields: Any) -> None:
-        with self.lock:
-            resource = self.by_number(phone_number)
-            assert resource is not None, phone_number
-            resource.update(fields)
-
-    def remove(self, phone_number: str) -> None:
-        with self.lock:
-            resource = self.by_number(phone_number)
-            if resource is not None:
-                del self.numbers[resource["id"]]
 
     # -- app --------------------------------------------------------------------------------
     def app(self) -> Starlette:

@@ -136,6 +136,8 @@ class TwilioError(Exception):
 
 
 class FakeTwilio(FakeCarrier):
+    id_field = "sid"
+
     def __init__(self) -> None:
         super().__init__()
         self.account_sid = _sid("AC")
@@ -148,6 +150,9 @@ class FakeTwilio(FakeCarrier):
         self.per_area = 20
 
     # -- books ------------------------------------------------------------------------------
+    def books(self) -> dict[str, dict[str, Any]]:
+        return self.owned
+
     def owned_numbers(self) -> set[str]:
         with self.lock:
             return {r["phone_number"] for r in self.owned.values()}
@@ -204,20 +209,6 @@ class FakeTwilio(FakeCarrier):
             resource.update(fields)
             self.owned[resource["sid"]] = resource
             return resource
-
-    def set_fields(self, phone_number: str, **fields: Any) -> None:
-        """Change a number at the carrier behind Numberplane's back (drift tests)."""
-        with self.lock:
-            resource = self.by_number(phone_number)
-            assert resource is not None, phone_number
-            resource.update(fields)
-
-    def remove(self, phone_number: str) -> None:
-        """Release a number at the carrier behind Numberplane's back (drift tests)."""
-        with self.lock:
-            resource = self.by_number(phone_number)
-            if resource is not None:
-                del self.owned[resource["sid"]]
 
     # -- the app ----------------------------------------------------------------------------
     def app(self) -> Starlette:

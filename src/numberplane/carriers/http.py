@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from numberplane import __version__
-from numberplane.carriers.base import CarrierAuthError, CarrierUnavailable
+from numberplane.carriers.base import CarrierAuthError, CarrierRejected, CarrierUnavailable
 from numberplane.carriers.models import CarrierAccount
 
 log = logging.getLogger("numberplane.carriers")
@@ -144,6 +144,19 @@ class HttpCarrier:
             return response.json()
         except ValueError:
             return None
+
+    def _data(self, response: httpx.Response) -> Any:
+        """The ``data`` member of a JSON:API-style body (Telnyx, SignalWire RELAY REST)."""
+        body = self.body(response)
+        return body.get("data") if isinstance(body, dict) else None
+
+    def _rejected(self, response: httpx.Response, what: str) -> CarrierRejected:
+        """A definite refusal (4xx): nothing happened at the carrier."""
+        return CarrierRejected(
+            f"{self.display} refused to {what} ({self.error_message(response)})",
+            carrier=self.carrier,
+            detail=response.text[:500],
+        )
 
 
 def _path(url: str) -> str:

@@ -70,17 +70,6 @@ class SignalWireCarrier(HttpCarrier):
                 return str(body["message"])
         return f"HTTP {response.status_code}"
 
-    def _rejected(self, response: httpx.Response, what: str) -> CarrierRejected:
-        return CarrierRejected(
-            f"SignalWire refused to {what} ({self.error_message(response)})",
-            carrier=self.carrier,
-            detail=response.text[:500],
-        )
-
-    def _data(self, response: httpx.Response) -> Any:
-        body = self.body(response)
-        return body.get("data") if isinstance(body, dict) else None
-
     # -- the interface --------------------------------------------------------------------
     async def verify_credentials(self) -> None:
         response = await self.request("GET", f"{ROOT}/phone_numbers", params={"page_size": 1})

@@ -101,17 +101,6 @@ class TelnyxCarrier(HttpCarrier):
                     return str(err["source"].get("pointer") or err["source"].get("parameter") or "")
         return ""
 
-    def _rejected(self, response: httpx.Response, what: str) -> CarrierRejected:
-        return CarrierRejected(
-            f"Telnyx refused to {what} ({self.error_message(response)})",
-            carrier=self.carrier,
-            detail=response.text[:500],
-        )
-
-    def _data(self, response: httpx.Response) -> Any:
-        body = self.body(response)
-        return body.get("data") if isinstance(body, dict) else None
-
     # -- the interface --------------------------------------------------------------------
     async def verify_credentials(self) -> None:
         """One call: reading the TeXML application checks the key and the application id together."""

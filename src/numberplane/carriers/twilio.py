@@ -79,13 +79,6 @@ class TwilioCarrier(HttpCarrier):
                 return None
         return None
 
-    def _rejected(self, response: httpx.Response, what: str) -> CarrierRejected:
-        return CarrierRejected(
-            f"Twilio refused to {what} ({self.error_message(response)})",
-            carrier=self.carrier,
-            detail=response.text[:500],
-        )
-
     # -- the interface --------------------------------------------------------------------
     async def verify_credentials(self) -> None:
         response = await self.request("GET", self._path(".json"))
