@@ -9,6 +9,7 @@ agents service) and binds it; given as a string it is an agent id; ``"default"``
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -28,6 +29,7 @@ from numberplane.numbers.schemas import (
     PhoneNumberUpdate,
 )
 
+log = logging.getLogger("numberplane.dialects.vocode")
 PREFIX = "/vocode/v1/numbers"
 router = APIRouter(prefix=PREFIX, tags=["dialect: Vocode"])
 Context = Depends(common.context("vocode"))
@@ -64,7 +66,8 @@ async def _discard(ctx: common.Ctx, agent: AgentRead | None) -> None:
     try:
         await agents_service.delete_agent(db=ctx.db, actor=ctx.actor, agent_id=agent.id)
     except Exception:
-        return
+        # The purchase's own error is what the caller must see; a leftover agent is only untidy.
+        log.warning("could not remove agent %s created for a failed Vocode purchase", agent.id, exc_info=True)
 
 
 async def _with_agent(
