@@ -26,6 +26,10 @@ CONFIG = number_config_for(
 async def test_verify_credentials_with_auth_token_and_with_api_key(fake_twilio: FakeTwilio) -> None:
     await twilio_adapter(fake_twilio).verify_credentials()
     await twilio_adapter(fake_twilio, api_key=True).verify_credentials()
+    # One cheap authenticated call each, accepted by the fake (which checks Basic auth).
+    checks = [r for r in fake_twilio.requests if r["op"] == "account"]
+    assert len(checks) == 2 and all(r["method"] == "GET" for r in checks)
+    assert all("error" not in r and "fault" not in r for r in checks)
 
 
 async def test_bad_credentials_name_twilio(fake_twilio: FakeTwilio) -> None:
