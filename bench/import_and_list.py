@@ -26,7 +26,7 @@ os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
 from tests.support import create_pg_database, drop_pg_database, pg_base_url
 
 from numberplane.app import create_app
-from numberplane.db import Actor, Database
+from numberplane.kernel.db import Actor, Database
 from numberplane.migrate import upgrade
 from numberplane.tenancy import service as tenancy
 

@@ -103,9 +103,9 @@ async def load(url: str, count: int) -> Seed:
 
     from numberplane.agents.models import Agent, AgentVersion
     from numberplane.carriers.models import CarrierAccount
-    from numberplane.crypto import encrypt
-    from numberplane.db import Actor, Database, utcnow
-    from numberplane.ids import new_id
+    from numberplane.kernel.crypto import encrypt
+    from numberplane.kernel.db import Actor, Database, utcnow
+    from numberplane.kernel.ids import new_id
     from numberplane.tenancy import service as tenancy
 
     db = Database(url)
@@ -453,8 +453,8 @@ async def main() -> None:
     os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
     from tests.support import create_pg_database, drop_pg_database
 
+    from numberplane.kernel.e164 import normalize_address
     from numberplane.migrate import upgrade
-    from numberplane.numbers.e164 import normalize_address
 
     base = os.environ.get(
         "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

@@ -11,15 +11,15 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-# Settings are read once per process: fix them before anything imports numberplane.settings.
+# Settings are read once per process: fix them before anything imports numberplane.kernel.settings.
 os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
 os.environ["NUMBERPLANE_ALLOW_PRIVATE_URLS"] = "1"
 os.environ.setdefault("NUMBERPLANE_RUN_WORKER_IN_PROCESS", "0")
 
 from numberplane.app import create_app
-from numberplane.db import Actor, Database
+from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.settings import Settings, get_settings
 from numberplane.migrate import upgrade
-from numberplane.settings import Settings, get_settings
 from numberplane.tenancy import service as tenancy
 from tests.support import (
     AreaCodes,

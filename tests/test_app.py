@@ -35,7 +35,7 @@ async def test_unknown_route_is_a_problem_document(client: httpx.AsyncClient) ->
 
 async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path) -> None:
     from numberplane.app import create_app
-    from numberplane.db import Database
+    from numberplane.kernel.db import Database
 
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/nope.db")
     app = create_app(db=db)

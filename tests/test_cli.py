@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from numberplane.db import Database
+from numberplane.kernel.db import Database
 from tests.support import LiveServer
 
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from numberplane.net import BlockedURL, ResponseTooLarge, check_url, customer_request
+from numberplane.kernel.net import BlockedURL, ResponseTooLarge, check_url, customer_request
 from tests.support import LiveServer
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from numberplane.db import Database
+from numberplane.kernel.db import Database
 from numberplane.numbers.models import PhoneNumber
 from tests.support import OrgCreds
 

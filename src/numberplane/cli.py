@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from numberplane.settings import get_settings
+from numberplane.kernel.settings import get_settings
 
 app = typer.Typer(help="Numberplane: phone numbers for voice-AI agents.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
@@ -35,7 +35,7 @@ def run(coro: Any) -> Any:
 
 
 def database() -> Any:
-    from numberplane.db import Database
+    from numberplane.kernel.db import Database
 
     return Database(get_settings().database_url)
 
@@ -57,7 +57,7 @@ async def _bootstrap_first_org(host: str, port: int) -> None:
     """On the very first start (no org yet), create one and print its key once, with a curl to try."""
     from sqlalchemy import func, select
 
-    from numberplane.db import Actor
+    from numberplane.kernel.db import Actor
     from numberplane.tenancy import service
     from numberplane.tenancy.models import Org
 
@@ -119,7 +119,7 @@ def orgs_create(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Create an org with its first API key (the secret is printed once)."""
-    from numberplane.db import Actor
+    from numberplane.kernel.db import Actor
     from numberplane.tenancy import service
 
     async def go() -> dict[str, Any]:
@@ -152,8 +152,8 @@ def keys_create(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Create an API key for an org (the secret is printed once)."""
-    from numberplane.db import Actor
-    from numberplane.errors import AppError
+    from numberplane.kernel.db import Actor
+    from numberplane.kernel.errors import AppError
     from numberplane.tenancy import service
 
     async def go() -> dict[str, Any]:
@@ -180,8 +180,8 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key; requests with it fail at once."""
-    from numberplane.db import Actor
-    from numberplane.errors import AppError
+    from numberplane.kernel.db import Actor
+    from numberplane.kernel.errors import AppError
     from numberplane.tenancy import service
 
     async def go() -> None:

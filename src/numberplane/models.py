@@ -2,8 +2,8 @@
 
 from numberplane.agents.models import Agent, AgentVersion
 from numberplane.carriers.models import CarrierAccount, SandboxNumber
-from numberplane.db import Base
-from numberplane.events.models import AuditEvent, OutboxEvent
+from numberplane.kernel.db import Base
+from numberplane.kernel.outbox import AuditEvent, OutboxEvent
 from numberplane.numbers.models import Order, PhoneNumber, PhoneNumberAgent
 from numberplane.tenancy.models import ApiKey, Org
 

@@ -11,8 +11,8 @@ import pytest
 from numberplane.carriers.base import CarrierAdapter
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import adapter_for
-from numberplane.crypto import encrypt
-from numberplane.ids import new_id
+from numberplane.kernel.crypto import encrypt
+from numberplane.kernel.ids import new_id
 from tests.fakes.signalwire import FakeSignalWire
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import FakeTwilio

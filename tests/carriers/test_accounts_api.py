@@ -13,9 +13,9 @@ from numberplane.carriers import service
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import credentials_of
 from numberplane.carriers.schemas import CarrierAccountCreate
-from numberplane.db import Actor, Database
-from numberplane.events.models import AuditEvent
-from numberplane.ids import new_id
+from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.ids import new_id
+from numberplane.kernel.outbox import AuditEvent
 from numberplane.numbers.models import PhoneNumber
 from numberplane.tenancy.models import Org
 from tests.fakes.signalwire import FakeSignalWire

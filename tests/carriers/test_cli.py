@@ -13,7 +13,7 @@ from sqlalchemy import delete
 
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import credentials_of
-from numberplane.db import Database
+from numberplane.kernel.db import Database
 from tests.fakes.twilio import FakeTwilio
 
 NUMBERPLANE = str(Path(sys.executable).parent / "numberplane")

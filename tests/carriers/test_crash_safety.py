@@ -35,7 +35,7 @@ from sqlalchemy import func, select, update
 from numberplane.carriers import service as carriers
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.schemas import CarrierAccountCreate
-from numberplane.db import Actor, Database
+from numberplane.kernel.db import Actor, Database
 from numberplane.migrate import upgrade
 from numberplane.numbers.models import Order, PhoneNumber
 from numberplane.tenancy import service as tenancy

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
-from numberplane.db import Database
-from numberplane.events.models import OutboxEvent
+from numberplane.kernel.db import Database
+from numberplane.kernel.outbox import OutboxEvent
+from numberplane.kernel.settings import get_settings
 from numberplane.numbers.models import PhoneNumber
-from numberplane.settings import get_settings
 from tests.fakes.signalwire import FakeSignalWire
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import FakeTwilio

@@ -15,7 +15,7 @@ from numberplane.dialects import retell_map as rm
 from numberplane.dialects import signalwire_map as sm
 from numberplane.dialects import vocode_map as vm
 from numberplane.dialects import zudu_map as zm
-from numberplane.errors import ValidationFailed
+from numberplane.kernel.errors import ValidationFailed
 from numberplane.numbers.schemas import AgentBindingRead, PhoneNumberBuy, PhoneNumberRead, PhoneNumberUpdate
 
 NOW = dt.datetime(2024, 1, 15, 10, 30, tzinfo=dt.UTC)

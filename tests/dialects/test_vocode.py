@@ -13,7 +13,7 @@ from vocode.core.api_error import ApiError
 from vocode.errors.unprocessable_entity_error import UnprocessableEntityError
 
 from numberplane.carriers.models import CarrierAccount, SandboxNumber
-from numberplane.db import Database
+from numberplane.kernel.db import Database
 from tests.dialects.helpers import make_agent, v1_count, v1_get
 from tests.support import LiveServer, OrgCreds
 

@@ -25,10 +25,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from numberplane.db import Actor, Database
 from numberplane.events.models import WebhookDelivery, WebhookEndpoint
-from numberplane.events.service import emit
 from numberplane.events.worker import Worker, WorkerConfig
+from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.outbox import emit
 from tests.support import LiveServer, OrgCreds, free_port
 
 FAST = WorkerConfig(

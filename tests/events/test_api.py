@@ -7,12 +7,12 @@ import datetime as dt
 
 import httpx
 
-from numberplane import crypto
 from numberplane.app import create_app
-from numberplane.db import Actor, Database
 from numberplane.events.models import WebhookEndpoint
-from numberplane.events.service import REDACTED, audit
-from numberplane.settings import Settings
+from numberplane.kernel import crypto
+from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.outbox import REDACTED, audit
+from numberplane.kernel.settings import Settings
 from tests.events.conftest import create_endpoint, deliveries, emit_events
 from tests.support import OrgCreds
 

@@ -11,10 +11,10 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from numberplane.db import Database
 from numberplane.events.worker import Worker
-from numberplane.ids import new_id
-from numberplane.net import BlockedURL, check_url
+from numberplane.kernel.db import Database
+from numberplane.kernel.ids import new_id
+from numberplane.kernel.net import BlockedURL, check_url
 from tests.events.conftest import (
     FAST,
     Received,

@@ -8,8 +8,8 @@ from collections import defaultdict
 import httpx
 import pytest
 
-from numberplane.db import Database
-from numberplane.ids import new_id
+from numberplane.kernel.db import Database
+from numberplane.kernel.ids import new_id
 from tests.events.conftest import (
     Receiver,
     WorkerProcess,

@@ -12,8 +12,6 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 
 from numberplane.app import create_app
-from numberplane.db import Database, as_utc
-from numberplane.events.models import OutboxEvent
 from numberplane.events.worker import (
     Worker,
     WorkerConfig,
@@ -21,9 +19,11 @@ from numberplane.events.worker import (
     backoff,
     retry_schedule,
 )
-from numberplane.ids import new_id
+from numberplane.kernel.db import Database, as_utc
+from numberplane.kernel.ids import new_id
+from numberplane.kernel.outbox import OutboxEvent
+from numberplane.kernel.settings import Settings
 from numberplane.numbers.models import PhoneNumber
-from numberplane.settings import Settings
 from tests.events.conftest import (
     FAST,
     FAST_ENV,

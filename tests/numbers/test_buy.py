@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import func, select
 
 from numberplane.carriers.models import SandboxNumber
-from numberplane.db import Database
+from numberplane.kernel.db import Database
 from numberplane.numbers.models import Order, PhoneNumber
 from tests.support import LiveServer, OrgCreds
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from numberplane.numbers import e164
+from numberplane.kernel import e164
 
 SAME = [
     ("+14155550100", None),

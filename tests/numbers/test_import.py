@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from sqlalchemy import func, select
 
-from numberplane.db import Database
-from numberplane.events.models import OutboxEvent
+from numberplane.kernel.db import Database
+from numberplane.kernel.outbox import OutboxEvent
 from numberplane.numbers.models import PhoneNumber
 from tests.support import OrgCreds
 

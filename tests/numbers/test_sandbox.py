@@ -8,7 +8,7 @@ import pytest
 
 from numberplane.carriers.base import CarrierAdapter, NumberUnavailable, SearchQuery
 from numberplane.carriers.sandbox import in_inventory, inventory
-from numberplane.numbers import e164
+from numberplane.kernel import e164
 from tests.support import OrgCreds
 
 

@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from numberplane.db import Database
-from numberplane.settings import Settings
+from numberplane.kernel.db import Database
+from numberplane.kernel.settings import Settings
 from tests.routing.hooks import HookServer
 from tests.routing.world import World, make_world
 from tests.support import AreaCodes, OrgCreds

@@ -1,4 +1,4 @@
-"""The route cache: every write invalidates it, in this process and (PostgreSQL) in every other."""
+"""The route cache: every write invalidates it, in this process and in every other."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from numberplane.db import Actor, Database
-from numberplane.routing import invalidation
-from numberplane.routing.cache import NotifyListener, RouteCache, asyncpg_dsn
+from numberplane.kernel import changes as invalidation
+from numberplane.kernel.changes import ChangeListener
+from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.settings import Settings
+from numberplane.routing.cache import RouteCache
 from numberplane.routing.service import Router, router_of
 from numberplane.routing.snapshot import RouteSnapshot
-from numberplane.settings import Settings
 from tests.routing.world import World
 from tests.support import OrgCreds, free_port, wait_for
 
@@ -89,26 +90,32 @@ async def test_writes_invalidate_this_process(
 
 async def test_a_rolled_back_write_does_not_invalidate(db: Database) -> None:
     seen: list[list[str]] = []
-    invalidation.add_listener(seen.append)
+    db.feed.subscribe(invalidation.NUMBER, seen.append)
     try:
         with pytest.raises(RuntimeError):
             async with db.uow(Actor.system()) as uow:
                 invalidation.numbers_changed(uow, ["+14155550111"])
                 raise RuntimeError("boom")
         assert seen == []
+        async with db.uow(Actor.system()) as uow:
+            invalidation.numbers_changed(uow, ["+14155550112"])
+            await uow.commit()
+        assert seen == [["+14155550112"]]
     finally:
-        invalidation.remove_listener(seen.append)
+        db.feed.unsubscribe(invalidation.NUMBER, seen.append)
 
 
-# -- PostgreSQL: NOTIFY on commit, LISTEN in every process --------------------------------------------
+# -- Across processes: NOTIFY (PostgreSQL) or change_log (SQLite) on commit, a listener in each ------
 
 
-async def test_notify_is_sent_on_commit_only(db: Database, backend: str) -> None:
-    if backend != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+async def test_other_processes_hear_committed_changes_only(db: Database) -> None:
+    # Another process's view of the same database: its own engine and feed. What its cache
+    # learns, it learns through its listener (LISTEN on PostgreSQL, polling change_log on SQLite).
+    other = Database(db.url)
     cache = RouteCache()
-    listener = NotifyListener(asyncpg_dsn(db.url), cache)
-    # This cache is registered with no local listener: what it learns, it learns over LISTEN.
+    other.feed.subscribe(invalidation.NUMBER, cache.invalidate_numbers)
+    other.feed.on_reset(cache.reset)
+    listener = ChangeListener(other)
     listener.start()
     try:
         await asyncio.wait_for(listener.connected.wait(), 10)
@@ -127,6 +134,7 @@ async def test_notify_is_sent_on_commit_only(db: Database, backend: str) -> None
         assert cache.get("+14155550121")[0]
     finally:
         await listener.stop()
+        await other.dispose()
 
 
 class Server:
@@ -164,9 +172,7 @@ class Server:
 
 
 @pytest.fixture
-def two_servers(db_url: str, backend: str) -> Iterator[list[Server]]:
-    if backend != "postgresql":
-        pytest.skip("cross-process invalidation is PostgreSQL's")
+def two_servers(db_url: str) -> Iterator[list[Server]]:
     servers = [Server(db_url), Server(db_url)]
     try:
         for server in servers:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from numberplane.db import Database
+from numberplane.kernel.db import Database
 from numberplane.routing import snapshot
 from tests.routing.world import World
 

@@ -22,11 +22,11 @@ from twilio.request_validator import RequestValidator
 from numberplane.agents.models import Agent, AgentVersion
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import credentials_of
-from numberplane.crypto import encrypt
-from numberplane.db import Actor, Database
-from numberplane.ids import new_id
+from numberplane.kernel import changes as invalidation
+from numberplane.kernel.crypto import encrypt
+from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.ids import new_id
 from numberplane.numbers.models import PhoneNumber, PhoneNumberAgent
-from numberplane.routing import invalidation
 from tests.support import AreaCodes
 
 

@@ -7,7 +7,7 @@ import base64
 import httpx
 import pytest
 
-from numberplane.db import Actor, Database
+from numberplane.kernel.db import Actor, Database
 from numberplane.tenancy import service as tenancy
 from numberplane.tenancy.models import ApiKey
 from tests.support import OrgCreds

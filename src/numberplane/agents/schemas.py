@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from numberplane.schemas import HttpUrl, Model, ReadModel, SipUri, WsUrl
+from numberplane.kernel.schemas import HttpUrl, Model, ReadModel, SipUri, WsUrl
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?(-[A-Z]{2}|-\d{3})?$"
 
@@ -39,7 +39,7 @@ class AgentAction(Model):
     @model_validator(mode="after")
     def _needs(self) -> AgentAction:
         if self.type == "transfer_call":
-            from numberplane.numbers.e164 import InvalidPhoneNumber, to_e164
+            from numberplane.kernel.e164 import InvalidPhoneNumber, to_e164
 
             if not self.config.phone_number:
                 raise ValueError("transfer_call needs config.phone_number")

@@ -8,12 +8,12 @@ from sqlalchemy import delete, select
 
 from numberplane.agents.models import Agent, AgentVersion
 from numberplane.agents.schemas import CONFIG_FIELDS, AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
-from numberplane.db import Actor, Database, as_utc, utcnow
-from numberplane.errors import Conflict, NotFound
-from numberplane.events.service import audit, emit
-from numberplane.ids import new_id
-from numberplane.numbers.schemas import Page
-from numberplane.pagination import check_limit, decode_cursor, encode_cursor
+from numberplane.kernel.changes import agents_changed
+from numberplane.kernel.db import Actor, Database, as_utc, utcnow
+from numberplane.kernel.errors import Conflict, NotFound
+from numberplane.kernel.ids import new_id
+from numberplane.kernel.outbox import audit, emit
+from numberplane.kernel.pagination import Page, keyset, page
 
 MAX_NUMBERS_NAMED = 20
 
@@ -133,27 +133,14 @@ async def get_agent_version(*, db: Database, org_id: str, agent_id: str, version
 async def list_agents(
     *, db: Database, org_id: str, limit: int = 50, cursor: str | None = None
 ) -> Page[AgentRead]:
-    check_limit(limit)
-    query = select(Agent).where(Agent.org_id == org_id).order_by(Agent.id.desc()).limit(limit + 1)
-    if cursor:
-        after, _ = decode_cursor(cursor)
-        query = query.where(Agent.id < after)
+    query = keyset(select(Agent).where(Agent.org_id == org_id), Agent.id, limit=limit, cursor=cursor)
     async with db.session() as session:
         rows = list(await session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[AgentRead](
-        data=[to_read(a) for a in rows],
-        has_more=more,
-        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-    )
+    return page(rows, limit=limit, read=to_read)
 
 
 async def update_agent(*, db: Database, actor: Actor, agent_id: str, patch: AgentUpdate) -> AgentRead:
     """Apply ``patch`` and record it as a new version; numbers that follow the latest pick it up."""
-    from numberplane.numbers.models import PhoneNumber, PhoneNumberAgent
-    from numberplane.routing.invalidation import numbers_changed
-
     assert actor.org_id is not None
     async with db.uow(actor) as uow:
         agent = await _owned(uow.session, actor.org_id, agent_id)
@@ -185,12 +172,7 @@ async def update_agent(*, db: Database, actor: Actor, agent_id: str, patch: Agen
             before=before,
             after=snapshot(agent),
         )
-        bound = await uow.session.scalars(
-            select(PhoneNumber.phone_number)
-            .join(PhoneNumberAgent, PhoneNumberAgent.phone_number_id == PhoneNumber.id)
-            .where(PhoneNumberAgent.agent_id == agent.id, PhoneNumber.status == "active")
-        )
-        numbers_changed(uow, list(bound))
+        agents_changed(uow, [agent.id])  # numbers following its latest version route anew
         await uow.commit()
     return out
 
@@ -227,6 +209,7 @@ async def delete_agent(*, db: Database, actor: Actor, agent_id: str) -> None:
         # Released numbers keep their history but must not block the delete.
         await uow.session.execute(delete(PhoneNumberAgent).where(PhoneNumberAgent.agent_id == agent.id))
         await uow.session.delete(agent)
+        agents_changed(uow, [agent.id])
         emit(
             uow,
             type="agent.deleted",

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from numberplane.agents import service
 from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
-from numberplane.deps import actor_for, get_db
-from numberplane.numbers.schemas import Page
+from numberplane.kernel.deps import actor_for, get_db
+from numberplane.kernel.pagination import Page
 from numberplane.tenancy.auth import Principal, require_principal
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])

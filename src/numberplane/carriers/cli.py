@@ -29,8 +29,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _database() -> Any:
-    from numberplane.db import Database
-    from numberplane.settings import get_settings
+    from numberplane.kernel.db import Database
+    from numberplane.kernel.settings import get_settings
 
     return Database(get_settings().database_url)
 
@@ -82,8 +82,8 @@ def add_platform(
     """Add a platform-wide carrier account (org_id NULL) that every org may use."""
     from numberplane.carriers import service
     from numberplane.carriers.schemas import CarrierAccountCreate
-    from numberplane.db import Actor
-    from numberplane.errors import AppError
+    from numberplane.kernel.db import Actor
+    from numberplane.kernel.errors import AppError
 
     try:
         data = CarrierAccountCreate(
@@ -153,7 +153,7 @@ def reconcile_cmd(
 ) -> None:
     """Settle pending purchases and releases, then find and repair drift at the carriers."""
     from numberplane.carriers import reconcile
-    from numberplane.errors import AppError
+    from numberplane.kernel.errors import AppError
 
     with Progress(
         SpinnerColumn(),

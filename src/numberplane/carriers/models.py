@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from numberplane.db import Base, utcnow
+from numberplane.kernel.db import Base, utcnow
 
 
 class CarrierAccount(Base):

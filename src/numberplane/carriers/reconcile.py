@@ -32,13 +32,13 @@ from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.schemas import ROUTING_ONLY, ReconcileDrift, ReconcileReport
 from numberplane.carriers.service import display
 from numberplane.carriers.urls import number_config_for
-from numberplane.db import Actor, Database, utcnow
-from numberplane.errors import NotFound
-from numberplane.events.service import audit, emit
+from numberplane.kernel.changes import numbers_changed
+from numberplane.kernel.db import Actor, Database, utcnow
+from numberplane.kernel.errors import NotFound
+from numberplane.kernel.outbox import audit, emit
+from numberplane.kernel.settings import get_settings
 from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber, PhoneNumberAgent
 from numberplane.numbers.service import wants_sms_webhook
-from numberplane.routing.invalidation import numbers_changed
-from numberplane.settings import get_settings
 
 log = logging.getLogger("numberplane.carriers.reconcile")
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from numberplane.carriers.base import CarrierAdapter
 from numberplane.carriers.models import CarrierAccount
-from numberplane.crypto import decrypt
-from numberplane.db import Database
+from numberplane.kernel.crypto import decrypt
+from numberplane.kernel.db import Database
 
 Factory = Callable[..., CarrierAdapter]
 _FACTORIES: dict[str, Factory] = {}

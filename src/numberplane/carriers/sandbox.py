@@ -26,9 +26,9 @@ from numberplane.carriers.base import (
 )
 from numberplane.carriers.models import CarrierAccount, SandboxNumber
 from numberplane.carriers.registry import register
-from numberplane.db import Database
-from numberplane.ids import new_id
-from numberplane.numbers import e164
+from numberplane.kernel import e164
+from numberplane.kernel.db import Database
+from numberplane.kernel.ids import new_id
 
 NANP_DEFAULT_AREAS = {
     "US": ("415", "212", "312", "512", "646", "206", "303", "617", "202", "213", "305", "404"),

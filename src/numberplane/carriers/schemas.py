@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from numberplane.schemas import HttpUrl, Model
+from numberplane.kernel.schemas import HttpUrl, Model
 
 CREATABLE = ("twilio", "telnyx", "signalwire", "vonage")
 CarrierName = Literal["twilio", "telnyx", "signalwire", "vonage"]

@@ -18,13 +18,13 @@ from numberplane.carriers import registry
 from numberplane.carriers.base import CarrierAuthError, CarrierError, CarrierUnavailable
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.schemas import ROUTING_ONLY, CarrierAccountCreate, CarrierAccountRead
-from numberplane.crypto import SecretKeyError, encrypt
-from numberplane.db import Actor, Database, UnitOfWork, as_utc, utcnow
-from numberplane.errors import AppError, Conflict, Forbidden, NotFound, UpstreamError
-from numberplane.events.service import audit
-from numberplane.ids import new_id
+from numberplane.kernel.changes import accounts_changed
+from numberplane.kernel.crypto import SecretKeyError, encrypt
+from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, utcnow
+from numberplane.kernel.errors import AppError, Conflict, Forbidden, NotFound, UpstreamError
+from numberplane.kernel.ids import new_id
+from numberplane.kernel.outbox import audit
 from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber
-from numberplane.routing.invalidation import carrier_accounts_changed
 from numberplane.tenancy.models import Org
 
 log = logging.getLogger("numberplane.carriers")
@@ -237,7 +237,7 @@ async def delete_account(*, db: Database, actor: Actor, account_id: str) -> None
         )
         await uow.session.delete(account)
         # Routing caches verification keys per account: a deleted account must stop verifying now.
-        carrier_accounts_changed(uow, [account.id])
+        accounts_changed(uow, [account.id])
         await uow.commit()
 
 

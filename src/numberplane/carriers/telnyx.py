@@ -41,7 +41,7 @@ from numberplane.carriers.base import (
 from numberplane.carriers.http import HttpCarrier
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import register
-from numberplane.numbers import e164
+from numberplane.kernel import e164
 
 log = logging.getLogger("numberplane.carriers.telnyx")
 

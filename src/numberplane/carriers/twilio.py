@@ -31,7 +31,7 @@ from numberplane.carriers.base import (
 from numberplane.carriers.http import HttpCarrier
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import register
-from numberplane.numbers import e164
+from numberplane.kernel import e164
 
 API_VERSION = "2010-04-01"
 SEARCH_TYPES = {"local": "Local", "toll_free": "TollFree", "mobile": "Mobile"}

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from numberplane.carriers import reconcile, service
 from numberplane.carriers.schemas import CarrierAccountCreate, CarrierAccountRead, ReconcileReport
-from numberplane.deps import actor_for, get_db
-from numberplane.errors import Forbidden
-from numberplane.numbers.schemas import Page
+from numberplane.kernel.deps import actor_for, get_db
+from numberplane.kernel.errors import Forbidden
+from numberplane.kernel.pagination import Page
 from numberplane.tenancy.auth import Principal, require_principal
 
 router = APIRouter(prefix="/v1/carrier-accounts", tags=["carrier accounts"])

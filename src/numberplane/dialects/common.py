@@ -18,9 +18,9 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from numberplane.agents.schemas import AgentRead
-from numberplane.db import Actor, Database
-from numberplane.deps import actor_for, get_db
-from numberplane.errors import ErrorInfo, FieldError, NotFound, ValidationFailed, validation_errors
+from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.deps import actor_for, get_db
+from numberplane.kernel.errors import ErrorInfo, FieldError, NotFound, ValidationFailed, validation_errors
 from numberplane.numbers.schemas import AgentBindingRead, NumberFilters, PhoneNumberRead, SipConfigRead
 from numberplane.tenancy.auth import Principal, require_principal
 

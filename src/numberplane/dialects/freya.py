@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse, Response
 
 from numberplane.dialects import common
 from numberplane.dialects import freya_map as fm
-from numberplane.errors import ErrorInfo, Forbidden, register_shape
-from numberplane.numbers import e164
+from numberplane.kernel import e164
+from numberplane.kernel.errors import ErrorInfo, Forbidden, register_shape
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,

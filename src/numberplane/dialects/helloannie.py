@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from numberplane.dialects import common
 from numberplane.dialects import helloannie_map as hm
-from numberplane.errors import ErrorInfo, Forbidden, register_shape
+from numberplane.kernel.errors import ErrorInfo, Forbidden, register_shape
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import PhoneNumberBuy, PhoneNumberRead, PhoneNumberUpdate
 

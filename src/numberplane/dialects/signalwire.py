@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from numberplane.dialects import common
 from numberplane.dialects import signalwire_map as sm
-from numberplane.errors import ErrorInfo, register_shape
+from numberplane.kernel.errors import ErrorInfo, register_shape
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,

@@ -19,7 +19,7 @@ from numberplane.agents import service as agents_service
 from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from numberplane.dialects import common
 from numberplane.dialects import vocode_map as vm
-from numberplane.errors import ErrorInfo, register_shape
+from numberplane.kernel.errors import ErrorInfo, register_shape
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from numberplane.dialects import common
 from numberplane.dialects import zudu_map as zm
-from numberplane.errors import ErrorInfo, Forbidden, register_shape
+from numberplane.kernel.errors import ErrorInfo, Forbidden, register_shape
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,

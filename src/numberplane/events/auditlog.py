@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from numberplane.db import Database, as_utc, utcnow
-from numberplane.errors import NotFound, ValidationFailed
-from numberplane.events.models import AuditEvent
 from numberplane.events.schemas import AuditEventRead
-from numberplane.numbers.schemas import Page
-from numberplane.pagination import check_limit, decode_cursor, encode_cursor
+from numberplane.kernel.db import Database, as_utc, utcnow
+from numberplane.kernel.errors import NotFound, ValidationFailed
+from numberplane.kernel.outbox import AuditEvent
+from numberplane.kernel.pagination import Page, check_limit, keyset, page
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ async def list_audit_events(
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[AuditEventRead]:
-    check_limit(limit)
+    check_limit(limit)  # before any other check: a bad limit is named first
     if filters.since and filters.until and filters.since >= filters.until:
         raise ValidationFailed.field("until", "must be after since")
     query = select(AuditEvent).where(AuditEvent.org_id == org_id)
@@ -80,19 +79,10 @@ async def list_audit_events(
         query = query.where(AuditEvent.id >= id_floor(filters.since))
     if filters.until is not None:
         query = query.where(AuditEvent.id < id_floor(filters.until))
-    if cursor:
-        after, _ = decode_cursor(cursor)
-        query = query.where(AuditEvent.id < after)
-    query = query.order_by(AuditEvent.id.desc()).limit(limit + 1)
+    query = keyset(query, AuditEvent.id, limit=limit, cursor=cursor)
     async with db.session() as session:
         rows = list(await session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[AuditEventRead](
-        data=[to_read(r) for r in rows],
-        has_more=more,
-        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-    )
+    return page(rows, limit=limit, read=to_read)
 
 
 async def get_audit_event(*, db: Database, org_id: str, audit_id: str) -> AuditEventRead:

@@ -8,7 +8,7 @@ import signal
 
 import typer
 
-from numberplane.settings import get_settings
+from numberplane.kernel.settings import get_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +23,9 @@ def register(app: typer.Typer) -> None:
         Run as many as you like against PostgreSQL; with SQLite, `numberplane serve` already runs
         one in-process (NUMBERPLANE_RUN_WORKER_IN_PROCESS). Stops cleanly on SIGTERM or SIGINT.
         """
-        from numberplane.db import Database
         from numberplane.events.worker import Worker, WorkerConfig
+        from numberplane.kernel.changes import ChangeListener
+        from numberplane.kernel.db import Database
 
         settings = get_settings()
         logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -42,16 +43,20 @@ def register(app: typer.Typer) -> None:
         async def main() -> None:
             db = Database(settings.database_url)
             runner = Worker(db, config)
+            # Wake at once when another process commits events (the worker polls anyway).
+            listener = ChangeListener(db)
             try:
                 if once:
                     await runner.renew_due()
                     await runner.run_until_idle()
                     return
+                listener.start()
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(sig, runner.stop)
                 await runner.run()
             finally:
+                await listener.stop()
                 await runner.aclose()
                 await db.dispose()
 

@@ -11,9 +11,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from numberplane import crypto
-from numberplane.db import Actor, Database, as_utc, utcnow
-from numberplane.errors import Conflict, NotFound, ValidationFailed
 from numberplane.events.models import WebhookDelivery, WebhookEndpoint
 from numberplane.events.schemas import (
     WebhookDeliveryRead,
@@ -22,12 +19,14 @@ from numberplane.events.schemas import (
     WebhookEndpointRead,
     WebhookEndpointUpdate,
 )
-from numberplane.events.service import audit, wake_workers
 from numberplane.events.signing import new_secret
-from numberplane.ids import new_id
-from numberplane.net import BlockedURL, check_url
-from numberplane.numbers.schemas import Page
-from numberplane.pagination import check_limit, decode_cursor, encode_cursor
+from numberplane.kernel import crypto
+from numberplane.kernel.db import Actor, Database, as_utc, utcnow
+from numberplane.kernel.errors import Conflict, NotFound, ValidationFailed
+from numberplane.kernel.ids import new_id
+from numberplane.kernel.net import BlockedURL, check_url
+from numberplane.kernel.outbox import audit, events_written
+from numberplane.kernel.pagination import Page, check_limit, keyset, page
 
 MAX_ENDPOINTS_PER_ORG = 50
 DELIVERY_STATUSES = ("pending", "succeeded", "failed")
@@ -150,25 +149,15 @@ async def get_endpoint(*, db: Database, org_id: str, endpoint_id: str) -> Webhoo
 async def list_endpoints(
     *, db: Database, org_id: str, limit: int = 50, cursor: str | None = None
 ) -> Page[WebhookEndpointRead]:
-    check_limit(limit)
-    query = (
-        select(WebhookEndpoint)
-        .where(WebhookEndpoint.org_id == org_id)
-        .order_by(WebhookEndpoint.id.desc())
-        .limit(limit + 1)
+    query = keyset(
+        select(WebhookEndpoint).where(WebhookEndpoint.org_id == org_id),
+        WebhookEndpoint.id,
+        limit=limit,
+        cursor=cursor,
     )
-    if cursor:
-        after, _ = decode_cursor(cursor)
-        query = query.where(WebhookEndpoint.id < after)
     async with db.session() as session:
         rows = list(await session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[WebhookEndpointRead](
-        data=[to_read(e) for e in rows],
-        has_more=more,
-        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-    )
+    return page(rows, limit=limit, read=to_read)
 
 
 async def update_endpoint(
@@ -205,7 +194,7 @@ async def update_endpoint(
                 after=after,
             )
             if endpoint.enabled:
-                uow.after_commit(wake_workers)
+                events_written(uow)
         out = to_read(endpoint)
         await uow.commit()
     return out
@@ -242,29 +231,16 @@ async def list_deliveries(
     check_limit(limit)
     if status is not None and status not in DELIVERY_STATUSES:
         raise ValidationFailed.field("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")
-    query = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.endpoint_id == endpoint_id)
-        .order_by(WebhookDelivery.id.desc())
-        .limit(limit + 1)
-    )
+    query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
     if status is not None:
         query = query.where(WebhookDelivery.status == status)
     if event_id is not None:
         query = query.where(WebhookDelivery.event_id == event_id)
-    if cursor:
-        after, _ = decode_cursor(cursor)
-        query = query.where(WebhookDelivery.id < after)
+    query = keyset(query, WebhookDelivery.id, limit=limit, cursor=cursor)
     async with db.session() as session:
         await _owned(session, org_id, endpoint_id)
         rows = list(await session.scalars(query))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return Page[WebhookDeliveryRead](
-        data=[delivery_read(d) for d in rows],
-        has_more=more,
-        next_cursor=encode_cursor(rows[-1].id) if more and rows else None,
-    )
+    return page(rows, limit=limit, read=delivery_read)
 
 
 async def get_delivery(
@@ -322,6 +298,6 @@ async def resend_delivery(
             after={"status": "pending", "event_id": row.event_id, "endpoint_id": endpoint_id},
         )
         out = delivery_read(row)
-        uow.after_commit(wake_workers)
+        events_written(uow)
         await uow.commit()
     return out

@@ -1,66 +1,21 @@
-"""The outbox, the audit trail, and webhook endpoints with their deliveries.
+"""Webhook endpoints and their deliveries.
 
-Outbox events and audit rows are written in the same transaction as the change. The worker
-fans each new event out into one ``WebhookDelivery`` per matching endpoint (marking the event
-with ``fanned_out_at``), then delivers, retries and records the outcome on that row.
+Outbox events and audit rows (``kernel.outbox``) are written in the same transaction as the
+change. The worker fans each new event out into one ``WebhookDelivery`` per matching endpoint
+(marking the event with ``fanned_out_at``), then delivers, retries and records the outcome on
+that row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from numberplane.db import Base, utcnow
+from numberplane.kernel.db import Base, utcnow
 
-_UNFANNED = text("fanned_out_at IS NULL")
 _PENDING = text("status = 'pending'")
-
-
-class OutboxEvent(Base):
-    """A state change, recorded with the change itself. Delivery state lives elsewhere."""
-
-    __tablename__ = "events"
-    __table_args__ = (
-        Index("ix_events_org_id_id", "org_id", "id"),
-        # The worker's "what is new" query: only events not yet fanned out are in this index.
-        Index("ix_events_unfanned", "id", sqlite_where=_UNFANNED, postgresql_where=_UNFANNED),
-    )
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    type: Mapped[str] = mapped_column(String(64))
-    subject_type: Mapped[str] = mapped_column(String(32))
-    subject_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    # Set once the worker has created this event's deliveries (NULL: not yet looked at).
-    fanned_out_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
-
-
-class AuditEvent(Base):
-    """Who changed what, through which API. Append-only: nothing updates or deletes these rows."""
-
-    __tablename__ = "audit_events"
-    __table_args__ = (
-        Index("ix_audit_events_org_id_id", "org_id", "id"),
-        Index("ix_audit_events_org_id_target_type_target_id", "org_id", "target_type", "target_id"),
-    )
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    actor_type: Mapped[str] = mapped_column(String(16))
-    actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    via: Mapped[str] = mapped_column(String(32))
-    action: Mapped[str] = mapped_column(String(64))
-    target_type: Mapped[str] = mapped_column(String(32))
-    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    before: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
-    after: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
-    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class WebhookEndpoint(Base):

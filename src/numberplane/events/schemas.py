@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from numberplane.events.service import EVENT_TYPES
-from numberplane.schemas import HttpUrl, Model
+from numberplane.kernel.outbox import EVENT_TYPES
+from numberplane.kernel.schemas import HttpUrl, Model
 
 MAX_EVENT_TYPES = len(EVENT_TYPES)
 

@@ -17,8 +17,8 @@ from typing import Any
 from standardwebhooks import Webhook
 
 from numberplane import __version__
-from numberplane.db import as_utc, utcnow
-from numberplane.events.models import OutboxEvent
+from numberplane.kernel.db import as_utc, utcnow
+from numberplane.kernel.outbox import OutboxEvent
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32

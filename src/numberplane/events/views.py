@@ -7,7 +7,6 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from numberplane.deps import actor_for, get_db
 from numberplane.events import auditlog, endpoints
 from numberplane.events.schemas import (
     AuditEventRead,
@@ -17,9 +16,9 @@ from numberplane.events.schemas import (
     WebhookEndpointRead,
     WebhookEndpointUpdate,
 )
-from numberplane.events.worker import install_app_hooks
-from numberplane.numbers.schemas import Page
-from numberplane.settings import Settings
+from numberplane.kernel.deps import actor_for, get_db
+from numberplane.kernel.pagination import Page
+from numberplane.kernel.settings import Settings
 from numberplane.tenancy.auth import Principal, require_principal
 
 router = APIRouter()
@@ -27,7 +26,6 @@ hooks = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
 audit_router = APIRouter(prefix="/v1/audit-events", tags=["audit"])
 
 # `numberplane serve` on SQLite runs the delivery worker inside the server process.
-install_app_hooks()
 
 
 def _settings(request: Request) -> Settings:

@@ -35,23 +35,16 @@ from typing import Any
 
 import httpx
 from sqlalchemy import exists, func, insert, or_, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import aliased
 
-from numberplane import crypto
-from numberplane.db import Actor, Database, as_utc, is_sqlite, utcnow
-from numberplane.events.models import OutboxEvent, WebhookDelivery, WebhookEndpoint
-from numberplane.events.service import (
-    EVENTS_CHANNEL,
-    add_wake_listener,
-    audit,
-    emit,
-    remove_wake_listener,
-)
+from numberplane.events.models import WebhookDelivery, WebhookEndpoint
 from numberplane.events.signing import body_for, sign_headers
-from numberplane.ids import new_id
-from numberplane.net import BlockedURL, customer_request
-from numberplane.settings import Settings
+from numberplane.kernel import changes, crypto
+from numberplane.kernel.db import Actor, Database, as_utc, utcnow
+from numberplane.kernel.ids import new_id
+from numberplane.kernel.net import BlockedURL, customer_request
+from numberplane.kernel.outbox import OutboxEvent, audit, emit
+from numberplane.kernel.settings import Settings
 
 log = logging.getLogger("numberplane.worker")
 
@@ -234,9 +227,13 @@ class Worker:
         """Loop until ``stop()``: fan out, renew, claim and deliver; sleep when there is nothing."""
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
-        self._wake = asyncio.Event()
-        add_wake_listener(loop, self._wake)
-        listener = asyncio.ensure_future(self._listen()) if self._pg else None
+        wake = self._wake = asyncio.Event()
+
+        def on_outbox(_ids: list[str]) -> None:  # called by whichever thread committed
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(wake.set)
+
+        self.db.feed.subscribe(changes.OUTBOX, on_outbox)
         log.info("worker started (%s)", self.db.dialect)
         try:
             while not self._stopping.is_set():
@@ -249,11 +246,7 @@ class Worker:
                     continue
                 await self._idle()
         finally:
-            remove_wake_listener(loop, self._wake)
-            if listener is not None:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await listener
+            self.db.feed.unsubscribe(changes.OUTBOX, on_outbox)
             if self._inflight:
                 await asyncio.wait(self._inflight, timeout=self.config.timeout + 2)
                 for task in self._inflight:
@@ -261,41 +254,6 @@ class Worker:
             if self._task is None:
                 await self._close_client()
             log.info("worker stopped")
-
-    async def _listen(self) -> None:
-        """PostgreSQL: LISTEN for commits that emitted events (any process) and wake at once.
-        Polling still runs underneath, so a lost connection only costs latency."""
-        import asyncpg
-
-        dsn = make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
-        delay = 0.5
-        while True:
-            conn = None
-            try:
-                conn = await asyncpg.connect(dsn, timeout=5)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(EVENTS_CHANNEL, self._on_notify)
-                delay = 0.5
-                while not lost.is_set():
-                    try:
-                        await asyncio.wait_for(lost.wait(), 30)
-                    except TimeoutError:
-                        await asyncio.wait_for(conn.execute("SELECT 1"), 5)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("worker LISTEN connection failed (%s); polling only", exc.__class__.__name__)
-            finally:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(conn.close(), 2)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-    def _on_notify(self, *_: Any) -> None:
-        if self._wake is not None:
-            self._wake.set()
 
     async def _idle(self) -> None:
         assert self._wake is not None
@@ -661,33 +619,3 @@ class Worker:
         if renewed:
             log.info("billing: renewed %d number-months", renewed)
         return renewed
-
-
-# -- running inside `numberplane serve` (SQLite) -------------------------------------------------
-
-
-async def _start_in_app(app: Any) -> None:
-    settings: Settings = app.state.settings
-    db: Database = app.state.db
-    if not settings.run_worker_in_process or not is_sqlite(db.url):
-        return
-    worker = Worker(db, WorkerConfig.from_settings(settings))
-    worker.start()
-    app.state.events_worker = worker
-
-
-async def _stop_in_app(app: Any) -> None:
-    worker: Worker | None = getattr(app.state, "events_worker", None)
-    if worker is not None:
-        app.state.events_worker = None
-        await worker.aclose()
-
-
-def install_app_hooks() -> None:
-    """Register the in-process worker with the app's startup/shutdown hooks (idempotent)."""
-    from numberplane import app as app_module
-
-    if _start_in_app not in app_module.STARTUP_HOOKS:
-        app_module.STARTUP_HOOKS.append(_start_in_app)
-    if _stop_in_app not in app_module.SHUTDOWN_HOOKS:
-        app_module.SHUTDOWN_HOOKS.append(_stop_in_app)

@@ -10,8 +10,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 import numberplane.models  # noqa: F401  (registers every table)
-from numberplane.db import Base, make_engine
-from numberplane.settings import get_settings
+from numberplane.kernel.db import Base, make_engine
+from numberplane.kernel.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata

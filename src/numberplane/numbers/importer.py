@@ -15,8 +15,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from numberplane.db import Actor, Database
-from numberplane.settings import get_settings
+from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.settings import get_settings
 
 MAX_ROWS = 1_000_000
 _PASSTHROUGH = ("name", "language", "country", "number_type", "inbound_webhook_url", "carrier_account_id")

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from numberplane.db import Base, epoch_ms, utcnow
+from numberplane.kernel.db import Base, epoch_ms, utcnow
 
 # A number in one of these states holds its E.164 in the whole system: one org, one row.
 HOLDING_STATUSES = ("pending", "active", "releasing")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import phonenumbers
 from pydantic import (
@@ -23,10 +23,8 @@ from pydantic import (
 )
 
 from numberplane.agents.schemas import LANGUAGE_PATTERN, VoiceSettings
-from numberplane.numbers import e164
-from numberplane.schemas import HttpUrl, Model, SipUri
-
-T = TypeVar("T")
+from numberplane.kernel import e164
+from numberplane.kernel.schemas import HttpUrl, Model, SipUri
 
 MAX_AGENTS_PER_DIRECTION = 20
 MAX_IMPORT_ROWS = 100_000
@@ -381,12 +379,6 @@ class PhoneNumberRead(BaseModel):
     order: dict[str, Any] | None = Field(
         default=None, description="For a purchase still in flight: the order's id and status."
     )
-
-
-class Page(BaseModel, Generic[T]):
-    data: list[T]
-    has_more: bool
-    next_cursor: str | None = None
 
 
 class NumberFilters(BaseModel):

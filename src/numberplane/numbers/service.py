@@ -33,7 +33,6 @@ from sqlalchemy import Select, Table, delete, exists, func, insert, or_, select,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from numberplane import faults
 from numberplane.agents.models import Agent
 from numberplane.carriers.base import (
     AvailableNumber,
@@ -49,12 +48,22 @@ from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import adapter_for
 from numberplane.carriers.schemas import ROUTING_ONLY
 from numberplane.carriers.urls import number_config_for
-from numberplane.crypto import encrypt
-from numberplane.db import Actor, Database, UnitOfWork, as_utc, epoch_ms, utcnow
-from numberplane.errors import AppError, Conflict, FieldError, NotFound, UpstreamError, ValidationFailed
-from numberplane.events.service import audit, emit, events_written
-from numberplane.ids import is_uuid, new_id
-from numberplane.numbers import e164
+from numberplane.kernel import e164, faults
+from numberplane.kernel.changes import numbers_changed
+from numberplane.kernel.crypto import encrypt
+from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, epoch_ms, utcnow
+from numberplane.kernel.errors import (
+    AppError,
+    Conflict,
+    FieldError,
+    NotFound,
+    UpstreamError,
+    ValidationFailed,
+)
+from numberplane.kernel.ids import is_uuid, new_id
+from numberplane.kernel.outbox import audit, emit, events_written
+from numberplane.kernel.pagination import Page, check_limit, decode_cursor, encode_cursor
+from numberplane.kernel.settings import get_settings
 from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber, PhoneNumberAgent
 from numberplane.numbers.schemas import (
     DIRECTIONS,
@@ -62,7 +71,6 @@ from numberplane.numbers.schemas import (
     ImportReport,
     ImportRowResult,
     NumberFilters,
-    Page,
     PhoneNumberBuy,
     PhoneNumberConfig,
     PhoneNumberImportRow,
@@ -71,9 +79,6 @@ from numberplane.numbers.schemas import (
     SipConfig,
     SipConfigRead,
 )
-from numberplane.pagination import check_limit, decode_cursor, encode_cursor
-from numberplane.routing.invalidation import numbers_changed
-from numberplane.settings import get_settings
 
 log = logging.getLogger("numberplane.numbers")
 
@@ -1508,7 +1513,7 @@ async def _insert_chunk(
 async def _write_rows(
     db: Database, actor: Actor, built: list[tuple[_Prepared, dict[str, Any], list[dict[str, Any]]]]
 ) -> None:
-    from numberplane.events.models import OutboxEvent
+    from numberplane.kernel.outbox import OutboxEvent
 
     # Only the columns this chunk uses: the rest are NULL by default, and every bound column costs
     # per-row processing (most of an import's settings are absent).

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from numberplane.deps import actor_for, get_db
+from numberplane.kernel.deps import actor_for, get_db
+from numberplane.kernel.pagination import Page
 from numberplane.numbers import service
 from numberplane.numbers.schemas import (
     ImportReport,
     NumberFilters,
-    Page,
     PhoneNumberBuy,
     PhoneNumberImport,
     PhoneNumberRead,
@@ -54,7 +54,7 @@ async def available(
     carrier_account_id: str | None = None,
     principal: Principal = Depends(require_principal),
 ) -> AvailableList:
-    from numberplane.numbers.e164 import pretty
+    from numberplane.kernel.e164 import pretty
 
     found = await service.search_available(
         db=get_db(request),

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from numberplane.numbers.e164 import country_of, normalize_address
+from numberplane.kernel.e164 import country_of, normalize_address
 from numberplane.routing.snapshot import AgentTarget, RouteSnapshot
 
 NOT_IN_SERVICE_MESSAGE = "The number you have called is not in service. Goodbye."

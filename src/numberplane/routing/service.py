@@ -1,8 +1,9 @@
 """The data plane's per-process state and its one operation: from a call to a Decision.
 
-``Router`` owns the route cache, the carrier-account directory, the HTTP client used for
-inbound webhooks and (on PostgreSQL) the LISTEN connection that keeps the cache coherent
-across processes. Lookup is the cache, or one indexed query on a miss.
+``Router`` owns the route cache, the carrier-account directory and the HTTP client used for
+inbound webhooks. Both caches follow the database's change feed (``kernel.changes``), which
+the app keeps in step with every other process. Lookup is the cache, or one indexed query on a
+miss.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from typing import Any
 
 import httpx
 
-from numberplane.db import Database
-from numberplane.routing import invalidation, metrics, snapshot, webhook
-from numberplane.routing.cache import NotifyListener, RouteCache, asyncpg_dsn
+from numberplane.kernel import changes
+from numberplane.kernel.changes import asyncpg_dsn
+from numberplane.kernel.db import Database
+from numberplane.kernel.settings import Settings
+from numberplane.routing import metrics, snapshot, webhook
+from numberplane.routing.cache import RouteCache
 from numberplane.routing.decide import CallInfo, Decision, WebhookResult, decide, needs_webhook
 from numberplane.routing.snapshot import AgentTarget, RouteSnapshot
 from numberplane.routing.verify import AccountDirectory
-from numberplane.settings import Settings
 
 log = logging.getLogger("numberplane.routing")
 
@@ -31,16 +34,24 @@ class Router:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.cache = RouteCache(max_entries=settings.route_cache_size)
+        self.cache = RouteCache(
+            max_entries=settings.route_cache_size, unknown_ttl=settings.route_unknown_ttl_seconds
+        )
         self.accounts = AccountDirectory(db)
-        self.listener: NotifyListener | None = None
         self._client: httpx.AsyncClient | None = None
         self._pool: Any = None  # asyncpg pool for the snapshot query (PostgreSQL)
         self._pool_lock = asyncio.Lock()
         self._sql = snapshot.postgresql_sql() if db.dialect == "postgresql" else None
-        invalidation.add_listener(self.cache.invalidate_numbers)
-        invalidation.add_agent_listener(self.cache.invalidate_agents)
-        invalidation.add_account_listener(self.accounts.invalidate)
+        feed = db.feed
+        feed.subscribe(changes.NUMBER, self.cache.invalidate_numbers)
+        feed.subscribe(changes.AGENT, self.cache.invalidate_agents)
+        feed.subscribe(changes.ACCOUNT, self.accounts.invalidate)
+        feed.on_reset(self._reset)
+        self.cache.bypass = not feed.live
+
+    def _reset(self, live: bool) -> None:
+        self.cache.reset(live)
+        self.accounts.invalidate()
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -52,20 +63,12 @@ class Router:
             )
         return self._client
 
-    def start_listener(self) -> None:
-        if self.db.dialect == "postgresql" and self.listener is None:
-            self.listener = NotifyListener(
-                asyncpg_dsn(self.db.url), self.cache, on_accounts=self.accounts.invalidate
-            )
-            self.listener.start()
-
     async def aclose(self) -> None:
-        invalidation.remove_listener(self.cache.invalidate_numbers)
-        invalidation.remove_agent_listener(self.cache.invalidate_agents)
-        invalidation.remove_account_listener(self.accounts.invalidate)
-        if self.listener is not None:
-            await self.listener.stop()
-            self.listener = None
+        feed = self.db.feed
+        feed.unsubscribe(changes.NUMBER, self.cache.invalidate_numbers)
+        feed.unsubscribe(changes.AGENT, self.cache.invalidate_agents)
+        feed.unsubscribe(changes.ACCOUNT, self.accounts.invalidate)
+        feed.remove_reset_listener(self._reset)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -171,9 +174,6 @@ def record(decision: Decision, carrier: str, started: float) -> None:
 
 
 def router_of(app: Any) -> Router:
-    """The app's Router, created on first use (also for apps served without a lifespan)."""
-    router: Router | None = getattr(app.state, "routing", None)
-    if router is None:
-        router = Router(app.state.db, app.state.settings)
-        app.state.routing = router
+    """The app's Router (``create_app`` makes one per app)."""
+    router: Router = app.state.routing
     return router

@@ -37,7 +37,7 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import credentials_of
-from numberplane.db import Database
+from numberplane.kernel.db import Database
 
 log = logging.getLogger("numberplane.routing.verify")
 
@@ -92,8 +92,8 @@ class MultiParams:
 class AccountDirectory:
     """Carrier accounts by the identifier a carrier puts in its requests, cached briefly.
 
-    Entries live ``ttl`` seconds and are dropped at once when a writer calls
-    ``routing.invalidation.carrier_accounts_changed`` (in any process, via NOTIFY).
+    Entries live ``ttl`` seconds and are dropped at once when a writer in any process calls
+    ``kernel.changes.accounts_changed``.
     """
 
     def __init__(self, db: Database, *, ttl: float = ACCOUNT_TTL_S, max_entries: int = 10_000) -> None:

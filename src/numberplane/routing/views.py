@@ -7,22 +7,19 @@ one) and answers only for numbers of the key's org.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from typing import Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
-from numberplane import app as app_module
 from numberplane.routing import metrics
 from numberplane.routing.decide import CallInfo, Decision
-from numberplane.routing.fastpath import install
 from numberplane.routing.handlers import ENDPOINTS, Incoming, dispatch
 from numberplane.routing.render import FORMAT_CARRIER, render
-from numberplane.routing.service import Router, record, router_of
+from numberplane.routing.service import record, router_of
 from numberplane.tenancy.auth import Principal, require_principal
 
 log = logging.getLogger("numberplane.routing")
@@ -100,33 +97,3 @@ async def prometheus_metrics(request: Request) -> Response:
         metrics.CACHE_SIZE.set(len(routing.cache))
     body = generate_latest(metrics.REGISTRY) + generate_latest(DEFAULT_REGISTRY)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-
-# -- Lifespan: the LISTEN connection on PostgreSQL, and the fast path ---------------------------------
-
-
-async def _start(app: FastAPI) -> None:
-    router_of(app).start_listener()
-    install(app)
-    # Everything imported and built so far lives as long as the process. A full collection walks
-    # it all (~70 ms with this app loaded): that pause is the p99 of a routing answer. Frozen
-    # objects are never walked again, so collections stay sub-millisecond.
-    gc.collect()
-    gc.freeze()
-    # Fewer, larger young collections and rarer full ones: with the default (700, 10, 10) a full
-    # collection lands every few thousand calls and pauses them all (~90 ms at 1M numbers cached).
-    # Measured with bench/routing: cold p99 at 1,000 calls/s 22 ms -> 4 ms, worst case 96 -> 20 ms.
-    gc.set_threshold(20_000, 50, 100)
-
-
-async def _stop(app: FastAPI) -> None:
-    routing: Router | None = getattr(app.state, "routing", None)
-    if routing is not None:
-        await routing.aclose()
-        app.state.routing = None
-
-
-if _start not in app_module.STARTUP_HOOKS:
-    app_module.STARTUP_HOOKS.append(_start)
-if _stop not in app_module.SHUTDOWN_HOOKS:
-    app_module.SHUTDOWN_HOOKS.append(_stop)

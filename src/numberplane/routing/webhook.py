@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 
 from numberplane import __version__
-from numberplane.net import BlockedURL, customer_request
+from numberplane.kernel.net import BlockedURL, customer_request
 from numberplane.routing.decide import CallInfo, WebhookResult, pick_agent
 from numberplane.routing.snapshot import AgentTarget, RouteSnapshot
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from numberplane.errors import Unauthorized
+from numberplane.kernel.errors import Unauthorized
 from numberplane.tenancy import service
 
 

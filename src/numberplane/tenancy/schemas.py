@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import Field
 
-from numberplane.schemas import Model, ReadModel
+from numberplane.kernel.schemas import Model, ReadModel
 
 
 class OrgCreate(Model):

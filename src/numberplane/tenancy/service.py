@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from numberplane.carriers.models import CarrierAccount
-from numberplane.crypto import encrypt
-from numberplane.db import UnitOfWork, utcnow
-from numberplane.errors import NotFound
-from numberplane.events.service import audit
-from numberplane.ids import new_id
+from numberplane.kernel.crypto import encrypt
+from numberplane.kernel.db import UnitOfWork, utcnow
+from numberplane.kernel.errors import NotFound
+from numberplane.kernel.ids import new_id
+from numberplane.kernel.outbox import audit
 from numberplane.tenancy.models import ApiKey, Org
 from numberplane.tenancy.schemas import CreatedKey
 

@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
+from numberplane.kernel import changes as change_notification
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -92,6 +94,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # This process's change notifications (``kernel.changes``): caches subscribe to it.
+        self.feed = change_notification.ChangeFeed()
 
     @property
     def dialect(self) -> str:
@@ -139,6 +143,8 @@ class UnitOfWork:
     db: Database
     actor: Actor
     session: AsyncSession = field(init=False)
+    # Keys of what this unit of work changed (``kernel.changes``), published when it commits.
+    changes: set[str] = field(default_factory=set, init=False)
     _pending: list[Any] = field(default_factory=list, init=False)
     _hooks: list[Any] = field(default_factory=list, init=False)
 
@@ -162,10 +168,17 @@ class UnitOfWork:
         self._hooks.append(hook)
 
     async def commit(self) -> None:
+        """Commit the change with its records; tell every process what changed (other processes
+        inside the transaction, this one once it is durable); then run the after-commit hooks."""
         if self._pending:
             self.session.add_all(self._pending)
             self._pending = []
+        keys, self.changes = self.changes, set()
+        if keys:
+            await change_notification.write(self.session, self.db.dialect, keys)
         await self.session.commit()
+        if keys:
+            self.db.feed.publish(keys)
         hooks, self._hooks = self._hooks, []
         for hook in hooks:
             result = hook()
@@ -175,4 +188,5 @@ class UnitOfWork:
     async def rollback(self) -> None:
         self._pending = []
         self._hooks = []
+        self.changes = set()
         await self.session.rollback()

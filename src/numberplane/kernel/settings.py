@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Numbers whose routing snapshot each server process keeps in memory (0: no cache).",
     )
+    route_unknown_ttl_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a server remembers that a called number is not one of ours. Creating "
+        "the number ends it at once, in every process; this bounds it in any case.",
+    )
     run_worker_in_process: bool = Field(
         default=True, description="With SQLite, `numberplane serve` also runs the background worker."
     )

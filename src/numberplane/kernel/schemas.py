@@ -35,7 +35,7 @@ def _ws_url(value: str) -> str:
 
 
 def _sip_uri(value: str) -> str:
-    from numberplane.numbers.e164 import is_sip_uri
+    from numberplane.kernel.e164 import is_sip_uri
 
     if not is_sip_uri(value):
         raise ValueError("must be a SIP URI such as sip:agent@sip.example.com")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from numberplane.settings import get_settings
+from numberplane.kernel.settings import get_settings
 
 
 class SecretKeyError(RuntimeError):

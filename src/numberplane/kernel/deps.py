@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from numberplane.db import Actor, Database, UnitOfWork
+from numberplane.kernel.db import Actor, Database, UnitOfWork
 from numberplane.tenancy.auth import Principal
 
 

@@ -1,0 +1,160 @@
+"""The outbox and the audit trail: recorded in the unit of work that makes the change.
+
+Both are queued on the unit of work and land in its single commit: no event without its
+change, no change without its event. Delivery (webhook endpoints, the worker) is the events
+package's business; the records are every domain's, so they live in the kernel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from numberplane.kernel import changes
+from numberplane.kernel.db import Base, UnitOfWork, utcnow
+from numberplane.kernel.ids import new_id
+
+EVENT_TYPES = (
+    "phone_number.created",
+    "phone_number.updated",
+    "phone_number.released",
+    "phone_number.renewed",
+    "phone_number.purchase_failed",
+    "agent.created",
+    "agent.updated",
+    "agent.deleted",
+    "import.completed",
+    "carrier.drift_detected",
+)
+
+_SECRET_KEYS = frozenset(
+    {"password", "secret", "token", "auth_token", "api_key", "api_secret", "signing_secret", "credentials"}
+)
+REDACTED = "[redacted]"
+_UNFANNED = text("fanned_out_at IS NULL")
+
+
+class OutboxEvent(Base):
+    """A state change, recorded with the change itself. Delivery state lives elsewhere."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_org_id_id", "org_id", "id"),
+        # The worker's "what is new" query: only events not yet fanned out are in this index.
+        Index("ix_events_unfanned", "id", sqlite_where=_UNFANNED, postgresql_where=_UNFANNED),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    type: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Set once the worker has created this event's deliveries (NULL: not yet looked at).
+    fanned_out_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class AuditEvent(Base):
+    """Who changed what, through which API. Append-only: nothing updates or deletes these rows."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_org_id_id", "org_id", "id"),
+        Index("ix_audit_events_org_id_target_type_target_id", "org_id", "target_type", "target_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    via: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+def redact(value: Any) -> Any:
+    """A copy with every secret-looking key replaced, for audit rows and logs."""
+    if isinstance(value, dict):
+        return {
+            k: (
+                REDACTED
+                if (k in _SECRET_KEYS or k.endswith(("_password", "_secret", "_token"))) and v
+                else redact(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def emit(
+    uow: UnitOfWork,
+    *,
+    type: str,
+    org_id: str | None,
+    subject_type: str,
+    subject_id: str | None,
+    data: dict[str, Any],
+) -> OutboxEvent:
+    """Record an event in ``uow``: delivered to the org's webhook endpoints once it commits."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type!r}")
+    event = OutboxEvent(
+        id=new_id(),
+        org_id=org_id,
+        type=type,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        data=redact(data),
+        created_at=utcnow(),
+    )
+    uow.add_record(event)
+    events_written(uow)
+    return event
+
+
+def events_written(uow: UnitOfWork) -> None:
+    """Wake the delivery workers, in every process, when ``uow`` commits. ``emit`` calls it;
+    call it yourself after inserting ``OutboxEvent`` rows in bulk (workers poll anyway, this only
+    saves the wait)."""
+    changes.changed(uow, changes.OUTBOX, ["new"])
+
+
+def audit(
+    uow: UnitOfWork,
+    *,
+    action: str,
+    target_type: str,
+    target_id: str | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    org_id: str | None = None,
+) -> AuditEvent:
+    """Record who (``uow.actor``) changed what, through which API, with secrets redacted."""
+    actor = uow.actor
+    row = AuditEvent(
+        id=new_id(),
+        org_id=org_id if org_id is not None else actor.org_id,
+        actor_type=actor.kind,
+        actor_id=actor.id,
+        via=actor.via,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        before=redact(before) if before is not None else None,
+        after=redact(after) if after is not None else None,
+        request_id=actor.request_id,
+        created_at=utcnow(),
+    )
+    uow.add_record(row)
+    return row
