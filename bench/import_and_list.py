@@ -26,9 +26,9 @@ os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
 from tests.support import create_pg_database, drop_pg_database, pg_base_url
 
 from numberplane.app import create_app
+from numberplane.carriers import service as carriers_service
 from numberplane.kernel.db import Actor, Database
 from numberplane.migrate import upgrade
-from numberplane.tenancy import service as tenancy
 
 
 def numbers(count: int) -> list[str]:
@@ -47,7 +47,7 @@ async def run(url: str, rows: int, limit: int, depth: int) -> dict[str, float]:
     db = Database(url)
     app = create_app(db=db)
     async with db.uow(Actor.cli()) as uow:
-        _, key = await tenancy.create_org(uow=uow, name="bench")
+        _, key = await carriers_service.open_org(uow=uow, name="bench")
         await uow.commit()
     headers = {"Authorization": f"Bearer {key.token}"}
     body = {"numbers": [{"phone_number": n} for n in numbers(rows)]}

@@ -102,15 +102,15 @@ async def load(url: str, count: int) -> Seed:
     from sqlalchemy.engine import make_url
 
     from numberplane.agents.models import Agent, AgentVersion
+    from numberplane.carriers import service as carriers_service
     from numberplane.carriers.models import CarrierAccount
     from numberplane.kernel.crypto import encrypt
     from numberplane.kernel.db import Actor, Database, utcnow
     from numberplane.kernel.ids import new_id
-    from numberplane.tenancy import service as tenancy
 
     db = Database(url)
     async with db.uow(Actor.cli()) as uow:
-        org, _ = await tenancy.create_org(uow=uow, name="bench")
+        org, _ = await carriers_service.open_org(uow=uow, name="bench")
         await uow.commit()
     account_sid, auth_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
     account_id, agent_id = new_id(), new_id()

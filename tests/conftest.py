@@ -17,10 +17,10 @@ os.environ["NUMBERPLANE_ALLOW_PRIVATE_URLS"] = "1"
 os.environ.setdefault("NUMBERPLANE_RUN_WORKER_IN_PROCESS", "0")
 
 from numberplane.app import create_app
+from numberplane.carriers import service as carriers_service
 from numberplane.kernel.db import Actor, Database
 from numberplane.kernel.settings import Settings, get_settings
 from numberplane.migrate import upgrade
-from numberplane.tenancy import service as tenancy
 from tests.support import (
     AreaCodes,
     LiveServer,
@@ -96,7 +96,7 @@ def area_codes() -> AreaCodes:
 
 async def make_org(db: Database, name: str = "Test Org") -> OrgCreds:
     async with db.uow(Actor.cli()) as uow:
-        org, key = await tenancy.create_org(uow=uow, name=name)
+        org, key = await carriers_service.open_org(uow=uow, name=name)
         await uow.commit()
     return OrgCreds(org_id=org.id, key_id=key.key_id, secret=key.secret, token=key.token)
 

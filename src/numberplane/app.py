@@ -24,11 +24,13 @@ from numberplane.agents import views as agents_views
 from numberplane.carriers import views as carriers_views
 from numberplane.dialects import freya, helloannie, retell, signalwire, vocode, zudu
 from numberplane.events import views as events_views
-from numberplane.events.worker import Worker, WorkerConfig
+from numberplane.events.worker import PeriodicJob, Worker, WorkerConfig
 from numberplane.kernel import errors
 from numberplane.kernel.changes import ChangeListener
 from numberplane.kernel.db import Database, is_sqlite
 from numberplane.kernel.settings import Settings, get_settings
+from numberplane.numbers import billing
+from numberplane.numbers import service as numbers_service
 from numberplane.numbers import views as numbers_views
 from numberplane.routing import fastpath
 from numberplane.routing import views as routing_views
@@ -36,11 +38,12 @@ from numberplane.routing.service import Router
 
 log = logging.getLogger("numberplane")
 
-# Every API surface, mounted in this order.
+# Every API surface, mounted in this order. Agents and carrier accounts sit below numbers, so
+# whether numbers still use one (which refuses its deletion) is numbers' answer, given here.
 ROUTERS = (
-    agents_views.router,
+    agents_views.make_router(agent_users=numbers_service.agent_users),
     numbers_views.router,
-    carriers_views.router,
+    carriers_views.make_router(account_users=numbers_service.account_users),
     events_views.router,
     routing_views.router,
     helloannie.router,
@@ -85,6 +88,15 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+def periodic_jobs(db: Database, settings: Settings) -> list[PeriodicJob]:
+    """What a worker process runs besides webhook delivery (``serve`` with SQLite, ``worker``)."""
+
+    async def renew() -> int:
+        return await billing.renew_due(db=db)
+
+    return [PeriodicJob(name="billing", every=settings.billing_check_seconds, run=renew)]
+
+
 def _freeze_startup_objects() -> None:
     """Keep the collector off the routing answer's p99.
 
@@ -117,7 +129,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         fastpath.install(app)
         worker = None
         if in_process_worker:
-            worker = Worker(database, WorkerConfig.from_settings(settings))
+            config = WorkerConfig.from_settings(settings)
+            worker = Worker(database, config, jobs=periodic_jobs(database, settings))
             worker.start()
         app.state.events_worker = worker
         _freeze_startup_objects()

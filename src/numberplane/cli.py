@@ -1,13 +1,12 @@
 """The ``numberplane`` command. Other tooling scripts against these exact forms.
 
-Domains add their own sub-commands: a module listed in ``CLI_MODULES`` exposing
-``register(app: typer.Typer)`` is loaded if present.
+This module assembles the CLI: its own commands (serve, migrate, orgs, keys, numbers import)
+and the domains' command groups, placed explicitly at the end of the module.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 from pathlib import Path
@@ -16,7 +15,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from numberplane.carriers import cli as carriers_cli
+from numberplane.events import cli as events_cli
 from numberplane.kernel.settings import get_settings
+from numberplane.numbers import cli as numbers_cli
 
 app = typer.Typer(help="Numberplane: phone numbers for voice-AI agents.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
@@ -27,7 +29,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(numbers_app, name="numbers")
 
 console = Console(stderr=True)
-CLI_MODULES = ("numberplane.carriers.cli", "numberplane.events.cli")
 
 
 def run(coro: Any) -> Any:
@@ -57,8 +58,8 @@ async def _bootstrap_first_org(host: str, port: int) -> None:
     """On the very first start (no org yet), create one and print its key once, with a curl to try."""
     from sqlalchemy import func, select
 
+    from numberplane.carriers import service as carriers_service
     from numberplane.kernel.db import Actor
-    from numberplane.tenancy import service
     from numberplane.tenancy.models import Org
 
     db = database()
@@ -68,7 +69,7 @@ async def _bootstrap_first_org(host: str, port: int) -> None:
         if count:
             return
         async with db.uow(Actor.cli()) as uow:
-            org, key = await service.create_org(uow=uow, name="Default")
+            org, key = await carriers_service.open_org(uow=uow, name="Default")
             await uow.commit()
     finally:
         await db.dispose()
@@ -119,14 +120,14 @@ def orgs_create(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Create an org with its first API key (the secret is printed once)."""
+    from numberplane.carriers import service as carriers_service
     from numberplane.kernel.db import Actor
-    from numberplane.tenancy import service
 
     async def go() -> dict[str, Any]:
         db = database()
         try:
             async with db.uow(Actor.cli()) as uow:
-                org, key = await service.create_org(uow=uow, name=name)
+                org, key = await carriers_service.open_org(uow=uow, name=name)
                 await uow.commit()
             return {
                 "org_id": org.id,
@@ -222,17 +223,15 @@ def numbers_import(
     raise typer.Exit(code)
 
 
-def _register_optional() -> None:
-    for name in CLI_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            # Not present (the module or its package): that domain has not landed. Anything
-            # else missing is a real error.
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                continue
-            raise
-        module.register(app)
+# -- the domains' commands, placed here ---------------------------------------------------------
 
 
-_register_optional()
+def _periodic_jobs(db: Any, settings: Any) -> list[Any]:
+    from numberplane.app import periodic_jobs
+
+    return periodic_jobs(db, settings)
+
+
+app.add_typer(carriers_cli.carriers_app, name="carriers")
+carriers_cli.carriers_app.command("reconcile")(numbers_cli.reconcile)
+app.command("worker")(events_cli.worker_command(_periodic_jobs))

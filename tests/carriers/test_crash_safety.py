@@ -33,12 +33,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from numberplane.carriers import service as carriers
+from numberplane.carriers import service as carriers_service
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.schemas import CarrierAccountCreate
 from numberplane.kernel.db import Actor, Database
 from numberplane.migrate import upgrade
 from numberplane.numbers.models import Order, PhoneNumber
-from numberplane.tenancy import service as tenancy
 from tests.fakes import FakeCarrier
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import FakeTwilio
@@ -163,7 +163,7 @@ async def server(db_url: str, faults: str = "") -> AsyncIterator[Server]:
 
 async def make_org(db: Database) -> OrgCreds:
     async with db.uow(Actor.cli()) as uow:
-        org, key = await tenancy.create_org(uow=uow, name="Crash test org")
+        org, key = await carriers_service.open_org(uow=uow, name="Crash test org")
         await uow.commit()
     return OrgCreds(org_id=org.id, key_id=key.key_id, secret=key.secret, token=key.token)
 

@@ -288,7 +288,7 @@ async def test_reconcile_all_skips_idle_sandbox_accounts(
     client: httpx.AsyncClient, org: OrgCreds, db: Database, fake_twilio: FakeTwilio, area_codes: AreaCodes
 ) -> None:
     from numberplane.carriers.models import CarrierAccount
-    from numberplane.carriers.reconcile import reconcile_all
+    from numberplane.numbers.reconcile import reconcile_all
 
     area = area_codes.take()
     account_id = await connect_twilio(client, org, fake_twilio)

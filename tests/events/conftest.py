@@ -39,7 +39,6 @@ FAST = WorkerConfig(
     poll=0.05,
     batch_size=50,
     lease=3.0,
-    billing_every=3600.0,
     allow_private=True,
 )
 
@@ -172,7 +171,7 @@ async def cleanup_endpoints(db: Database) -> AsyncIterator[list[str]]:
 async def worker(db: Database, cleanup_endpoints: list[str]) -> AsyncIterator[Worker]:
     """A fast worker on the test's event loop, not started (call ``.start()`` or step it).
     Stopped before the test's endpoints are cleaned up."""
-    w = Worker(db, FAST, billing=False)
+    w = Worker(db, FAST)
     yield w
     await w.aclose()
 

@@ -94,7 +94,7 @@ async def test_another_orgs_endpoint_is_a_404(
     from tests.events.conftest import FAST
 
     # Fan out only (no delivery attempt needed): a delivery row exists for the owner to see.
-    fanner = Worker(db, FAST, billing=False)
+    fanner = Worker(db, FAST)
     while await fanner.fan_out():  # other tests' events may be ahead of ours in the outbox
         pass
     await fanner.aclose()

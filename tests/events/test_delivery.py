@@ -164,7 +164,7 @@ async def test_failing_endpoint_gives_up_then_resend_delivers(
     endpoint = await create_endpoint(client, org, receiver.url("flaky"), cleanup_endpoints)
     receiver.fail_paths.add("flaky")
     [(_, event_id)] = await emit_events(db, org.org_id, [new_id()], 1)
-    short = Worker(db, replace(FAST, retry_window=0.4), billing=False)
+    short = Worker(db, replace(FAST, retry_window=0.4))
     short.start()
     try:
         await wait_for(lambda: all_settled(db, endpoint["id"], 1, "failed"), timeout=30)
@@ -201,7 +201,7 @@ async def test_private_addresses_are_refused_without_the_setting(
     # An endpoint saved while private URLs were allowed; this worker does not allow them.
     endpoint = await create_endpoint(client, org, receiver.url("private"), cleanup_endpoints)
     await emit_events(db, org.org_id, [new_id()], 1)
-    strict = Worker(db, replace(FAST, allow_private=False), billing=False)
+    strict = Worker(db, replace(FAST, allow_private=False))
     try:
         await strict.run_until_idle()
     finally:

@@ -1,21 +1,31 @@
-"""Agents: create, read, update (a new version each time), delete (refused while numbers use it)."""
+"""Agents: create, read, update (a new version each time), delete (refused while numbers use it).
+
+``create_in`` and ``update_in`` work inside a caller's unit of work, so a flow that changes an
+agent and a number together (a Vocode purchase with an inline agent) commits both at once.
+Agents sit below numbers: whether numbers still use an agent is asked through the ``in_use``
+function the caller passes to ``delete_agent`` (``numbers.service.agent_users``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from numberplane.agents.models import Agent, AgentVersion
 from numberplane.agents.schemas import CONFIG_FIELDS, AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
 from numberplane.kernel.changes import agents_changed
-from numberplane.kernel.db import Actor, Database, as_utc, utcnow
+from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, utcnow
 from numberplane.kernel.errors import Conflict, NotFound
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.outbox import audit, emit
 from numberplane.kernel.pagination import Page, keyset, page
 
 MAX_NUMBERS_NAMED = 20
+
+# (session, agent_id, at most) -> [{"id", "phone_number"}] of the live numbers using the agent.
+AgentUsers = Callable[[Any, str, int], Awaitable[list[dict[str, str]]]]
 
 
 def to_read(agent: Agent) -> AgentRead:
@@ -61,39 +71,50 @@ def snapshot(agent: Agent) -> dict[str, Any]:
     return {"name": agent.name, "version": agent.version, **(agent.config or {})}
 
 
-async def _owned(session: Any, org_id: str, agent_id: str) -> Agent:
-    agent = await session.get(Agent, agent_id) if len(agent_id) <= 64 else None
+async def _owned(session: Any, org_id: str, agent_id: str, *, for_update: bool = False) -> Agent:
+    agent = (
+        await session.get(Agent, agent_id, with_for_update=for_update or None)
+        if len(agent_id) <= 64
+        else None
+    )
     if agent is None or agent.org_id != org_id:
         raise NotFound(f"agent {agent_id} not found", code="agent_not_found")
     return agent  # type: ignore[no-any-return]
 
 
-async def create_agent(*, db: Database, actor: Actor, data: AgentCreate) -> AgentRead:
-    assert actor.org_id is not None
+async def create_in(uow: UnitOfWork, data: AgentCreate) -> AgentRead:
+    """A new agent (version 1) in the caller's unit of work, with its event and audit row."""
+    org_id = uow.actor.org_id
+    assert org_id is not None
     now = utcnow()
-    config = _config_from(data)
     agent = Agent(
         id=new_id(),
-        org_id=actor.org_id,
+        org_id=org_id,
         name=data.name,
         version=1,
-        config=config,
+        config=_config_from(data),
         created_at=now,
         updated_at=now,
     )
+    uow.session.add(agent)
+    uow.session.add(AgentVersion(agent_id=agent.id, version=1, config=snapshot(agent), created_at=now))
+    out = to_read(agent)
+    emit(
+        uow,
+        type="agent.created",
+        org_id=agent.org_id,
+        subject_type="agent",
+        subject_id=agent.id,
+        data=out.model_dump(mode="json"),
+    )
+    audit(uow, action="agent.created", target_type="agent", target_id=agent.id, after=snapshot(agent))
+    await uow.session.flush()
+    return out
+
+
+async def create_agent(*, db: Database, actor: Actor, data: AgentCreate) -> AgentRead:
     async with db.uow(actor) as uow:
-        uow.session.add(agent)
-        uow.session.add(AgentVersion(agent_id=agent.id, version=1, config=snapshot(agent), created_at=now))
-        out = to_read(agent)
-        emit(
-            uow,
-            type="agent.created",
-            org_id=agent.org_id,
-            subject_type="agent",
-            subject_id=agent.id,
-            data=out.model_dump(mode="json"),
-        )
-        audit(uow, action="agent.created", target_type="agent", target_id=agent.id, after=snapshot(agent))
+        out = await create_in(uow, data)
         await uow.commit()
     return out
 
@@ -101,6 +122,13 @@ async def create_agent(*, db: Database, actor: Actor, data: AgentCreate) -> Agen
 async def get_agent(*, db: Database, org_id: str, agent_id: str) -> AgentRead:
     async with db.session() as session:
         return to_read(await _owned(session, org_id, agent_id))
+
+
+async def get_in(uow: UnitOfWork, agent_id: str) -> AgentRead:
+    """The org's agent, read inside the caller's unit of work (locked for an update to follow)."""
+    org_id = uow.actor.org_id
+    assert org_id is not None
+    return to_read(await _owned(uow.session, org_id, agent_id, for_update=True))
 
 
 async def get_agents(*, db: Database, org_id: str, ids: list[str]) -> dict[str, AgentRead]:
@@ -139,84 +167,86 @@ async def list_agents(
     return page(rows, limit=limit, read=to_read)
 
 
+async def update_in(uow: UnitOfWork, agent_id: str, patch: AgentUpdate) -> AgentRead:
+    """Apply ``patch`` in the caller's unit of work as a new version; numbers that follow the
+    latest version pick it up (every process's route cache is told)."""
+    org_id = uow.actor.org_id
+    assert org_id is not None
+    agent = await _owned(uow.session, org_id, agent_id, for_update=True)
+    before = snapshot(agent)
+    if "name" in patch.model_fields_set and patch.name is not None:
+        agent.name = patch.name
+    agent.config = _config_from(patch, agent.config)
+    agent.version += 1
+    agent.updated_at = utcnow()
+    uow.session.add(
+        AgentVersion(
+            agent_id=agent.id, version=agent.version, config=snapshot(agent), created_at=agent.updated_at
+        )
+    )
+    out = to_read(agent)
+    emit(
+        uow,
+        type="agent.updated",
+        org_id=agent.org_id,
+        subject_type="agent",
+        subject_id=agent.id,
+        data=out.model_dump(mode="json"),
+    )
+    audit(
+        uow,
+        action="agent.updated",
+        target_type="agent",
+        target_id=agent.id,
+        before=before,
+        after=snapshot(agent),
+    )
+    agents_changed(uow, [agent.id])
+    await uow.session.flush()
+    return out
+
+
 async def update_agent(*, db: Database, actor: Actor, agent_id: str, patch: AgentUpdate) -> AgentRead:
     """Apply ``patch`` and record it as a new version; numbers that follow the latest pick it up."""
-    assert actor.org_id is not None
     async with db.uow(actor) as uow:
-        agent = await _owned(uow.session, actor.org_id, agent_id)
-        before = snapshot(agent)
-        if "name" in patch.model_fields_set and patch.name is not None:
-            agent.name = patch.name
-        agent.config = _config_from(patch, agent.config)
-        agent.version += 1
-        agent.updated_at = utcnow()
-        uow.session.add(
-            AgentVersion(
-                agent_id=agent.id, version=agent.version, config=snapshot(agent), created_at=agent.updated_at
-            )
-        )
-        out = to_read(agent)
-        emit(
-            uow,
-            type="agent.updated",
-            org_id=agent.org_id,
-            subject_type="agent",
-            subject_id=agent.id,
-            data=out.model_dump(mode="json"),
-        )
-        audit(
-            uow,
-            action="agent.updated",
-            target_type="agent",
-            target_id=agent.id,
-            before=before,
-            after=snapshot(agent),
-        )
-        agents_changed(uow, [agent.id])  # numbers following its latest version route anew
+        out = await update_in(uow, agent_id, patch)
         await uow.commit()
     return out
 
 
-async def delete_agent(*, db: Database, actor: Actor, agent_id: str) -> None:
-    """Delete, unless numbers still use the agent: then a 409 that names them."""
-    from numberplane.numbers.models import PhoneNumber, PhoneNumberAgent
+async def delete_in(uow: UnitOfWork, agent_id: str, *, in_use: AgentUsers) -> None:
+    """Delete in the caller's unit of work, unless numbers still use the agent (``in_use`` says
+    which): then a 409 that names them."""
+    org_id = uow.actor.org_id
+    assert org_id is not None
+    agent = await _owned(uow.session, org_id, agent_id, for_update=True)
+    users = await in_use(uow.session, agent.id, MAX_NUMBERS_NAMED + 1)
+    if users:
+        shown = users[:MAX_NUMBERS_NAMED]
+        names = ", ".join(r["phone_number"] for r in shown)
+        more = " and more" if len(users) > MAX_NUMBERS_NAMED else ""
+        raise Conflict(
+            f"agent {agent_id} is used by {names}{more}; detach it from those numbers first",
+            code="agent_in_use",
+            extra={"phone_numbers": shown},
+        )
+    before = snapshot(agent)
+    # Released numbers' bindings to it go with it (ON DELETE CASCADE): history must not block.
+    await uow.session.delete(agent)
+    agents_changed(uow, [agent.id])
+    emit(
+        uow,
+        type="agent.deleted",
+        org_id=agent.org_id,
+        subject_type="agent",
+        subject_id=agent.id,
+        data={"id": agent.id, "name": agent.name},
+    )
+    audit(uow, action="agent.deleted", target_type="agent", target_id=agent.id, before=before)
 
-    assert actor.org_id is not None
+
+async def delete_agent(*, db: Database, actor: Actor, agent_id: str, in_use: AgentUsers) -> None:
+    """Delete, unless numbers still use the agent (``in_use`` says which): then a 409 that names them."""
     async with db.uow(actor) as uow:
-        agent = await _owned(uow.session, actor.org_id, agent_id)
-        in_use = list(
-            await uow.session.execute(
-                select(PhoneNumber.id, PhoneNumber.phone_number)
-                .join(PhoneNumberAgent, PhoneNumberAgent.phone_number_id == PhoneNumber.id)
-                .where(
-                    PhoneNumberAgent.agent_id == agent.id,
-                    PhoneNumber.status.in_(("pending", "active", "releasing")),
-                )
-                .distinct()
-                .limit(MAX_NUMBERS_NAMED + 1)
-            )
-        )
-        if in_use:
-            shown = [{"id": r.id, "phone_number": r.phone_number} for r in in_use[:MAX_NUMBERS_NAMED]]
-            names = ", ".join(r["phone_number"] for r in shown)
-            more = " and more" if len(in_use) > MAX_NUMBERS_NAMED else ""
-            raise Conflict(
-                f"agent {agent_id} is used by {names}{more}; detach it from those numbers first",
-                code="agent_in_use",
-                extra={"phone_numbers": shown},
-            )
-        before = snapshot(agent)
-        # Released numbers keep their history but must not block the delete.
-        await uow.session.execute(delete(PhoneNumberAgent).where(PhoneNumberAgent.agent_id == agent.id))
-        await uow.session.delete(agent)
-        agents_changed(uow, [agent.id])
-        emit(
-            uow,
-            type="agent.deleted",
-            org_id=agent.org_id,
-            subject_type="agent",
-            subject_id=agent.id,
-            data={"id": agent.id, "name": agent.name},
-        )
-        audit(uow, action="agent.deleted", target_type="agent", target_id=agent.id, before=before)
+        await delete_in(uow, agent_id, in_use=in_use)
         await uow.commit()

@@ -1,4 +1,8 @@
-"""/v1/agents."""
+"""/v1/agents.
+
+Agents sit below numbers, so whether numbers still use an agent (which refuses its deletion) is
+asked of the function the app passes to ``make_router``.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,17 @@ from numberplane.kernel.deps import actor_for, get_db
 from numberplane.kernel.pagination import Page
 from numberplane.tenancy.auth import Principal, require_principal
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"])
+_routes = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 
-@router.post("", status_code=201, response_model=AgentRead, summary="Create an agent (version 1)")
+@_routes.post("", status_code=201, response_model=AgentRead, summary="Create an agent (version 1)")
 async def create_agent(
     body: AgentCreate, request: Request, principal: Principal = Depends(require_principal)
 ) -> AgentRead:
     return await service.create_agent(db=get_db(request), actor=actor_for(request, principal), data=body)
 
 
-@router.get("", response_model=Page[AgentRead], summary="List agents, newest first")
+@_routes.get("", response_model=Page[AgentRead], summary="List agents, newest first")
 async def list_agents(
     request: Request,
     limit: int = Query(50, ge=1, le=1000),
@@ -30,14 +34,14 @@ async def list_agents(
     return await service.list_agents(db=get_db(request), org_id=principal.org_id, limit=limit, cursor=cursor)
 
 
-@router.get("/{agent_id}", response_model=AgentRead)
+@_routes.get("/{agent_id}", response_model=AgentRead)
 async def get_agent(
     agent_id: str, request: Request, principal: Principal = Depends(require_principal)
 ) -> AgentRead:
     return await service.get_agent(db=get_db(request), org_id=principal.org_id, agent_id=agent_id)
 
 
-@router.get("/{agent_id}/versions/{version}", response_model=AgentVersionRead)
+@_routes.get("/{agent_id}/versions/{version}", response_model=AgentVersionRead)
 async def get_agent_version(
     agent_id: str, version: int, request: Request, principal: Principal = Depends(require_principal)
 ) -> AgentVersionRead:
@@ -46,7 +50,7 @@ async def get_agent_version(
     )
 
 
-@router.patch("/{agent_id}", response_model=AgentRead, summary="Update an agent (makes a new version)")
+@_routes.patch("/{agent_id}", response_model=AgentRead, summary="Update an agent (makes a new version)")
 async def update_agent(
     agent_id: str, body: AgentUpdate, request: Request, principal: Principal = Depends(require_principal)
 ) -> AgentRead:
@@ -55,9 +59,20 @@ async def update_agent(
     )
 
 
-@router.delete("/{agent_id}", status_code=204, summary="Delete an agent no number uses")
-async def delete_agent(
-    agent_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> Response:
-    await service.delete_agent(db=get_db(request), actor=actor_for(request, principal), agent_id=agent_id)
-    return Response(status_code=204)
+def make_router(*, agent_users: service.AgentUsers) -> APIRouter:
+    """Every /v1/agents route; ``agent_users`` lists the live numbers that use an agent."""
+    router = APIRouter()
+    router.include_router(_routes)
+
+    @router.delete(
+        "/v1/agents/{agent_id}", status_code=204, tags=["agents"], summary="Delete an agent no number uses"
+    )
+    async def delete_agent(
+        agent_id: str, request: Request, principal: Principal = Depends(require_principal)
+    ) -> Response:
+        await service.delete_agent(
+            db=get_db(request), actor=actor_for(request, principal), agent_id=agent_id, in_use=agent_users
+        )
+        return Response(status_code=204)
+
+    return router

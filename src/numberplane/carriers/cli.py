@@ -1,4 +1,5 @@
-"""``numberplane carriers ...``: platform-wide accounts and reconcile."""
+"""``numberplane carriers ...``: platform-wide carrier accounts (``reconcile`` is numbers', added by
+the CLI's assembler)."""
 
 from __future__ import annotations
 
@@ -9,23 +10,10 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 carriers_app = typer.Typer(help="Carrier accounts and reconcile.", no_args_is_help=True)
 console = Console(stderr=True)
-
-PHASES = {
-    "orders": "settling pending purchases",
-    "releases": "finishing releases",
-    "carrier": "listing the carrier's numbers",
-    "compare": "comparing with our records",
-    "unknown": "numbers unknown to Numberplane",
-}
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(carriers_app, name="carriers")
 
 
 def _database() -> Any:
@@ -141,73 +129,3 @@ def list_platform(as_json: bool = typer.Option(False, "--json", help="Print JSON
             a.id, a.carrier, a.name, str(a.config.get("api_base_url", "")), ", ".join(a.secrets_set)
         )
     Console(soft_wrap=True).print(table)
-
-
-@carriers_app.command("reconcile")
-def reconcile_cmd(
-    account: str | None = typer.Option(None, "--account", help="One carrier account id (default: all)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON report per account, one per line."),
-    max_numbers: int = typer.Option(
-        10_000, min=1, max=10_000, help="Numbers per account per run (each side)."
-    ),
-) -> None:
-    """Settle pending purchases and releases, then find and repair drift at the carriers."""
-    from numberplane.carriers import reconcile
-    from numberplane.kernel.errors import AppError
-
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}"),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(phase: str, done: int, total: int | None) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(PHASES.get(phase, phase), total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
-        async def go() -> Any:
-            db = _database()
-            try:
-                return await reconcile.reconcile_all(
-                    db=db, account_id=account, max_numbers=max_numbers, progress=progress
-                )
-            finally:
-                await db.dispose()
-
-        try:
-            reports = _run(go())
-        except AppError as exc:
-            console.print(f"[red]error:[/red] {exc.message}")
-            raise typer.Exit(1) from exc
-
-    failed = any(r.errors for r in reports)
-    if as_json:
-        for report in reports:
-            typer.echo(report.model_dump_json())
-        raise typer.Exit(1 if failed else 0)
-    out = Console(soft_wrap=True)
-
-    def counts(values: dict[str, int]) -> str:
-        return ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "none"
-
-    for report in reports:
-        if report.carrier == "sandbox" and not (report.drift or report.errors or any(report.orders.values())):
-            continue
-        out.print(
-            f"[bold]{report.carrier}[/bold] account {report.account_id}: "
-            f"{report.checked} checked, {report.in_sync} in sync, {len(report.drift)} drift, "
-            f"purchases settled: {counts(report.orders)}; releases finished: {counts(report.releases)}"
-            + ("" if report.complete else " [yellow](incomplete)[/yellow]")
-        )
-        for d in report.drift:
-            action = "repaired" if d.repaired else d.detail.get("action", "reported")
-            out.print(f"  {d.kind:20} {d.phone_number:16} {action}")
-        for error in report.errors:
-            out.print(f"  [red]error:[/red] {error}")
-    raise typer.Exit(1 if failed else 0)

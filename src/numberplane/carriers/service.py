@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from numberplane.carriers import registry
 from numberplane.carriers.base import CarrierAuthError, CarrierError, CarrierUnavailable
@@ -24,13 +26,35 @@ from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, utcnow
 from numberplane.kernel.errors import AppError, Conflict, Forbidden, NotFound, UpstreamError
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.outbox import audit
-from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber
+from numberplane.tenancy import service as tenancy
 from numberplane.tenancy.models import Org
+from numberplane.tenancy.schemas import CreatedKey
 
 log = logging.getLogger("numberplane.carriers")
 
 DISPLAY = {"twilio": "Twilio", "telnyx": "Telnyx", "signalwire": "SignalWire", "vonage": "Vonage"}
 MAX_ACCOUNTS_LISTED = 500
+
+# (session, account_id) -> {"numbers": n} or {"orders": n} of what still uses it; {} when nothing.
+AccountUsers = Callable[[Any, str], Awaitable[dict[str, int]]]
+
+
+async def open_org(*, uow: UnitOfWork, name: str) -> tuple[Org, CreatedKey]:
+    """A new org with its first key (tenancy) and its own sandbox carrier account as its
+    default, so a fresh org can search and buy at once."""
+    org, key = await tenancy.create_org(uow=uow, name=name)
+    sandbox = CarrierAccount(
+        id=new_id(),
+        org_id=org.id,
+        carrier="sandbox",
+        name="Sandbox",
+        config={"account_sid": "SB" + secrets.token_hex(16)},
+        credentials_enc=encrypt(json.dumps({"auth_token": secrets.token_hex(16)})),
+    )
+    uow.session.add(sandbox)
+    org.default_carrier_account_id = sandbox.id
+    await uow.session.flush()
+    return org, key
 
 
 def display(carrier: str) -> str:
@@ -207,8 +231,9 @@ async def get_account(*, db: Database, org_id: str, account_id: str) -> CarrierA
     return to_read(account, default_id=default_id)
 
 
-async def delete_account(*, db: Database, actor: Actor, account_id: str) -> None:
-    """Forget an org's account. Refused while numbers or purchases still use it."""
+async def delete_account(*, db: Database, actor: Actor, account_id: str, in_use: AccountUsers) -> None:
+    """Forget an org's account. Refused while numbers or purchases still use it (``in_use``
+    says: ``numbers.service.account_users``; carriers sit below numbers)."""
     assert actor.org_id is not None
     async with db.uow(actor) as uow:
         account = await visible_account(uow.session, org_id=actor.org_id, account_id=account_id)
@@ -219,7 +244,7 @@ async def delete_account(*, db: Database, actor: Actor, account_id: str) -> None
             )
         if account.carrier == "sandbox":
             raise Conflict("the built-in sandbox account cannot be deleted", code="sandbox_account")
-        await _refuse_if_in_use(uow, account)
+        await _refuse_if_in_use(uow, account, in_use)
         org = await uow.session.get(Org, actor.org_id)
         if org is not None and org.default_carrier_account_id == account.id:
             sandbox = await uow.session.scalar(
@@ -241,29 +266,20 @@ async def delete_account(*, db: Database, actor: Actor, account_id: str) -> None
         await uow.commit()
 
 
-async def _refuse_if_in_use(uow: UnitOfWork, account: CarrierAccount) -> None:
-    numbers = await uow.session.scalar(
-        select(func.count())
-        .select_from(PhoneNumber)
-        .where(PhoneNumber.carrier_account_id == account.id, PhoneNumber.status.in_(HOLDING_STATUSES))
-    )
-    if numbers:
+async def _refuse_if_in_use(uow: UnitOfWork, account: CarrierAccount, in_use: AccountUsers) -> None:
+    users = await in_use(uow.session, account.id)
+    if users.get("numbers"):
         raise Conflict(
-            f"{numbers} number(s) still use this {display(account.carrier)} account; "
+            f"{users['numbers']} number(s) still use this {display(account.carrier)} account; "
             "release or move them first",
             code="carrier_account_in_use",
-            extra={"numbers": numbers},
+            extra={"numbers": users["numbers"]},
         )
-    orders = await uow.session.scalar(
-        select(func.count())
-        .select_from(Order)
-        .where(Order.carrier_account_id == account.id, Order.status == "pending")
-    )
-    if orders:
+    if users.get("orders"):
         raise Conflict(
-            f"{orders} purchase(s) on this account are still pending; run reconcile first",
+            f"{users['orders']} purchase(s) on this account are still pending; run reconcile first",
             code="carrier_account_in_use",
-            extra={"orders": orders},
+            extra={"orders": users["orders"]},
         )
 
 

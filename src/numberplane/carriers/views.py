@@ -1,21 +1,24 @@
-"""/v1/carrier-accounts: connect Twilio, Telnyx, SignalWire (and Vonage for routing), pick a default,
-and reconcile Numberplane's records with what the carrier holds."""
+"""/v1/carrier-accounts: connect Twilio, Telnyx, SignalWire (and Vonage for routing), pick a default.
+
+Carriers sit below numbers: whether numbers still use an account (which refuses its deletion)
+is asked of the function the app passes to ``make_router``; reconciling an account's numbers is
+the numbers package's route (``/v1/carrier-accounts/{id}/reconcile``).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from numberplane.carriers import reconcile, service
-from numberplane.carriers.schemas import CarrierAccountCreate, CarrierAccountRead, ReconcileReport
+from numberplane.carriers import service
+from numberplane.carriers.schemas import CarrierAccountCreate, CarrierAccountRead
 from numberplane.kernel.deps import actor_for, get_db
-from numberplane.kernel.errors import Forbidden
 from numberplane.kernel.pagination import Page
 from numberplane.tenancy.auth import Principal, require_principal
 
-router = APIRouter(prefix="/v1/carrier-accounts", tags=["carrier accounts"])
+_routes = APIRouter(prefix="/v1/carrier-accounts", tags=["carrier accounts"])
 
 
-@router.post(
+@_routes.post(
     "",
     status_code=201,
     response_model=CarrierAccountRead,
@@ -33,7 +36,7 @@ async def create_account(
     )
 
 
-@router.get(
+@_routes.get(
     "",
     response_model=Page[CarrierAccountRead],
     summary="The org's carrier accounts and the platform-wide ones",
@@ -45,24 +48,14 @@ async def list_accounts(
     return Page[CarrierAccountRead](data=accounts, has_more=False)
 
 
-@router.get("/{account_id}", response_model=CarrierAccountRead)
+@_routes.get("/{account_id}", response_model=CarrierAccountRead)
 async def get_account(
     account_id: str, request: Request, principal: Principal = Depends(require_principal)
 ) -> CarrierAccountRead:
     return await service.get_account(db=get_db(request), org_id=principal.org_id, account_id=account_id)
 
 
-@router.delete("/{account_id}", status_code=204, summary="Forget an account no number uses")
-async def delete_account(
-    account_id: str, request: Request, principal: Principal = Depends(require_principal)
-) -> Response:
-    await service.delete_account(
-        db=get_db(request), actor=actor_for(request, principal), account_id=account_id
-    )
-    return Response(status_code=204)
-
-
-@router.post(
+@_routes.post(
     "/{account_id}/default",
     response_model=CarrierAccountRead,
     summary="Make this the org's default account for buying",
@@ -75,26 +68,26 @@ async def set_default(
     )
 
 
-@router.post(
-    "/{account_id}/reconcile",
-    response_model=ReconcileReport,
-    summary="Settle pending purchases and releases, then find and repair drift at the carrier",
-)
-async def reconcile_account(
-    account_id: str,
-    request: Request,
-    max_numbers: int = Query(reconcile.MAX_NUMBERS, ge=1, le=reconcile.MAX_NUMBERS),
-    principal: Principal = Depends(require_principal),
-) -> ReconcileReport:
-    db = get_db(request)
-    async with db.session() as session:
-        account = await service.visible_account(session, org_id=principal.org_id, account_id=account_id)
-    if account.org_id is None:
-        # A platform account holds every org's numbers: only the operator reconciles it.
-        raise Forbidden(
-            "platform-wide accounts are reconciled by the operator (numberplane carriers reconcile)",
-            code="platform_account",
-        )
-    return await reconcile.reconcile_account(
-        db=db, account_id=account.id, actor=actor_for(request, principal), max_numbers=max_numbers
+def make_router(*, account_users: service.AccountUsers) -> APIRouter:
+    """Every /v1/carrier-accounts route; ``account_users`` says what still uses an account."""
+    router = APIRouter()
+    router.include_router(_routes)
+
+    @router.delete(
+        "/v1/carrier-accounts/{account_id}",
+        status_code=204,
+        tags=["carrier accounts"],
+        summary="Forget an account no number uses",
     )
+    async def delete_account(
+        account_id: str, request: Request, principal: Principal = Depends(require_principal)
+    ) -> Response:
+        await service.delete_account(
+            db=get_db(request),
+            actor=actor_for(request, principal),
+            account_id=account_id,
+            in_use=account_users,
+        )
+        return Response(status_code=204)
+
+    return router

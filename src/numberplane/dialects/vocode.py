@@ -3,19 +3,21 @@
 
 Errors are FastAPI's: 422 ``{"detail": [{loc, msg, type}]}`` for invalid input (what the SDK
 parses as ``UnprocessableEntityError``), otherwise ``{"detail": "..."}`` (404 for a number or
-agent the key cannot see, 401, 409). ``inbound_agent`` given inline creates an agent (through the
-agents service) and binds it; given as a string it is an agent id; ``"default"`` binds none.
+agent the key cannot see, 401, 409). ``inbound_agent`` given inline is a new agent that the core
+creates with the number in one operation (or, on update, a new version of the bound agent);
+given as a string it is an agent id; ``"default"`` binds none.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from numberplane.agents import service as agents_service
 from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from numberplane.dialects import common
 from numberplane.dialects import vocode_map as vm
@@ -54,37 +56,30 @@ async def _one(ctx: common.Ctx, number: PhoneNumberRead) -> dict[str, Any]:
     return vm.phone_number(number, await common.agents_for(ctx, [number]))
 
 
-async def _new_agent(ctx: common.Ctx, params: dict[str, Any]) -> AgentRead:
-    data = common.build(AgentCreate, vm.agent_fields(params, update=False), names=vm.AGENT_FIELD_NAMES)
-    return await agents_service.create_agent(db=ctx.db, actor=ctx.actor, data=data)
+def _agent_create(params: dict[str, Any]) -> AgentCreate:
+    return common.build(AgentCreate, vm.agent_fields(params, update=False), names=vm.AGENT_FIELD_NAMES)
 
 
-async def _discard(ctx: common.Ctx, agent: AgentRead | None) -> None:
-    """Undo an agent created for a number that could not be had (best effort)."""
-    if agent is None:
-        return
-    try:
-        await agents_service.delete_agent(db=ctx.db, actor=ctx.actor, agent_id=agent.id)
-    except Exception:
-        # The purchase's own error is what the caller must see; a leftover agent is only untidy.
-        log.warning("could not remove agent %s created for a failed Vocode purchase", agent.id, exc_info=True)
+def _agent_patch(params: dict[str, Any]) -> Callable[[AgentRead], AgentUpdate]:
+    """AgentUpdateParams as a core patch of the bound agent, built from it as it is."""
+
+    def patch(existing: AgentRead) -> AgentUpdate:
+        fields = vm.agent_fields(params, update=True, metadata=existing.metadata)
+        return common.build(AgentUpdate, fields, names=vm.AGENT_FIELD_NAMES)
+
+    return patch
 
 
-async def _with_agent(
-    ctx: common.Ctx, model: type[PhoneNumberBuy] | type[PhoneNumberImportRow], data: dict[str, Any], ref: Any
-) -> tuple[Any, AgentRead | None]:
-    """The core request with the inbound agent bound, creating that agent when given inline.
-
-    The request is validated before any agent is created, so a bad request writes nothing.
-    """
-    common.build(model, data, names=vm.FIELD_NAMES)
-    created: AgentRead | None = None
+def _with_agent(
+    model: type[PhoneNumberBuy] | type[PhoneNumberImportRow], data: dict[str, Any], ref: Any
+) -> tuple[Any, AgentCreate | None]:
+    """The core request, and the new inbound agent when one is given inline (the core creates
+    it with the number). An agent id binds that agent."""
     if isinstance(ref, dict):
-        created = await _new_agent(ctx, ref)
-        data = {**data, "inbound_agents": common.bindings(created.id)}
-    elif isinstance(ref, str) and ref and ref != vm.DEFAULT_AGENT:
+        return common.build(model, data, names=vm.FIELD_NAMES), _agent_create(ref)
+    if isinstance(ref, str) and ref and ref != vm.DEFAULT_AGENT:
         data = {**data, "inbound_agents": common.bindings(ref)}
-    return common.build(model, data, names=vm.FIELD_NAMES), created
+    return common.build(model, data, names=vm.FIELD_NAMES), None
 
 
 @router.post("/buy", summary="Buy a number")
@@ -98,14 +93,14 @@ async def buy_number(
         data["area_code"] = area
     if body.telephony_account_connection:
         data["carrier_account_id"] = body.telephony_account_connection
-    buy, created = await _with_agent(ctx, PhoneNumberBuy, data, body.inbound_agent)
-    try:
-        result = await numbers.buy(
-            db=ctx.db, actor=ctx.actor, data=buy, idempotency_key=request.headers.get("idempotency-key")
-        )
-    except Exception:
-        await _discard(ctx, created)
-        raise
+    buy, new_agent = _with_agent(PhoneNumberBuy, data, body.inbound_agent)
+    result = await numbers.buy(
+        db=ctx.db,
+        actor=ctx.actor,
+        data=buy,
+        idempotency_key=request.headers.get("idempotency-key"),
+        new_inbound_agent=new_agent,
+    )
     return await _one(ctx, result.number)
 
 
@@ -117,12 +112,8 @@ async def link_number(body: vm.LinkBody, ctx: common.Ctx = Context) -> dict[str,
     }
     if body.outbound_only is not None:
         data["outbound"] = body.outbound_only
-    row, created = await _with_agent(ctx, PhoneNumberImportRow, data, body.inbound_agent)
-    try:
-        number = await numbers.import_one(db=ctx.db, actor=ctx.actor, row=row)
-    except Exception:
-        await _discard(ctx, created)
-        raise
+    row, new_agent = _with_agent(PhoneNumberImportRow, data, body.inbound_agent)
+    number = await numbers.import_one(db=ctx.db, actor=ctx.actor, row=row, new_inbound_agent=new_agent)
     return await _one(ctx, number)
 
 
@@ -167,32 +158,25 @@ async def update_number(
     body = body or vm.UpdateBody()
     current = await common.get_held(ctx, phone_number)
     data = vm.update_request(body, current)
-    common.build(PhoneNumberUpdate, data, names=vm.FIELD_NAMES)
-    created: AgentRead | None = None
+    agent_change: numbers.InboundAgentChange | None = None
     if "inbound_agent" in body.given():
         ref = body.inbound_agent
-        bound = common.primary_agent(current.inbound_agents)
         if isinstance(ref, dict):
-            if bound is not None:
-                existing = await agents_service.get_agent(
-                    db=ctx.db, org_id=ctx.org_id, agent_id=bound.agent_id
-                )
-                fields = vm.agent_fields(ref, update=True, metadata=existing.metadata)
-                patch = common.build(AgentUpdate, fields, names=vm.AGENT_FIELD_NAMES)
-                await agents_service.update_agent(
-                    db=ctx.db, actor=ctx.actor, agent_id=bound.agent_id, patch=patch
-                )
-            else:
-                created = await _new_agent(ctx, ref)
-                data["inbound_agents"] = common.bindings(created.id)
+            # A new version of the bound agent, or a new agent when none is bound: decided by
+            # the core inside the number's unit of work.
+            agent_change = numbers.InboundAgentChange(
+                patch=_agent_patch(ref), create=partial(_agent_create, ref)
+            )
         else:
             data["inbound_agents"] = common.bindings(ref if ref != vm.DEFAULT_AGENT else None)
     patch_number = common.build(PhoneNumberUpdate, data, names=vm.FIELD_NAMES)
-    try:
-        updated = await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch_number)
-    except Exception:
-        await _discard(ctx, created)
-        raise
+    updated = await numbers.update_number(
+        db=ctx.db,
+        actor=ctx.actor,
+        ref=current.id,
+        patch=patch_number,
+        inbound_agent=agent_change,
+    )
     return await _one(ctx, updated)
 
 

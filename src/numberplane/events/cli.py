@@ -1,24 +1,34 @@
-"""``numberplane worker``: webhook delivery and the billing clock, in the foreground."""
+"""``numberplane worker``: webhook delivery and the periodic jobs, in the foreground.
+
+The command is built by ``worker_command(jobs_for)``: the CLI's assembler says which periodic
+jobs (the billing clock, retention) a worker process runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
-from numberplane.kernel.settings import get_settings
+from numberplane.kernel.settings import Settings, get_settings
+
+JobsFor = Callable[[Any, Settings], list[Any]]
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
+def worker_command(jobs_for: JobsFor) -> Callable[..., None]:
+    """The ``worker`` command, running the jobs ``jobs_for(db, settings)`` returns."""
+
     def worker(
         once: bool = typer.Option(False, help="Deliver what is due now, then exit."),
         batch_size: int | None = typer.Option(None, min=1, max=10_000, help="Rows per step."),
         poll_seconds: float | None = typer.Option(None, min=0.01, help="Idle poll interval."),
     ) -> None:
-        """Deliver webhooks (Standard Webhooks signatures, retries) and roll the billing clock.
+        """Deliver webhooks (Standard Webhooks signatures, retries) and run the periodic jobs
+        (the billing clock).
 
         Run as many as you like against PostgreSQL; with SQLite, `numberplane serve` already runs
         one in-process (NUMBERPLANE_RUN_WORKER_IN_PROCESS). Stops cleanly on SIGTERM or SIGINT.
@@ -42,12 +52,12 @@ def register(app: typer.Typer) -> None:
 
         async def main() -> None:
             db = Database(settings.database_url)
-            runner = Worker(db, config)
+            runner = Worker(db, config, jobs=jobs_for(db, settings))
             # Wake at once when another process commits events (the worker polls anyway).
             listener = ChangeListener(db)
             try:
                 if once:
-                    await runner.renew_due()
+                    await runner.run_due_jobs(force=True)
                     await runner.run_until_idle()
                     return
                 listener.start()
@@ -61,3 +71,5 @@ def register(app: typer.Typer) -> None:
                 await db.dispose()
 
         asyncio.run(main())
+
+    return worker

@@ -1,5 +1,6 @@
 """The background worker: fans outbox events out to webhook endpoints, delivers them with
-Standard Webhooks signatures, retries with backoff, and rolls the billing clock forward.
+Standard Webhooks signatures, retries with backoff, and runs the periodic jobs its process was
+given (the billing clock, retention: ``PeriodicJob``; the assembler chooses them).
 
 Steps, each a short transaction and each bounded by ``batch_size``:
 
@@ -15,21 +16,20 @@ Steps, each a short transaction and each bounded by ``batch_size``:
   so a lease never runs out while its holder is still sending), then record the outcome, only
   if the lease is still ours. A worker that dies mid-delivery leaves a lease that runs out; the
   delivery is then attempted again (at least once; receivers de-duplicate on webhook-id).
-* **billing**: active purchased numbers whose ``next_billed_at`` has passed move forward one
-  calendar month per period, with a ``phone_number.renewed`` event each (same transaction).
+* **jobs**: each ``PeriodicJob`` runs when its interval has passed (one failure is logged and
+  retried at the next interval; it never stops deliveries).
 """
 
 from __future__ import annotations
 
 import asyncio
-import calendar
 import contextlib
 import datetime as dt
 import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +40,10 @@ from sqlalchemy.orm import aliased
 from numberplane.events.models import WebhookDelivery, WebhookEndpoint
 from numberplane.events.signing import body_for, sign_headers
 from numberplane.kernel import changes, crypto
-from numberplane.kernel.db import Actor, Database, as_utc, utcnow
+from numberplane.kernel.db import Database, as_utc, utcnow
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.net import BlockedURL, customer_request
-from numberplane.kernel.outbox import OutboxEvent, audit, emit
+from numberplane.kernel.outbox import OutboxEvent
 from numberplane.kernel.settings import Settings
 
 log = logging.getLogger("numberplane.worker")
@@ -52,8 +52,6 @@ log = logging.getLogger("numberplane.worker")
 FANOUT_LOCK_KEY = 0x4E50_0001
 # Events fanned out per step, in batches: cheap rows, so more than the deliveries per step.
 FANOUT_FACTOR = 10
-# A number that was not renewed for a long time catches up at most this many months per step.
-MAX_PERIODS_PER_STEP = 12
 ERROR_MAX = 500
 
 Clock = Callable[[], dt.datetime]
@@ -68,7 +66,6 @@ class WorkerConfig:
     poll: float = 1.0
     batch_size: int = 100
     lease: float = 60.0
-    billing_every: float = 60.0
     allow_private: bool = False
 
     def __post_init__(self) -> None:
@@ -88,7 +85,6 @@ class WorkerConfig:
             "poll": settings.worker_poll_seconds,
             "batch_size": settings.worker_batch_size,
             "lease": settings.worker_lease_seconds,
-            "billing_every": settings.billing_check_seconds,
             "allow_private": settings.allow_private_urls,
         }
         values.update(overrides)
@@ -115,20 +111,13 @@ def retry_schedule(config: WorkerConfig) -> list[float]:
         n += 1
 
 
-def add_month(value: dt.datetime, anchor_day: int) -> dt.datetime:
-    """One calendar month later, on ``anchor_day`` or the month's last day if shorter."""
-    year, month = (value.year + 1, 1) if value.month == 12 else (value.year, value.month + 1)
-    day = min(anchor_day, calendar.monthrange(year, month)[1])
-    return value.replace(year=year, month=month, day=day)
+@dataclass(frozen=True)
+class PeriodicJob:
+    """Work a worker runs every ``every`` seconds (the first run right after it starts)."""
 
-
-def _anchor_day(next_billed_at: dt.datetime, created_at: dt.datetime | None) -> int:
-    """The billing day of month. A day clamped by a short month (Jan 31 -> Feb 28) comes back
-    (-> Mar 31) when the number was bought on a later day of the month."""
-    last = calendar.monthrange(next_billed_at.year, next_billed_at.month)[1]
-    if created_at is not None and next_billed_at.day == last and created_at.day > last:
-        return created_at.day
-    return next_billed_at.day
+    name: str
+    every: float
+    run: Callable[[], Awaitable[Any]]
 
 
 @dataclass
@@ -163,12 +152,12 @@ class Worker:
         *,
         clock: Clock = utcnow,
         client: httpx.AsyncClient | None = None,
-        billing: bool = True,
+        jobs: tuple[PeriodicJob, ...] | list[PeriodicJob] = (),
     ) -> None:
         self.db = db
         self.config = config
         self.clock = clock
-        self.billing = billing
+        self.jobs = tuple(jobs)
         self._client = client
         self._owns_client = client is None
         self._pg = db.dialect == "postgresql"
@@ -176,7 +165,7 @@ class Worker:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
-        self._next_billing = 0.0
+        self._next_run: dict[str, float] = {}
         # Fan out when woken (a commit emitted events), when the poll interval has passed, or
         # while the last fan-out was full; not after every finished delivery.
         self._fan_due = True
@@ -274,9 +263,7 @@ class Worker:
             self._last_fan = time.monotonic()
             fanned = await self.fan_out()
             self._fan_due = fanned >= self.config.batch_size * FANOUT_FACTOR
-        if self.billing and time.monotonic() >= self._next_billing:
-            self._next_billing = time.monotonic() + self.config.billing_every
-            await self.renew_due()
+        await self.run_due_jobs()
         free = self.config.batch_size - len(self._inflight)
         claimed = await self.claim(free) if free > 0 else []
         for item in claimed:
@@ -284,6 +271,22 @@ class Worker:
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
         return bool(fanned or claimed)
+
+    async def run_due_jobs(self, *, force: bool = False) -> dict[str, Any]:
+        """Run every job whose interval has passed (all of them with ``force``). Returns what
+        each returned, or the error it raised, by name."""
+        results: dict[str, Any] = {}
+        for job in self.jobs:
+            now = time.monotonic()
+            if not force and now < self._next_run.get(job.name, 0.0):
+                continue
+            self._next_run[job.name] = now + job.every
+            try:
+                results[job.name] = await job.run()
+            except Exception as exc:
+                log.exception("periodic job %s failed; retrying in %.0f s", job.name, job.every)
+                results[job.name] = exc
+        return results
 
     async def run_until_idle(self, max_steps: int = 1000) -> None:
         """Fan out and deliver until nothing is due (tests, ``numberplane worker --once``)."""
@@ -539,83 +542,3 @@ class Worker:
                 outcome.error,
                 "; giving up" if values.get("status") == "failed" else "",
             )
-
-    # -- billing -----------------------------------------------------------------------------
-
-    async def renew_due(self, *, limit: int | None = None, org_id: str | None = None) -> int:
-        """Roll ``next_billed_at`` forward for active purchased numbers whose date has passed,
-        one ``phone_number.renewed`` event per month elapsed. Returns the periods renewed."""
-        from numberplane.numbers.models import PhoneNumber
-
-        limit = limit or self.config.batch_size
-        now = self.clock()
-        renewed = 0
-        async with self.db.uow(Actor.system()) as uow:
-            query = (
-                select(PhoneNumber)
-                .where(
-                    PhoneNumber.status == "active",
-                    PhoneNumber.origin == "purchased",
-                    PhoneNumber.next_billed_at.is_not(None),
-                    PhoneNumber.next_billed_at <= now,
-                )
-                .order_by(PhoneNumber.next_billed_at, PhoneNumber.id)
-                .limit(limit)
-            )
-            if org_id is not None:
-                query = query.where(PhoneNumber.org_id == org_id)
-            if self._pg:
-                query = query.with_for_update(skip_locked=True)
-            numbers = list(await uow.session.scalars(query))
-            for number in numbers:
-                previous = as_utc(number.next_billed_at)
-                assert previous is not None
-                anchor = _anchor_day(previous, as_utc(number.created_at))
-                periods: list[tuple[dt.datetime, dt.datetime]] = []
-                current = previous
-                while current <= now and len(periods) < MAX_PERIODS_PER_STEP:
-                    following = add_month(current, anchor)
-                    periods.append((current, following))
-                    current = following
-                # Conditional: a second worker (SQLite has no SKIP LOCKED) renews nothing twice.
-                changed = await uow.session.execute(
-                    update(PhoneNumber)
-                    .where(
-                        PhoneNumber.id == number.id,
-                        PhoneNumber.status == "active",
-                        PhoneNumber.next_billed_at == number.next_billed_at,
-                    )
-                    .values(next_billed_at=current)
-                    .execution_options(synchronize_session=False)
-                )
-                if getattr(changed, "rowcount", 1) != 1:
-                    continue
-                for start, end in periods:
-                    emit(
-                        uow,
-                        type="phone_number.renewed",
-                        org_id=number.org_id,
-                        subject_type="phone_number",
-                        subject_id=number.id,
-                        data={
-                            "id": number.id,
-                            "phone_number": number.phone_number,
-                            "period_start": start.isoformat(),
-                            "period_end": end.isoformat(),
-                            "next_billed_at": end.isoformat(),
-                        },
-                    )
-                audit(
-                    uow,
-                    action="phone_number.renewed",
-                    target_type="phone_number",
-                    target_id=number.id,
-                    org_id=number.org_id,
-                    before={"next_billed_at": previous.isoformat()},
-                    after={"next_billed_at": current.isoformat()},
-                )
-                renewed += len(periods)
-            await uow.commit()
-        if renewed:
-            log.info("billing: renewed %d number-months", renewed)
-        return renewed

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Index, String, text
+from sqlalchemy import Index, String, insert, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from numberplane.kernel import changes
@@ -121,6 +121,37 @@ def emit(
     uow.add_record(event)
     events_written(uow)
     return event
+
+
+async def emit_many(
+    uow: UnitOfWork,
+    *,
+    type: str,
+    org_id: str | None,
+    subject_type: str,
+    items: list[tuple[str | None, dict[str, Any]]],
+) -> None:
+    """Record one event per ``(subject_id, data)`` with a single bulk insert (a 1,000-row import
+    chunk): the same rows ``emit`` writes, without an ORM object each."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type!r}")
+    if not items:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "id": new_id(),
+            "org_id": org_id,
+            "type": type,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "data": redact(data),
+            "created_at": now,
+        }
+        for subject_id, data in items
+    ]
+    await uow.session.execute(insert(OutboxEvent.__table__), rows)  # type: ignore[arg-type]
+    events_written(uow)
 
 
 def events_written(uow: UnitOfWork) -> None:

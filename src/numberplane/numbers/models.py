@@ -116,7 +116,7 @@ class PhoneNumberAgent(Base):
         ForeignKey("phone_numbers.id", ondelete="CASCADE"), index=True
     )
     direction: Mapped[str] = mapped_column(String(16))  # inbound | outbound | inbound_sms | outbound_sms
-    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id"))
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     weight: Mapped[float] = mapped_column(Float, default=1.0)
     position: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,4 +1,4 @@
-"""/v1/phone-numbers and /v1/available-phone-numbers."""
+"""/v1/phone-numbers, /v1/available-phone-numbers, and reconciling a carrier account's numbers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from numberplane.carriers import service as carriers
+from numberplane.carriers.schemas import ReconcileReport
 from numberplane.kernel.deps import actor_for, get_db
+from numberplane.kernel.errors import Forbidden
 from numberplane.kernel.pagination import Page
-from numberplane.numbers import service
+from numberplane.numbers import reconcile, service
 from numberplane.numbers.schemas import (
     ImportReport,
     NumberFilters,
@@ -162,3 +165,29 @@ async def release_number(
 ) -> Response:
     read = await service.release_number(db=get_db(request), actor=actor_for(request, principal), ref=ref)
     return JSONResponse(read.model_dump(mode="json"), status_code=202 if read.status == "releasing" else 200)
+
+
+@router.post(
+    "/carrier-accounts/{account_id}/reconcile",
+    tags=["carrier accounts"],
+    response_model=ReconcileReport,
+    summary="Settle pending purchases and releases, then find and repair drift at the carrier",
+)
+async def reconcile_account(
+    account_id: str,
+    request: Request,
+    max_numbers: int = Query(reconcile.MAX_NUMBERS, ge=1, le=reconcile.MAX_NUMBERS),
+    principal: Principal = Depends(require_principal),
+) -> ReconcileReport:
+    db = get_db(request)
+    async with db.session() as session:
+        account = await carriers.visible_account(session, org_id=principal.org_id, account_id=account_id)
+    if account.org_id is None:
+        # A platform account holds every org's numbers: only the operator reconciles it.
+        raise Forbidden(
+            "platform-wide accounts are reconciled by the operator (numberplane carriers reconcile)",
+            code="platform_account",
+        )
+    return await reconcile.reconcile_account(
+        db=db, account_id=account.id, actor=actor_for(request, principal), max_numbers=max_numbers
+    )

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from numberplane.carriers.models import CarrierAccount
-from numberplane.kernel.crypto import encrypt
 from numberplane.kernel.db import UnitOfWork, utcnow
 from numberplane.kernel.errors import NotFound
 from numberplane.kernel.ids import new_id
@@ -40,20 +37,11 @@ def _new_key_id() -> str:
 
 
 async def create_org(*, uow: UnitOfWork, name: str) -> tuple[Org, CreatedKey]:
-    """A new org with its first key and its own sandbox carrier account (its default)."""
+    """A new org with its first key. Its sandbox carrier account comes with it through
+    ``carriers.service.open_org``, which is how orgs are opened."""
     org = Org(id=new_id(), name=name, created_at=utcnow())
     uow.session.add(org)
     await uow.session.flush()
-    sandbox = CarrierAccount(
-        id=new_id(),
-        org_id=org.id,
-        carrier="sandbox",
-        name="Sandbox",
-        config={"account_sid": "SB" + secrets.token_hex(16)},
-        credentials_enc=encrypt(json.dumps({"auth_token": secrets.token_hex(16)})),
-    )
-    uow.session.add(sandbox)
-    org.default_carrier_account_id = sandbox.id
     key = await create_key(uow=uow, org_id=org.id, name="first key")
     audit(uow, action="org.created", target_type="org", target_id=org.id, after={"name": name}, org_id=org.id)
     return org, key

@@ -2,13 +2,14 @@
 
 One run, for one account:
 
-1. Settle what is in flight: pending purchase orders (``numbers.service.resolve_pending_orders``,
+1. Settle what is in flight: pending purchase orders (``purchase.resolve_pending_orders``,
    which asks the carrier and never buys blindly) and numbers left ``releasing``
-   (``numbers.service.finish_releases``).
+   (``release.finish_releases``).
 2. List what the carrier holds (``adapter.list_owned``) and compare with our active numbers:
    - a webhook changed at the carrier → put back with ``adapter.configure``, reported;
    - a number the carrier no longer holds (confirmed with ``adapter.find``) → our record is
-     marked ``released`` with ``carrier_sync.status = "missing_at_carrier"``, reported;
+     marked ``released`` (``lifecycle.mark_released``) with
+     ``carrier_sync.status = "missing_at_carrier"``, reported;
    - a number the carrier holds that we do not know → reported only: never adopted, never released.
    Every drift emits ``carrier.drift_detected`` in the same unit of work as the record change.
 
@@ -24,28 +25,28 @@ from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 
 from numberplane.carriers import registry
 from numberplane.carriers.base import CarrierAdapter, CarrierError, CarrierNumber, NumberConfig
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.schemas import ROUTING_ONLY, ReconcileDrift, ReconcileReport
 from numberplane.carriers.service import display
-from numberplane.carriers.urls import number_config_for
-from numberplane.kernel.changes import numbers_changed
 from numberplane.kernel.db import Actor, Database, utcnow
 from numberplane.kernel.errors import NotFound
-from numberplane.kernel.outbox import audit, emit
-from numberplane.kernel.settings import get_settings
-from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber, PhoneNumberAgent
-from numberplane.numbers.service import wants_sms_webhook
+from numberplane.kernel.outbox import emit
+from numberplane.numbers import lifecycle
+from numberplane.numbers.configuration import carrier_config
+from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber
+from numberplane.numbers.purchase import resolve_pending_orders
+from numberplane.numbers.release import finish_releases
 
-log = logging.getLogger("numberplane.carriers.reconcile")
+log = logging.getLogger("numberplane.reconcile")
 
 MAX_NUMBERS = 10_000  # per run, on each side
 BATCH = 500
-MAX_CONFIRMATIONS = 200
-MAX_ACCOUNTS = 10_000  # per CLI run  # find() calls per run to confirm numbers missing at the carrier
+MAX_CONFIRMATIONS = 200  # find() calls per run to confirm numbers missing at the carrier
+MAX_ACCOUNTS = 10_000  # per CLI run
 
 Progress = Callable[[str, int, int | None], None]  # (phase, done, total or None)
 
@@ -75,12 +76,7 @@ def drift_of(
 
 
 def expected_config(account: CarrierAccount, pn: PhoneNumber) -> NumberConfig:
-    return number_config_for(
-        carrier=account.carrier,
-        public_url=get_settings().public_url,
-        sms=wants_sms_webhook(pn.capabilities),
-        friendly_name=pn.name,
-    )
+    return carrier_config(carrier=account.carrier, capabilities=pn.capabilities, name=pn.name)
 
 
 async def reconcile_account(
@@ -130,14 +126,12 @@ class _Run:
         return Actor.system(org_id)
 
     async def go(self) -> ReconcileReport:
-        from numberplane.numbers import service as numbers
-
         account = self.account
         self.progress("orders", 0, None)
-        orders = await numbers.resolve_pending_orders(db=self.db, account_id=account.id)
+        orders = await resolve_pending_orders(db=self.db, account_id=account.id)
         self.progress("orders", sum(orders.values()), sum(orders.values()))
         self.progress("releases", 0, None)
-        releases = await numbers.finish_releases(db=self.db, account_id=account.id)
+        releases = await finish_releases(db=self.db, account_id=account.id)
         self.progress("releases", sum(releases.values()), sum(releases.values()))
         held: dict[str, CarrierNumber] = {}
         if account.carrier not in ROUTING_ONLY:
@@ -253,20 +247,17 @@ class _Run:
         await self._repair(adapter, pn, number, expected, differences)
 
     async def _mark_ok(self, pn: PhoneNumber, number: CarrierNumber) -> None:
-        async with self.db.session() as session:
-            await session.execute(
-                update(PhoneNumber)
-                .where(PhoneNumber.id == pn.id, PhoneNumber.status == "active")
-                .values(
-                    carrier_number_id=number.carrier_number_id,
-                    carrier_sync={
-                        "status": "ok",
-                        "voice_url": number.voice_url,
-                        "checked_at": utcnow().isoformat(),
-                    },
-                )
-            )
-            await session.commit()
+        sync = {"status": "ok", "voice_url": number.voice_url, "checked_at": utcnow().isoformat()}
+        async with self.db.uow(self._actor(pn.org_id)) as uow:
+            if await lifecycle.record_carrier_sync(
+                uow,
+                pn.id,
+                sync,
+                action="phone_number.carrier_checked",
+                carrier_number_id=number.carrier_number_id,
+                only_if_status="active",
+            ):
+                await uow.commit()
 
     async def _repair(
         self,
@@ -284,19 +275,28 @@ class _Run:
             error = exc.message
             self.errors.append(f"could not repair {pn.phone_number}: {exc.message}")
         repaired = error is None
-        now = utcnow().isoformat()
+        sync = {
+            "status": "repaired" if repaired else "drift",
+            "drift": differences,
+            "checked_at": utcnow().isoformat(),
+            **({"error": error} if error else {}),
+        }
         async with self.db.uow(self._actor(pn.org_id)) as uow:
-            row = await uow.session.get(PhoneNumber, pn.id)
-            if row is None or row.status != "active":
+            row = await lifecycle.record_carrier_sync(
+                uow,
+                pn.id,
+                sync,
+                action="phone_number.carrier_repaired" if repaired else "phone_number.carrier_drift",
+                carrier_number_id=number.carrier_number_id,
+                only_if_status="active",
+                before={"carrier": {k: v["carrier"] for k, v in differences.items()}},
+                after={"carrier": {k: v["expected"] for k, v in differences.items()}}
+                if repaired
+                else {"carrier_sync": sync},
+            )
+            if row is None:
                 await uow.rollback()
                 return
-            row.carrier_number_id = number.carrier_number_id
-            row.carrier_sync = {
-                "status": "repaired" if repaired else "drift",
-                "drift": differences,
-                "checked_at": now,
-                **({"error": error} if error else {}),
-            }
             data = {
                 "account_id": self.account.id,
                 "carrier": self.account.carrier,
@@ -315,16 +315,6 @@ class _Run:
                 subject_id=pn.id,
                 data=data,
             )
-            if repaired:
-                audit(
-                    uow,
-                    action="phone_number.carrier_repaired",
-                    target_type="phone_number",
-                    target_id=pn.id,
-                    before={"carrier": {k: v["carrier"] for k, v in differences.items()}},
-                    after={"carrier": {k: v["expected"] for k, v in differences.items()}},
-                    org_id=pn.org_id,
-                )
             await uow.commit()
         self.drift.append(
             ReconcileDrift(
@@ -338,34 +328,18 @@ class _Run:
         )
 
     async def _missing(self, pn: PhoneNumber) -> None:
-        from numberplane.numbers import service as numbers
-
         now = utcnow()
         async with self.db.uow(self._actor(pn.org_id)) as uow:
-            result = await uow.session.execute(
-                update(PhoneNumber)
-                .where(PhoneNumber.id == pn.id, PhoneNumber.status == "active")
-                .values(
-                    status="released",
-                    released_at=now,
-                    next_billed_at=None,
-                    carrier_sync={"status": "missing_at_carrier", "checked_at": now.isoformat()},
-                )
+            released = await lifecycle.mark_released(
+                uow,
+                pn.id,
+                from_status="active",
+                carrier_sync={"status": "missing_at_carrier", "checked_at": now.isoformat()},
+                action="phone_number.released_at_carrier",
             )
-            if getattr(result, "rowcount", 0) != 1:
+            if released is None:
                 await uow.rollback()
                 return
-            row = await uow.session.get(PhoneNumber, pn.id)
-            assert row is not None
-            await uow.session.refresh(row)
-            row.touch()
-            await uow.session.flush()
-            bindings = list(
-                await uow.session.scalars(
-                    select(PhoneNumberAgent).where(PhoneNumberAgent.phone_number_id == pn.id)
-                )
-            )
-            snap = numbers.snapshot(numbers.to_read(row, bindings))
             emit(
                 uow,
                 type="carrier.drift_detected",
@@ -382,24 +356,6 @@ class _Run:
                     "action": "marked_released",
                 },
             )
-            emit(
-                uow,
-                type="phone_number.released",
-                org_id=pn.org_id,
-                subject_type="phone_number",
-                subject_id=pn.id,
-                data=snap,
-            )
-            audit(
-                uow,
-                action="phone_number.released_at_carrier",
-                target_type="phone_number",
-                target_id=pn.id,
-                before={"status": "active"},
-                after={"status": "released", "carrier_sync": {"status": "missing_at_carrier"}},
-                org_id=pn.org_id,
-            )
-            numbers_changed(uow, [pn.phone_number])
             await uow.commit()
         log.warning("%s is no longer held at %s; marked released", pn.phone_number, self.account.carrier)
         self.drift.append(
