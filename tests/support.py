@@ -6,12 +6,15 @@ import asyncio
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import phonenumbers
 import uvicorn
 from sqlalchemy.engine import make_url
@@ -164,3 +167,44 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.05)
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+class ServerProcess:
+    """``numberplane.app:create_app`` under uvicorn in its own process (its own caches)."""
+
+    def __init__(self, db_url: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "NUMBERPLANE_DATABASE_URL": db_url,
+            "NUMBERPLANE_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "numberplane.app:create_app", "--factory",
+                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+            ],
+            env=env,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "server exited"
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)

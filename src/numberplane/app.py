@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import re
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +26,7 @@ from numberplane.events.worker import PeriodicJob, Worker, WorkerConfig
 from numberplane.kernel import errors
 from numberplane.kernel.changes import ChangeListener
 from numberplane.kernel.db import Database, is_sqlite
+from numberplane.kernel.deps import request_id
 from numberplane.kernel.settings import Settings, get_settings
 from numberplane.numbers import billing
 from numberplane.numbers import service as numbers_service
@@ -54,8 +53,6 @@ ROUTERS = (
     vocode.router,
 )
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
 
 class RequestIdMiddleware:
     """Give every request an id (the caller's ``X-Request-Id`` if well-formed) and echo it.
@@ -76,7 +73,7 @@ class RequestIdMiddleware:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
                 break
-        rid = incoming if _REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(8)
+        rid = request_id(incoming)
         scope.setdefault("state", {})["request_id"] = rid
         header = (b"x-request-id", rid.encode())
 
@@ -154,7 +151,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.settings = settings
     app.state.routing = routing
-    errors.install(app)
+    errors.install(app, shapes=[d.ERROR_SHAPE for d in (helloannie, freya, signalwire, zudu, retell, vocode)])
 
     app.add_middleware(RequestIdMiddleware)
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -20,7 +17,7 @@ from numberplane.routing.cache import RouteCache
 from numberplane.routing.service import Router, router_of
 from numberplane.routing.snapshot import RouteSnapshot
 from tests.routing.world import World
-from tests.support import OrgCreds, free_port, wait_for
+from tests.support import OrgCreds, ServerProcess, wait_for
 
 
 def _snap(e164: str, agents: tuple[str, ...] = ()) -> RouteSnapshot:
@@ -137,43 +134,9 @@ async def test_other_processes_hear_committed_changes_only(db: Database) -> None
         await other.dispose()
 
 
-class Server:
-    def __init__(self, db_url: str) -> None:
-        self.port = free_port()
-        env = {**os.environ, "NUMBERPLANE_DATABASE_URL": db_url, "NUMBERPLANE_LOG_LEVEL": "WARNING"}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "uvicorn", "numberplane.app:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
-            ],
-            env=env,
-        )  # fmt: skip
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "server exited"
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-
 @pytest.fixture
-def two_servers(db_url: str) -> Iterator[list[Server]]:
-    servers = [Server(db_url), Server(db_url)]
+def two_servers(db_url: str) -> Iterator[list[ServerProcess]]:
+    servers = [ServerProcess(db_url), ServerProcess(db_url)]
     try:
         for server in servers:
             server.wait_ready()
@@ -191,7 +154,7 @@ def _cache_hits(metrics_text: str) -> float:
 
 
 async def test_two_server_processes_agree_within_a_second_of_an_update(
-    two_servers: list[Server], world: World, org: OrgCreds, settings: Settings
+    two_servers: list[ServerProcess], world: World, org: OrgCreds, settings: Settings
 ) -> None:
     agent = await world.agent(stream_url="wss://agents.example.com/before")
     number = await world.number(world.accounts["twilio"], agents=[(agent, None, 1.0)])

@@ -19,7 +19,7 @@ from numberplane.kernel.changes import agents_changed
 from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, utcnow
 from numberplane.kernel.errors import Conflict, NotFound
 from numberplane.kernel.ids import new_id
-from numberplane.kernel.outbox import audit, emit
+from numberplane.kernel.outbox import record_change
 from numberplane.kernel.pagination import Page, keyset, page
 
 MAX_NUMBERS_NAMED = 20
@@ -67,6 +67,27 @@ def _config_from(data: AgentCreate | AgentUpdate, base: dict[str, Any] | None = 
     return config
 
 
+def _record(
+    uow: UnitOfWork,
+    agent: Agent,
+    event: str,
+    data: dict[str, Any],
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    record_change(
+        uow,
+        event=event,
+        subject_type="agent",
+        subject_id=agent.id,
+        org_id=agent.org_id,
+        data=data,
+        before=before,
+        after=after,
+    )
+
+
 def snapshot(agent: Agent) -> dict[str, Any]:
     return {"name": agent.name, "version": agent.version, **(agent.config or {})}
 
@@ -99,15 +120,7 @@ async def create_in(uow: UnitOfWork, data: AgentCreate) -> AgentRead:
     uow.session.add(agent)
     uow.session.add(AgentVersion(agent_id=agent.id, version=1, config=snapshot(agent), created_at=now))
     out = to_read(agent)
-    emit(
-        uow,
-        type="agent.created",
-        org_id=agent.org_id,
-        subject_type="agent",
-        subject_id=agent.id,
-        data=out.model_dump(mode="json"),
-    )
-    audit(uow, action="agent.created", target_type="agent", target_id=agent.id, after=snapshot(agent))
+    _record(uow, agent, "agent.created", out.model_dump(mode="json"), after=snapshot(agent))
     await uow.session.flush()
     return out
 
@@ -185,22 +198,7 @@ async def update_in(uow: UnitOfWork, agent_id: str, patch: AgentUpdate) -> Agent
         )
     )
     out = to_read(agent)
-    emit(
-        uow,
-        type="agent.updated",
-        org_id=agent.org_id,
-        subject_type="agent",
-        subject_id=agent.id,
-        data=out.model_dump(mode="json"),
-    )
-    audit(
-        uow,
-        action="agent.updated",
-        target_type="agent",
-        target_id=agent.id,
-        before=before,
-        after=snapshot(agent),
-    )
+    _record(uow, agent, "agent.updated", out.model_dump(mode="json"), before=before, after=snapshot(agent))
     agents_changed(uow, [agent.id])
     await uow.session.flush()
     return out
@@ -234,15 +232,7 @@ async def delete_in(uow: UnitOfWork, agent_id: str, *, in_use: AgentUsers) -> No
     # Released numbers' bindings to it go with it (ON DELETE CASCADE): history must not block.
     await uow.session.delete(agent)
     agents_changed(uow, [agent.id])
-    emit(
-        uow,
-        type="agent.deleted",
-        org_id=agent.org_id,
-        subject_type="agent",
-        subject_id=agent.id,
-        data={"id": agent.id, "name": agent.name},
-    )
-    audit(uow, action="agent.deleted", target_type="agent", target_id=agent.id, before=before)
+    _record(uow, agent, "agent.deleted", {"id": agent.id, "name": agent.name}, before=before)
 
 
 async def delete_agent(*, db: Database, actor: Actor, agent_id: str, in_use: AgentUsers) -> None:

@@ -25,7 +25,6 @@ from numberplane.carriers.base import (
     SearchQuery,
 )
 from numberplane.carriers.models import CarrierAccount, SandboxNumber
-from numberplane.carriers.registry import register
 from numberplane.kernel import e164
 from numberplane.kernel.db import Database
 from numberplane.kernel.ids import new_id
@@ -264,6 +263,3 @@ class SandboxCarrier:
             reference=row.reference,
             status="active",
         )
-
-
-register("sandbox", SandboxCarrier)

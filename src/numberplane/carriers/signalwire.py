@@ -29,7 +29,6 @@ from numberplane.carriers.base import (
 )
 from numberplane.carriers.http import HttpCarrier
 from numberplane.carriers.models import CarrierAccount
-from numberplane.carriers.registry import register
 from numberplane.kernel import e164
 
 log = logging.getLogger("numberplane.carriers.signalwire")
@@ -253,6 +252,3 @@ def _available(item: dict[str, Any], query: SearchQuery) -> AvailableNumber | No
         region=item.get("region") or None,
         capabilities=capabilities,
     )
-
-
-register("signalwire", SignalWireCarrier)

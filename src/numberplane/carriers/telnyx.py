@@ -40,7 +40,6 @@ from numberplane.carriers.base import (
 )
 from numberplane.carriers.http import HttpCarrier
 from numberplane.carriers.models import CarrierAccount
-from numberplane.carriers.registry import register
 from numberplane.kernel import e164
 
 log = logging.getLogger("numberplane.carriers.telnyx")
@@ -419,6 +418,3 @@ def _available(item: dict[str, Any], query: SearchQuery) -> AvailableNumber:
         monthly_cost=cost.get("monthly_cost"),
         currency=cost.get("currency"),
     )
-
-
-register("telnyx", TelnyxCarrier)

@@ -30,7 +30,6 @@ from numberplane.carriers.base import (
 )
 from numberplane.carriers.http import HttpCarrier
 from numberplane.carriers.models import CarrierAccount
-from numberplane.carriers.registry import register
 from numberplane.kernel import e164
 
 API_VERSION = "2010-04-01"
@@ -262,6 +261,3 @@ def _available(item: dict[str, Any], country: str, number_type: str) -> Availabl
         region=item.get("region") or None,
         capabilities=_caps(caps) if isinstance(caps, dict) else {"voice": True, "sms": False},
     )
-
-
-register("twilio", TwilioCarrier)

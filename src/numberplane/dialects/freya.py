@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from numberplane.dialects import common
 from numberplane.dialects import freya_map as fm
 from numberplane.kernel import e164
-from numberplane.kernel.errors import ErrorInfo, Forbidden, register_shape
+from numberplane.kernel.errors import ErrorInfo, ErrorShape, Forbidden
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -39,7 +39,7 @@ def error_shape(request: Request, info: ErrorInfo) -> Response:
     return JSONResponse(body, status_code=status, headers=info.headers)
 
 
-register_shape(PREFIX, error_shape)
+ERROR_SHAPE: ErrorShape = (PREFIX, error_shape)
 
 
 def _check_workspace(workspace_id: str | None, ctx: common.Ctx) -> None:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from numberplane.dialects import common
 from numberplane.dialects import helloannie_map as hm
-from numberplane.kernel.errors import ErrorInfo, Forbidden, register_shape
+from numberplane.kernel.errors import ErrorInfo, ErrorShape, Forbidden
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import PhoneNumberBuy, PhoneNumberRead, PhoneNumberUpdate
 
@@ -32,7 +32,7 @@ def error_shape(request: Request, info: ErrorInfo) -> Response:
     return JSONResponse(body, status_code=status, headers=info.headers)
 
 
-register_shape(PREFIX, error_shape)
+ERROR_SHAPE: ErrorShape = (PREFIX, error_shape)
 
 
 def _check_org(org_id: str | None, ctx: common.Ctx) -> None:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from numberplane.dialects import common
 from numberplane.dialects import retell_map as rm
-from numberplane.kernel.errors import ErrorInfo, register_shape
+from numberplane.kernel.errors import ErrorInfo, ErrorShape
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     PhoneNumberBuy,
@@ -41,7 +41,7 @@ def error_shape(request: Request, info: ErrorInfo) -> Response:
     return JSONResponse(rm.error_body(message), status_code=status, headers=info.headers)
 
 
-register_shape(PREFIX + "/", error_shape)
+ERROR_SHAPE: ErrorShape = (PREFIX + "/", error_shape)
 
 
 async def _one(ctx: common.Ctx, number: PhoneNumberRead) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from numberplane.dialects import common
 from numberplane.dialects import signalwire_map as sm
-from numberplane.kernel.errors import ErrorInfo, register_shape
+from numberplane.kernel.errors import ErrorInfo, ErrorShape
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -46,7 +46,7 @@ def error_shape(request: Request, info: ErrorInfo) -> Response:
     return JSONResponse({"error": reason}, status_code=status, headers=info.headers)
 
 
-register_shape(PREFIX + "/", error_shape)
+ERROR_SHAPE: ErrorShape = (PREFIX + "/", error_shape)
 
 
 def _link(request: Request, **params: Any) -> str:

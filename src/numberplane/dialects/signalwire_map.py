@@ -13,33 +13,19 @@ from typing import Annotated, Any, Literal
 import phonenumbers
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from numberplane.carriers.base import AvailableNumber
 from numberplane.dialects import common
-from numberplane.numbers.schemas import CALL_HANDLER_TYPES, MESSAGE_HANDLER_TYPES, PhoneNumberRead
+from numberplane.numbers.schemas import (
+    AvailableNumberRead,
+    ExternalCallHandler,
+    MessageHandlerType,
+    PhoneNumberRead,
+)
 
 DIALECT = "signalwire"
 
-# Request enum: the core's handler types minus its own ``agents`` (SignalWire has no such handler).
-CallHandlerName = Literal[
-    "laml_webhooks",
-    "laml_application",
-    "relay_context",
-    "relay_topic",
-    "relay_script",
-    "relay_application",
-    "relay_connector",
-    "relay_sip_endpoint",
-    "relay_verto_endpoint",
-    "dialogflow",
-    "video_room",
-    "ai_agent",
-    "call_flow",
-]
-MessageHandlerName = Literal[
-    "relay_context", "relay_topic", "relay_application", "laml_webhooks", "laml_application"
-]
-assert set(CallHandlerName.__args__) == set(CALL_HANDLER_TYPES) - {"agents"}  # type: ignore[attr-defined]
-assert set(MessageHandlerName.__args__) == set(MESSAGE_HANDLER_TYPES)  # type: ignore[attr-defined]
+# Request enums: the core's (SignalWire has no handler for the number's own agents).
+CallHandlerName = ExternalCallHandler
+MessageHandlerName = MessageHandlerType
 
 
 def _upper(value: Any) -> Any:
@@ -253,7 +239,7 @@ def matches(e164_number: str, starts_with: str | None, ends_with: str | None) ->
     )
 
 
-def available_number(item: AvailableNumber) -> dict[str, Any]:
+def available_number(item: AvailableNumberRead) -> dict[str, Any]:
     return {
         "number": item.phone_number,
         "region": item.region,

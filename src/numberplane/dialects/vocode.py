@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from numberplane.dialects import common
 from numberplane.dialects import vocode_map as vm
-from numberplane.kernel.errors import ErrorInfo, register_shape
+from numberplane.kernel.errors import ErrorInfo, ErrorShape
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -49,7 +49,7 @@ def error_shape(request: Request, info: ErrorInfo) -> Response:
     return JSONResponse({"detail": message}, status_code=info.status, headers=info.headers)
 
 
-register_shape(PREFIX, error_shape)
+ERROR_SHAPE: ErrorShape = (PREFIX, error_shape)
 
 
 async def _one(ctx: common.Ctx, number: PhoneNumberRead) -> dict[str, Any]:

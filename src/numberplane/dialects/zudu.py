@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from numberplane.dialects import common
 from numberplane.dialects import zudu_map as zm
-from numberplane.kernel.errors import ErrorInfo, Forbidden, register_shape
+from numberplane.kernel.errors import ErrorInfo, ErrorShape, Forbidden
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -40,7 +40,7 @@ def error_shape(request: Request, info: ErrorInfo) -> Response:
     return JSONResponse(body, status_code=status, headers=info.headers)
 
 
-register_shape(PREFIX, error_shape)
+ERROR_SHAPE: ErrorShape = (PREFIX, error_shape)
 
 
 def _check_org(organization_id: str | None, ctx: common.Ctx) -> None:

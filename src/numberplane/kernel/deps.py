@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+from dataclasses import dataclass
+
 from fastapi import Request
 
-from numberplane.kernel.db import Actor, Database, UnitOfWork
-from numberplane.tenancy.auth import Principal
+from numberplane.kernel.db import Actor, Database
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def request_id(incoming: str | None) -> str:
+    """The caller's ``X-Request-Id`` when it is well-formed, otherwise a new one."""
+    return incoming if incoming and _REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request authenticated as: an API key of an org (``tenancy.auth`` verifies it)."""
+
+    org_id: str
+    key_id: str
 
 
 def get_db(request: Request) -> Database:
@@ -21,8 +39,3 @@ def actor_for(request: Request, principal: Principal, via: str = "v1") -> Actor:
         via=via,
         request_id=getattr(request.state, "request_id", None),
     )
-
-
-def uow_for(request: Request, principal: Principal, via: str = "v1") -> UnitOfWork:
-    """A unit of work whose audit rows name this key, this API surface and this request."""
-    return get_db(request).uow(actor_for(request, principal, via))

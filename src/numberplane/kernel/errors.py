@@ -2,14 +2,14 @@
 
 Services raise ``AppError`` subclasses. One exception handler turns them into a response in
 the shape of the API the request came through: RFC 9457 problem details for /v1, and each
-dialect registers its own renderer for its path prefix (``register_shape``). The same error
-therefore reads naturally to a Twilio, Retell or HelloAnnie client.
+dialect's own renderer for its path prefix (``install(app, shapes=...)``: the app lists them).
+The same error therefore reads naturally to a Twilio, Retell or HelloAnnie client.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,13 +111,7 @@ class ErrorInfo:
 
 
 Shape = Callable[[Request, ErrorInfo], Response]
-_SHAPES: list[tuple[str, Shape]] = []
-
-
-def register_shape(prefix: str, shape: Shape) -> None:
-    """Render errors for paths under ``prefix`` with ``shape`` (longest prefix wins)."""
-    _SHAPES.append((prefix, shape))
-    _SHAPES.sort(key=lambda item: len(item[0]), reverse=True)
+ErrorShape = tuple[str, Shape]  # (path prefix, renderer)
 
 
 def problem(request: Request, info: ErrorInfo) -> Response:
@@ -141,8 +135,9 @@ def problem(request: Request, info: ErrorInfo) -> Response:
 
 
 def render(request: Request, info: ErrorInfo) -> Response:
+    """The error in the shape of the API at the request's path (longest prefix wins)."""
     path = request.url.path
-    for prefix, shape in _SHAPES:
+    for prefix, shape in getattr(request.app.state, "error_shapes", ()):
         if path.startswith(prefix):
             return shape(request, info)
     return problem(request, info)
@@ -170,7 +165,11 @@ def validation_errors(exc: RequestValidationError | Any) -> list[FieldError]:
     return errors
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, shapes: Sequence[ErrorShape] = ()) -> None:
+    """Render every error raised under ``app``: in ``shapes``' renderer for a path under its
+    prefix, otherwise as a problem document."""
+    app.state.error_shapes = sorted(shapes, key=lambda item: len(item[0]), reverse=True)
+
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
         return render(

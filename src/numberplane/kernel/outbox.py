@@ -189,3 +189,29 @@ def audit(
     )
     uow.add_record(row)
     return row
+
+
+def record_change(
+    uow: UnitOfWork,
+    *,
+    event: str,
+    subject_type: str,
+    subject_id: str,
+    org_id: str | None,
+    data: dict[str, Any],
+    action: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """A change, recorded in the caller's unit of work: its outbox event and its audit row
+    (``action`` defaults to the event's type)."""
+    emit(uow, type=event, org_id=org_id, subject_type=subject_type, subject_id=subject_id, data=data)
+    audit(
+        uow,
+        action=action or event,
+        target_type=subject_type,
+        target_id=subject_id,
+        before=before,
+        after=after,
+        org_id=org_id,
+    )

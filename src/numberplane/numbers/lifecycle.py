@@ -22,7 +22,7 @@ from sqlalchemy import update
 from numberplane.carriers.base import NumberConfig
 from numberplane.kernel.changes import numbers_changed
 from numberplane.kernel.db import UnitOfWork, utcnow
-from numberplane.kernel.outbox import audit, emit
+from numberplane.kernel.outbox import audit, record_change
 from numberplane.numbers.billing import next_billing
 from numberplane.numbers.models import Order, PhoneNumber
 from numberplane.numbers.reading import read_one, snapshot
@@ -40,15 +40,16 @@ def record(
     before: dict[str, Any] | None = None,
 ) -> None:
     """A number's change, recorded in the caller's unit of work: its outbox event and its audit row."""
-    emit(uow, type=event, org_id=pn.org_id, subject_type="phone_number", subject_id=pn.id, data=data)
-    audit(
+    record_change(
         uow,
+        event=event,
         action=action,
-        target_type="phone_number",
-        target_id=pn.id,
+        subject_type="phone_number",
+        subject_id=pn.id,
+        org_id=pn.org_id,
+        data=data,
         before=before,
         after=after,
-        org_id=pn.org_id,
     )
 
 

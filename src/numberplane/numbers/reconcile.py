@@ -32,7 +32,7 @@ from numberplane.carriers.base import CarrierAdapter, CarrierError, CarrierNumbe
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.schemas import ROUTING_ONLY, ReconcileDrift, ReconcileReport
 from numberplane.carriers.service import display
-from numberplane.kernel.db import Actor, Database, utcnow
+from numberplane.kernel.db import Actor, Database, UnitOfWork, utcnow
 from numberplane.kernel.errors import NotFound
 from numberplane.kernel.outbox import emit
 from numberplane.numbers import lifecycle
@@ -119,6 +119,37 @@ class _Run:
         self.checked = 0
         self.in_sync = 0
         self.confirmations = 0
+
+    def _drift_event(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        phone_number: str,
+        carrier_number_id: str | None,
+        *,
+        number_id: str | None = None,
+        org_id: str | None = None,
+        **detail: Any,
+    ) -> None:
+        """``carrier.drift_detected``: about our number (``number_id``), or about the account
+        when the carrier holds a number we do not know."""
+        data: dict[str, Any] = {
+            "account_id": self.account.id,
+            "carrier": self.account.carrier,
+            "kind": kind,
+            "phone_number": phone_number,
+        }
+        if number_id is not None:
+            data["phone_number_id"] = number_id
+        data.update(carrier_number_id=carrier_number_id, **detail)
+        emit(
+            uow,
+            type="carrier.drift_detected",
+            org_id=org_id if number_id is not None else self.account.org_id,
+            subject_type="phone_number" if number_id is not None else "carrier_account",
+            subject_id=number_id if number_id is not None else self.account.id,
+            data=data,
+        )
 
     def _actor(self, org_id: str | None) -> Actor:
         if self.actor is not None:
@@ -297,23 +328,15 @@ class _Run:
             if row is None:
                 await uow.rollback()
                 return
-            data = {
-                "account_id": self.account.id,
-                "carrier": self.account.carrier,
-                "kind": "webhook_changed",
-                "phone_number": pn.phone_number,
-                "phone_number_id": pn.id,
-                "carrier_number_id": number.carrier_number_id,
-                "drift": differences,
-                "repaired": repaired,
-            }
-            emit(
+            self._drift_event(
                 uow,
-                type="carrier.drift_detected",
+                "webhook_changed",
+                pn.phone_number,
+                number.carrier_number_id,
+                number_id=pn.id,
                 org_id=pn.org_id,
-                subject_type="phone_number",
-                subject_id=pn.id,
-                data=data,
+                drift=differences,
+                repaired=repaired,
             )
             await uow.commit()
         self.drift.append(
@@ -340,21 +363,14 @@ class _Run:
             if released is None:
                 await uow.rollback()
                 return
-            emit(
+            self._drift_event(
                 uow,
-                type="carrier.drift_detected",
+                "missing_at_carrier",
+                pn.phone_number,
+                pn.carrier_number_id,
+                number_id=pn.id,
                 org_id=pn.org_id,
-                subject_type="phone_number",
-                subject_id=pn.id,
-                data={
-                    "account_id": self.account.id,
-                    "carrier": self.account.carrier,
-                    "kind": "missing_at_carrier",
-                    "phone_number": pn.phone_number,
-                    "phone_number_id": pn.id,
-                    "carrier_number_id": pn.carrier_number_id,
-                    "action": "marked_released",
-                },
+                action="marked_released",
             )
             await uow.commit()
         log.warning("%s is no longer held at %s; marked released", pn.phone_number, self.account.carrier)
@@ -390,20 +406,8 @@ class _Run:
             async with self.db.uow(self._actor(self.account.org_id)) as uow:
                 for phone_number in unknown[start : start + BATCH]:
                     number = held[phone_number]
-                    emit(
-                        uow,
-                        type="carrier.drift_detected",
-                        org_id=self.account.org_id,
-                        subject_type="carrier_account",
-                        subject_id=self.account.id,
-                        data={
-                            "account_id": self.account.id,
-                            "carrier": self.account.carrier,
-                            "kind": "unknown_at_carrier",
-                            "phone_number": phone_number,
-                            "carrier_number_id": number.carrier_number_id,
-                            "action": "reported",
-                        },
+                    self._drift_event(
+                        uow, "unknown_at_carrier", phone_number, number.carrier_number_id, action="reported"
                     )
                     self.drift.append(
                         ReconcileDrift(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import phonenumbers
 from pydantic import (
@@ -109,8 +109,9 @@ class Fallback(Model):
         return self
 
 
-CALL_HANDLER_TYPES = (
-    "agents",
+# What runs a call besides the number's own agents: the customer's TwiML/LaML URL, or a
+# SignalWire resource stored so a SignalWire client reads back what it wrote.
+ExternalCallHandler = Literal[
     "laml_webhooks",
     "laml_application",
     "relay_context",
@@ -124,14 +125,13 @@ CALL_HANDLER_TYPES = (
     "video_room",
     "ai_agent",
     "call_flow",
-)
-MESSAGE_HANDLER_TYPES = (
-    "relay_context",
-    "relay_topic",
-    "relay_application",
-    "laml_webhooks",
-    "laml_application",
-)
+]
+CallHandlerType = Literal["agents", ExternalCallHandler]
+MessageHandlerType = Literal[
+    "relay_context", "relay_topic", "relay_application", "laml_webhooks", "laml_application"
+]
+CALL_HANDLER_TYPES: tuple[str, ...] = get_args(CallHandlerType)
+MESSAGE_HANDLER_TYPES: tuple[str, ...] = get_args(MessageHandlerType)
 
 
 class CallHandler(Model):
@@ -139,7 +139,7 @@ class CallHandler(Model):
     ``laml_webhooks`` hands the call to the customer's own URL. Other types are SignalWire's
     resources, stored so a SignalWire client reads back what it wrote."""
 
-    type: Literal[CALL_HANDLER_TYPES] = "agents"  # type: ignore[valid-type]
+    type: CallHandlerType = "agents"
     receive_mode: Literal["voice", "fax"] = "voice"
     request_url: HttpUrl | None = None
     request_method: Method = "POST"
@@ -173,7 +173,7 @@ class CallHandler(Model):
 
 
 class MessageHandler(Model):
-    type: Literal[MESSAGE_HANDLER_TYPES]  # type: ignore[valid-type]
+    type: MessageHandlerType
     request_url: HttpUrl | None = None
     request_method: Method = "POST"
     fallback_url: HttpUrl | None = None
@@ -390,3 +390,18 @@ class NumberFilters(BaseModel):
     carrier: str | None = None
     area_code: str | None = None
     unassigned: bool | None = None
+
+
+class AvailableNumberRead(BaseModel):
+    """A number a carrier offers (search results)."""
+
+    phone_number: str
+    phone_number_pretty: str
+    country: str
+    number_type: str
+    area_code: str | None = None
+    locality: str | None = None
+    region: str | None = None
+    capabilities: dict[str, bool]
+    monthly_cost: str | None = None
+    currency: str | None = None

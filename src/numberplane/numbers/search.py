@@ -6,12 +6,14 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from numberplane.carriers.base import AvailableNumber, CarrierError, NoNumbersAvailable, SearchQuery
+from numberplane.carriers.base import CarrierError, NoNumbersAvailable, SearchQuery
 from numberplane.carriers.registry import adapter_for
+from numberplane.kernel import e164
 from numberplane.kernel.db import Database
 from numberplane.kernel.errors import ValidationFailed
 from numberplane.numbers.accounts import account_for, buyable, carrier_error
 from numberplane.numbers.models import HOLDING_STATUSES, PhoneNumber
+from numberplane.numbers.schemas import AvailableNumberRead
 
 
 async def search_available(
@@ -24,7 +26,7 @@ async def search_available(
     contains: str | None = None,
     limit: int = 20,
     carrier_account_id: str | None = None,
-) -> list[AvailableNumber]:
+) -> list[AvailableNumberRead]:
     """The carrier's inventory, minus numbers someone already holds in Numberplane."""
     if not 1 <= limit <= 100:
         raise ValidationFailed.field("limit", "must be between 1 and 100")
@@ -47,7 +49,11 @@ async def search_available(
     except CarrierError as exc:
         raise carrier_error(exc) from exc
     held = await held_numbers([n.phone_number for n in found], db)
-    return [n for n in found if n.phone_number not in held][:limit]
+    return [
+        AvailableNumberRead(phone_number_pretty=e164.pretty(n.phone_number), **n.__dict__)
+        for n in found
+        if n.phone_number not in held
+    ][:limit]
 
 
 async def held_numbers(numbers: Sequence[str], db: Database) -> set[str]:

@@ -15,6 +15,7 @@ from numberplane.kernel.errors import Forbidden
 from numberplane.kernel.pagination import Page
 from numberplane.numbers import reconcile, service
 from numberplane.numbers.schemas import (
+    AvailableNumberRead,
     ImportReport,
     NumberFilters,
     PhoneNumberBuy,
@@ -25,19 +26,6 @@ from numberplane.numbers.schemas import (
 from numberplane.tenancy.auth import Principal, require_principal
 
 router = APIRouter(prefix="/v1", tags=["phone numbers"])
-
-
-class AvailableNumberRead(BaseModel):
-    phone_number: str
-    phone_number_pretty: str
-    country: str
-    number_type: str
-    area_code: str | None = None
-    locality: str | None = None
-    region: str | None = None
-    capabilities: dict[str, bool]
-    monthly_cost: str | None = None
-    currency: str | None = None
 
 
 class AvailableList(BaseModel):
@@ -57,8 +45,6 @@ async def available(
     carrier_account_id: str | None = None,
     principal: Principal = Depends(require_principal),
 ) -> AvailableList:
-    from numberplane.kernel.e164 import pretty
-
     found = await service.search_available(
         db=get_db(request),
         org_id=principal.org_id,
@@ -69,9 +55,7 @@ async def available(
         limit=limit,
         carrier_account_id=carrier_account_id,
     )
-    return AvailableList(
-        data=[AvailableNumberRead(phone_number_pretty=pretty(n.phone_number), **n.__dict__) for n in found]
-    )
+    return AvailableList(data=found)
 
 
 @router.post(

@@ -11,16 +11,14 @@ without its lifespan, as in some tests) the FastAPI routes answer the same way.
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from numberplane.kernel.deps import request_id
 from numberplane.routing.handlers import ENDPOINTS, MAX_BODY, Incoming, Outgoing, dispatch
 
 log = logging.getLogger("numberplane.routing")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 Scope = dict[str, Any]
 
 
@@ -96,11 +94,10 @@ class VoiceFastPath:
 
     @staticmethod
     async def _send(send: Any, out: Outgoing, headers: Mapping[str, str]) -> None:
-        incoming_id = headers.get("x-request-id", "")
-        request_id = incoming_id if _REQUEST_ID.match(incoming_id) else "req_" + secrets.token_hex(8)
+        rid = request_id(headers.get("x-request-id"))
         response_headers = [
             (b"content-length", str(len(out.body)).encode()),
-            (b"x-request-id", request_id.encode()),
+            (b"x-request-id", rid.encode()),
         ]
         if out.media_type:
             response_headers.append((b"content-type", out.media_type.encode()))

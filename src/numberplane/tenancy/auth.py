@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 
 from fastapi import Request
 
+from numberplane.kernel.deps import Principal
 from numberplane.kernel.errors import Unauthorized
 from numberplane.tenancy import service
 
-
-@dataclass(frozen=True)
-class Principal:
-    org_id: str
-    key_id: str
+__all__ = ["Principal", "credentials_from", "require_principal"]
 
 
 def credentials_from(request: Request) -> tuple[str, str] | None:
