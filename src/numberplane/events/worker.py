@@ -40,7 +40,7 @@ from sqlalchemy.orm import aliased
 from numberplane.events.models import WebhookDelivery, WebhookEndpoint
 from numberplane.events.signing import body_for, sign_headers
 from numberplane.kernel import changes, crypto
-from numberplane.kernel.db import Database, as_utc, utcnow
+from numberplane.kernel.db import Actor, Database, as_utc, utcnow
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.net import BlockedURL, customer_request
 from numberplane.kernel.outbox import OutboxEvent
@@ -306,7 +306,8 @@ class Worker:
         limit = limit or self.config.batch_size * FANOUT_FACTOR
         now = self.clock()
         rows: list[dict[str, Any]] = []
-        async with self.db.session() as session:
+        async with self.db.uow(Actor.system()) as uow:
+            session = uow.session
             if self._pg:
                 got = await session.scalar(select(func.pg_try_advisory_xact_lock(FANOUT_LOCK_KEY)))
                 if not got:
@@ -367,7 +368,7 @@ class Worker:
                     )
             if rows:
                 await session.execute(insert(WebhookDelivery), rows)
-            await session.commit()
+            await uow.commit()
         if events:
             log.debug("fanned out %d events into %d deliveries", len(events), len(rows))
         return len(events)
@@ -404,7 +405,8 @@ class Worker:
             .with_for_update(skip_locked=True, of=cand)
             .scalar_subquery()
         )
-        async with self.db.session() as session:
+        async with self.db.uow(Actor.system()) as uow:
+            session = uow.session
             result = await session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id.in_(due))
@@ -420,7 +422,7 @@ class Worker:
             )
             ids = [r[0] for r in result]
             if not ids:
-                await session.commit()
+                await uow.commit()
                 return []
             loaded = await session.execute(
                 select(WebhookDelivery, WebhookEndpoint, OutboxEvent)
@@ -451,7 +453,7 @@ class Worker:
                         leased_until=until,
                     )
                 )
-            await session.commit()
+            await uow.commit()
         out.sort(key=lambda c: c.event_id)
         return out
 
@@ -523,14 +525,15 @@ class Worker:
                 values["status"] = "failed"
             else:
                 values["next_attempt_at"] = retry_at
-        async with self.db.session() as session:
+        async with self.db.uow(Actor.system()) as uow:
+            session = uow.session
             result = await session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id == item.delivery_id, WebhookDelivery.lease_token == item.token)
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            await session.commit()
+            await uow.commit()
         if getattr(result, "rowcount", 1) == 0:
             log.warning("delivery %s: lease lost before the outcome was recorded", item.delivery_id)
         elif not outcome.ok:

@@ -96,6 +96,7 @@ async def fail_purchase(uow: UnitOfWork, order: Order, error: dict[str, Any], *,
     assert pn is not None
     pn.status = "failed"
     pn.touch()
+    await uow.session.flush()
     record(
         uow,
         pn,
