@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from numberplane.kernel.db import Database
-from tests.support import LiveServer
+from tests.support import LiveServer, free_port, wait_for
 
 
 def cli(*args: str, db_url: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -75,3 +75,137 @@ async def test_numbers_import_csv_with_report(db_url: str, tmp_path: Path) -> No
     no_header.write_text("number\n+13034561003\n")
     bad = cli("numbers", "import", str(no_header), "--org", org["org_id"], db_url=db_url, check=False)
     assert bad.returncode == 2 and "phone_number column" in bad.stderr
+
+
+async def test_orgs_create_prints_the_token_alone_and_lists_never_show_secrets(db_url: str) -> None:
+    made = cli("orgs", "create", "Plain", db_url=db_url)
+    token = made.stdout
+    assert token.count("\n") == 1 and token.endswith("\n")  # TOKEN=$(numberplane orgs create X)
+    token = token.strip()
+    key_id, _, secret = token.partition(".")
+    assert key_id.startswith("key_") and len(secret) > 30
+    assert key_id in made.stderr and secret not in made.stderr
+
+    orgs = [json.loads(line) for line in cli("orgs", "list", "--json", db_url=db_url).stdout.splitlines()]
+    mine = [o for o in orgs if o["name"] == "Plain"]
+    assert len(mine) == 1 and mine[0]["default_carrier_account_id"]
+    human = cli("orgs", "list", db_url=db_url)
+    assert mine[0]["id"] in human.stdout and "org(s)" in human.stderr
+
+    org_id = mine[0]["id"]
+    cli("keys", "create", "--org", org_id, "--name", "second", db_url=db_url)
+    cli("keys", "revoke", key_id, db_url=db_url)
+    keys = [
+        json.loads(line)
+        for line in cli("keys", "list", "--org", org_id, "--json", db_url=db_url).stdout.splitlines()
+    ]
+    assert [(k["id"] == key_id, k["revoked_at"] is not None) for k in keys] == [(True, True), (False, False)]
+    listed = cli("keys", "list", "--org", org_id, db_url=db_url)
+    for out in (listed.stdout + listed.stderr, json.dumps(keys)):
+        assert secret not in out and "secret" not in out
+    assert "2 key(s), 1 live" in listed.stderr
+    missing = cli("keys", "list", "--org", "no-such-org", db_url=db_url, check=False)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+async def test_import_report_rows_are_the_csv_data_rows(db_url: str, tmp_path: Path) -> None:
+    org = json.loads(cli("orgs", "create", "Rows", "--json", db_url=db_url).stdout)
+    source = tmp_path / "numbers.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["phone_number"])
+        for number in ("+13034562001", "+13034562002", "+13034562003", "+13034562001", "+13034562004"):
+            writer.writerow([number])
+    report = tmp_path / "report.csv"
+    done = cli(
+        "numbers", "import", str(source), "--org", org["org_id"], "--report", str(report),
+        "--batch-size", "2", db_url=db_url, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    rows = list(csv.DictReader(report.open()))
+    assert [r["row"] for r in rows] == ["1", "2", "3", "4", "5"]
+    assert [r["status"] for r in rows] == ["created", "created", "created", "failed", "created"]
+    # Row 4 repeats row 1 (in an earlier batch): already registered; within a batch the message
+    # names the 1-based row it duplicates.
+    assert "already registered" in rows[3]["error"]
+    dup = tmp_path / "dup.csv"
+    dup.write_text("phone_number\n+13034562101\n+13034562102\n+1 303 456 2101\n")
+    done = cli("numbers", "import", str(dup), "--org", org["org_id"], db_url=db_url, check=False)
+    reported = list(csv.DictReader(done.stdout.splitlines()))
+    assert reported[2]["row"] == "3" and reported[2]["error"] == "duplicates row 1"
+
+
+async def test_reconcile_says_what_it_skipped_and_sums_up(db_url: str) -> None:
+    org = json.loads(cli("orgs", "create", "Idle", "--json", db_url=db_url).stdout)
+    human = cli("carriers", "reconcile", db_url=db_url)
+    assert "idle sandbox account(s): no numbers and no purchases in flight" in human.stdout
+    assert "reconciled " in human.stdout and "numbers checked" in human.stdout
+    lines = [
+        json.loads(line) for line in cli("carriers", "reconcile", "--json", db_url=db_url).stdout.splitlines()
+    ]
+    skipped = [line for line in lines if line["object"] == "reconcile_skipped"]
+    assert org["org_id"] and skipped and all(s["carrier"] == "sandbox" and s["reason"] for s in skipped)
+
+
+async def test_worker_once_says_what_it_did(db_url: str) -> None:
+    human = cli("worker", "--once", db_url=db_url)
+    assert "deliveries:" in human.stdout and "billing:" in human.stdout and "still waiting:" in human.stdout
+    summary = json.loads(cli("worker", "--once", "--json", db_url=db_url).stdout)
+    assert set(summary) == {"deliveries", "waiting", "jobs"}
+    assert {"delivered", "retrying", "failed", "fanned_out"} <= set(summary["deliveries"])
+    assert summary["jobs"]["billing"].endswith("renewed")
+
+
+def test_serve_refuses_workers_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'one.db'}"
+    done = cli("serve", "--workers", "2", db_url=url, check=False)
+    assert done.returncode == 2 and "needs PostgreSQL" in done.stderr
+
+
+async def test_serve_port_is_where_numbers_point(db_url: str, tmp_path: Path) -> None:
+    """--port decides the default public URL (the numbers' voice webhooks); an explicit public URL
+    on another port is said once at start-up."""
+    org = json.loads(cli("orgs", "create", "Port", "--json", db_url=db_url).stdout)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "NUMBERPLANE_PUBLIC_URL"}
+    env.update(NUMBERPLANE_DATABASE_URL=db_url, NUMBERPLANE_RUN_WORKER_IN_PROCESS="0")
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "numberplane", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            await wait_for(lambda: _up(http), timeout=30, interval=0.2)
+            bought = await http.post(
+                "/v1/phone-numbers",
+                json={"area_code": "720"},
+                headers={"Authorization": f"Bearer {org['token']}"},
+            )
+            assert bought.status_code == 201, bought.text
+            assert bought.json()["carrier_sync"]["voice_url"] == f"http://127.0.0.1:{port}/voice/twilio"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert "warning" not in err.lower()
+
+    env["NUMBERPLANE_PUBLIC_URL"] = "https://numbers.example.com"
+    port = free_port()
+    other = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "numberplane", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            await wait_for(lambda: _up(http), timeout=30, interval=0.2)
+    finally:
+        other.terminate()
+        _, err = other.communicate(timeout=20)
+    warnings = [line for line in err.splitlines() if "warning" in line.lower()]
+    assert len(warnings) == 1 and "https://numbers.example.com (port 443)" in warnings[0]
+
+
+async def _up(http: httpx.AsyncClient) -> bool:
+    try:
+        return (await http.get("/healthz")).status_code == 200
+    except httpx.HTTPError:
+        return False

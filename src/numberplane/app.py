@@ -88,8 +88,9 @@ class RequestIdMiddleware:
 def periodic_jobs(db: Database, settings: Settings) -> list[PeriodicJob]:
     """What a worker process runs besides webhook delivery (``serve`` with SQLite, ``worker``)."""
 
-    async def renew() -> int:
-        return await billing.renew_due(db=db)
+    async def renew() -> str:
+        renewed = await billing.renew_due(db=db)
+        return f"{renewed} number-month(s) renewed"
 
     return [PeriodicJob(name="billing", every=settings.billing_check_seconds, run=renew)]
 

@@ -45,6 +45,13 @@ def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, default=str))
 
 
+def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Aligned columns on stdout, never cut short (ids must survive a pipe)."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=False)]
+    for line in (headers, *rows):
+        typer.echo("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)).rstrip())
+
+
 @app.command()
 def migrate() -> None:
     """Apply database migrations (NUMBERPLANE_DATABASE_URL)."""
@@ -86,18 +93,54 @@ async def _bootstrap_first_org(host: str, port: int) -> None:
     console.rule()
 
 
+def _public_url_for(host: str, port: int) -> None:
+    """The URL numbers' voice webhooks point at follows ``--host``/``--port`` unless it is set;
+    an explicit one on another port gets one warning line (fine behind a proxy, wrong otherwise)."""
+    import os
+    from urllib.parse import urlsplit
+
+    from numberplane.kernel.settings import reset_settings_cache
+
+    explicit = os.environ.get("NUMBERPLANE_PUBLIC_URL")
+    if not explicit:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        shown = f"[{shown}]" if ":" in shown else shown
+        os.environ["NUMBERPLANE_PUBLIC_URL"] = f"http://{shown}:{port}"  # inherited by worker processes
+        reset_settings_cache()
+        return
+    parts = urlsplit(explicit)
+    public_port = parts.port or (443 if parts.scheme == "https" else 80)
+    if public_port != port:
+        console.print(
+            f"[yellow]warning:[/yellow] NUMBERPLANE_PUBLIC_URL is {explicit} (port {public_port}) but the "
+            f"server listens on port {port}: carriers will call the public URL (right only behind a proxy "
+            f"that forwards it here)",
+            soft_wrap=True,
+        )
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="Port to bind."),
     bootstrap: bool = typer.Option(False, help="Migrate and create a first org and key if none exists."),
-    workers: int = typer.Option(1, help="Uvicorn worker processes."),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="Server processes (PostgreSQL only: they keep their caches coherent)."
+    ),
 ) -> None:
     """Serve the API, the dialects and the routing endpoints."""
     import uvicorn
 
+    from numberplane.kernel.db import is_sqlite
     from numberplane.migrate import upgrade
 
+    if workers > 1 and is_sqlite(get_settings().database_url):
+        console.print(
+            "[red]error:[/red] --workers above 1 needs PostgreSQL (NUMBERPLANE_DATABASE_URL="
+            "postgresql+asyncpg://…): SQLite serves one process at a time"
+        )
+        raise typer.Exit(2)
+    _public_url_for(host, port)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if bootstrap:
@@ -143,7 +186,41 @@ def orgs_create(
     if as_json:
         _print_json(out)
     else:
-        console.print(f"org {out['org_id']} created; key {out['key_id']}\ntoken (shown once): {out['token']}")
+        # The token alone on stdout (TOKEN=$(numberplane orgs create X)); the rest on stderr.
+        console.print(
+            f"org {out['org_id']} ({out['name']}) created with key {out['key_id']}; token (shown once):"
+        )
+        typer.echo(out["token"])
+
+
+@orgs_app.command("list")
+def orgs_list(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per org, one per line."),
+    limit: int = typer.Option(1000, min=1, max=10_000, help="At most this many orgs."),
+) -> None:
+    """List the orgs, oldest first."""
+    from numberplane.tenancy import service
+
+    async def go() -> list[Any]:
+        db = database()
+        try:
+            return await service.list_orgs(db=db, limit=limit)
+        finally:
+            await db.dispose()
+
+    orgs = run(go())
+    if as_json:
+        for org in orgs:
+            typer.echo(org.model_dump_json())
+        return
+    _print_table(
+        ("org_id", "name", "created", "default carrier account"),
+        [
+            (o.id, o.name, o.created_at.isoformat(timespec="seconds"), o.default_carrier_account_id or "")
+            for o in orgs
+        ],
+    )
+    console.print(f"{len(orgs)} org(s)")
 
 
 @keys_app.command("create")
@@ -176,6 +253,46 @@ def keys_create(
         _print_json(out)
     else:
         console.print(f"key {out['key_id']}\ntoken (shown once): {out['token']}")
+
+
+@keys_app.command("list")
+def keys_list(
+    org: str = typer.Option(..., "--org", help="The org id."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per key, one per line."),
+) -> None:
+    """List an org's API keys (ids, names, dates; never a secret)."""
+    from numberplane.kernel.errors import AppError
+    from numberplane.tenancy import service
+
+    async def go() -> list[Any]:
+        db = database()
+        try:
+            return await service.list_keys(db=db, org_id=org)
+        finally:
+            await db.dispose()
+
+    try:
+        keys = run(go())
+    except AppError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        for key in keys:
+            typer.echo(key.model_dump_json())
+        return
+    _print_table(
+        ("key_id", "name", "created", "revoked"),
+        [
+            (
+                key.id,
+                key.name or "",
+                key.created_at.isoformat(timespec="seconds"),
+                key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "",
+            )
+            for key in keys
+        ],
+    )
+    console.print(f"{len(keys)} key(s), {sum(1 for k in keys if k.revoked_at is None)} live")
 
 
 @keys_app.command("revoke")

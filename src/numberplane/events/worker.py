@@ -111,6 +111,20 @@ def retry_schedule(config: WorkerConfig) -> list[float]:
         n += 1
 
 
+@dataclass
+class WorkerStats:
+    """What a worker did since it started (``numberplane worker --once`` prints it)."""
+
+    fanned_out: int = 0  # events turned into deliveries
+    delivered: int = 0
+    retrying: int = 0  # attempts that failed and will be tried again
+    failed: int = 0  # deliveries given up (retry window closed, or a permanent refusal)
+    lease_lost: int = 0  # outcomes not recorded: another worker owned the delivery by then
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
 @dataclass(frozen=True)
 class PeriodicJob:
     """Work a worker runs every ``every`` seconds (the first run right after it starts)."""
@@ -166,6 +180,7 @@ class Worker:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._next_run: dict[str, float] = {}
+        self.stats = WorkerStats()
         # Fan out when woken (a commit emitted events), when the poll interval has passed, or
         # while the last fan-out was full; not after every finished delivery.
         self._fan_due = True
@@ -288,7 +303,7 @@ class Worker:
                 results[job.name] = exc
         return results
 
-    async def run_until_idle(self, max_steps: int = 1000) -> None:
+    async def run_until_idle(self, max_steps: int = 1000) -> WorkerStats:
         """Fan out and deliver until nothing is due (tests, ``numberplane worker --once``)."""
         for _ in range(max_steps):
             fanned = await self.fan_out()
@@ -296,7 +311,21 @@ class Worker:
             if claimed:
                 await asyncio.gather(*(self.deliver(c) for c in claimed))
             if not fanned and not claimed:
-                return
+                break
+        return self.stats
+
+    async def waiting(self) -> dict[str, Any]:
+        """Deliveries still pending after a run: how many, and when the next one is due."""
+        async with self.db.session() as session:
+            row = (
+                await session.execute(
+                    select(func.count(), func.min(WebhookDelivery.next_attempt_at)).where(
+                        WebhookDelivery.status == "pending"
+                    )
+                )
+            ).one()
+        next_at = as_utc(row[1])
+        return {"pending": int(row[0] or 0), "next_attempt_at": next_at.isoformat() if next_at else None}
 
     # -- fan out -----------------------------------------------------------------------------
 
@@ -370,6 +399,7 @@ class Worker:
                 await session.execute(insert(WebhookDelivery), rows)
             await uow.commit()
         if events:
+            self.stats.fanned_out += len(events)
             log.debug("fanned out %d events into %d deliveries", len(events), len(rows))
         return len(events)
 
@@ -535,8 +565,16 @@ class Worker:
             )
             await uow.commit()
         if getattr(result, "rowcount", 1) == 0:
+            self.stats.lease_lost += 1
             log.warning("delivery %s: lease lost before the outcome was recorded", item.delivery_id)
-        elif not outcome.ok:
+            return
+        if outcome.ok:
+            self.stats.delivered += 1
+        elif values.get("status") == "failed":
+            self.stats.failed += 1
+        else:
+            self.stats.retrying += 1
+        if not outcome.ok:
             log.info(
                 "delivery %s to endpoint %s failed (attempt %d): %s%s",
                 item.delivery_id,

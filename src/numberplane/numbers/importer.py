@@ -78,12 +78,14 @@ async def import_csv(
             task = progress.add_task("import", total=len(rows))
             for start in range(0, len(rows), batch_size):
                 batch = rows[start : start + batch_size]
-                result = await import_numbers(db=db, actor=actor, rows=batch, defaults=defaults)
+                result = await import_numbers(
+                    db=db, actor=actor, rows=batch, defaults=defaults, first_row=start + 1
+                )
                 for r in result.results:
                     err = r.error or {}
                     writer.writerow(
                         [
-                            start + r.index + 1,
+                            r.row,
                             r.phone_number or "",
                             r.status,
                             r.id or "",

@@ -116,12 +116,14 @@ async def import_numbers(
     emit_completed: bool = True,
     progress: Any = None,
     new_inbound_agent: AgentCreate | None = None,
+    first_row: int = 1,
 ) -> ImportReport:
-    """Register numbers the org already owns (nothing is bought). Each row stands alone."""
+    """Register numbers the org already owns (nothing is bought). Each row stands alone.
+    ``first_row`` is the row number a person sees for ``rows[0]`` (a CSV batch's offset)."""
     assert actor.org_id is not None
     org_id = actor.org_id
     results: dict[int, ImportRowResult] = {}
-    prepared = _parse_rows(rows, defaults or {}, results)
+    prepared = _parse_rows(rows, defaults or {}, results, first_row)
     prepared = await _check_agents(db, org_id, prepared, results)
     prepared = await _check_holders(db, org_id, prepared, results)
     prepared = await _check_accounts(db, org_id, prepared, results)
@@ -139,7 +141,7 @@ async def import_numbers(
         # Fresh statistics, so the planner does not treat a just-filled table as empty.
         async with db.engine.begin() as conn:
             await conn.execute(text("ANALYZE phone_numbers"))
-    ordered = [results[i] for i in sorted(results)]
+    ordered = [results[i].model_copy(update={"row": first_row + i}) for i in sorted(results)]
     created = sum(1 for r in ordered if r.status == "created")
     report = ImportReport(total=len(ordered), created=created, failed=len(ordered) - created, results=ordered)
     if emit_completed:
@@ -176,7 +178,7 @@ def _failed(p_index: int, number: str | None, code: str, field: str, message: st
 
 
 def _parse_rows(
-    rows: Sequence[Any], base: dict[str, Any], results: dict[int, ImportRowResult]
+    rows: Sequence[Any], base: dict[str, Any], results: dict[int, ImportRowResult], first_row: int
 ) -> list[_Prepared]:
     prepared: list[_Prepared] = []
     seen: dict[str, int] = {}
@@ -204,7 +206,11 @@ def _parse_rows(
             continue
         if parsed.e164 in seen:
             results[index] = _failed(
-                index, parsed.e164, "duplicate", "phone_number", f"duplicates row {seen[parsed.e164]}"
+                index,
+                parsed.e164,
+                "duplicate",
+                "phone_number",
+                f"duplicates row {first_row + seen[parsed.e164]}",
             )
             continue
         seen[parsed.e164] = index

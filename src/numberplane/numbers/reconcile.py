@@ -437,11 +437,7 @@ async def reconcile_all(
         if account_id:
             ids = [account_id]
         else:
-            busy = (
-                select(PhoneNumber.carrier_account_id)
-                .where(PhoneNumber.status.in_(HOLDING_STATUSES), PhoneNumber.carrier_account_id.is_not(None))
-                .union(select(Order.carrier_account_id).where(Order.status == "pending"))
-            )
+            busy = _busy_accounts()
             ids = list(
                 await session.scalars(
                     select(CarrierAccount.id)
@@ -458,3 +454,26 @@ async def reconcile_all(
             )
         )
     return reports
+
+
+def _busy_accounts() -> Any:
+    """Accounts that hold numbers or have purchases in flight."""
+    return (
+        select(PhoneNumber.carrier_account_id)
+        .where(PhoneNumber.status.in_(HOLDING_STATUSES), PhoneNumber.carrier_account_id.is_not(None))
+        .union(select(Order.carrier_account_id).where(Order.status == "pending"))
+    )
+
+
+async def idle_sandbox_accounts(*, db: Database, limit: int = MAX_ACCOUNTS) -> list[str]:
+    """The sandbox accounts ``reconcile_all`` skips by design: they hold no numbers and have no
+    purchases in flight, so there is nothing to settle or compare (every org has one)."""
+    async with db.session() as session:
+        return list(
+            await session.scalars(
+                select(CarrierAccount.id)
+                .where(CarrierAccount.carrier == "sandbox", CarrierAccount.id.not_in(_busy_accounts()))
+                .order_by(CarrierAccount.id)
+                .limit(limit)
+            )
+        )

@@ -294,7 +294,10 @@ class PhoneNumberUpdate(PhoneNumberConfig):
 
 
 class ImportRowResult(BaseModel):
-    index: int
+    index: int = Field(description="0-based position in this request's `numbers`")
+    row: int = Field(
+        default=0, description="1-based row number, as a person counts (the CSV's data row in the CLI)"
+    )
     phone_number: str | None
     status: Literal["created", "failed"]
     id: str | None = None

@@ -14,12 +14,13 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from numberplane.kernel.db import UnitOfWork, utcnow
+from numberplane.kernel.changes import api_keys_changed
+from numberplane.kernel.db import Database, UnitOfWork, as_utc, utcnow
 from numberplane.kernel.errors import NotFound
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.outbox import audit
 from numberplane.tenancy.models import ApiKey, Org
-from numberplane.tenancy.schemas import CreatedKey
+from numberplane.tenancy.schemas import CreatedKey, KeyRead, OrgRead
 
 KEY_PREFIX = "key_"
 
@@ -64,6 +65,7 @@ async def revoke_key(*, uow: UnitOfWork, key_id: str, org_id: str | None = None)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         audit(uow, action="api_key.revoked", target_type="api_key", target_id=key_id, org_id=key.org_id)
+        api_keys_changed(uow, [key_id])  # every process's key cache drops it
     return key
 
 
@@ -77,3 +79,44 @@ async def authenticate(session: AsyncSession, key_id: str, secret: str) -> ApiKe
     if not secret_matches(secret, key.secret_hash):
         return None
     return key
+
+
+MAX_LISTED = 10_000
+
+
+async def list_orgs(*, db: Database, limit: int = 1000) -> list[OrgRead]:
+    """Every org, oldest first (bounded: ``limit``, at most ``MAX_LISTED``)."""
+    async with db.session() as session:
+        rows = await session.scalars(select(Org).order_by(Org.id).limit(min(limit, MAX_LISTED)))
+        return [
+            OrgRead(
+                id=o.id,
+                name=o.name,
+                default_carrier_account_id=o.default_carrier_account_id,
+                created_at=as_utc(o.created_at) or utcnow(),
+            )
+            for o in rows
+        ]
+
+
+async def list_keys(*, db: Database, org_id: str, limit: int = 1000) -> list[KeyRead]:
+    """An org's API keys, oldest first, revoked ones included; never a secret or its hash."""
+    async with db.session() as session:
+        if await session.get(Org, org_id) is None:
+            raise NotFound(f"org {org_id} not found", code="org_not_found")
+        rows = await session.scalars(
+            select(ApiKey)
+            .where(ApiKey.org_id == org_id)
+            .order_by(ApiKey.created_at, ApiKey.id)
+            .limit(min(limit, MAX_LISTED))
+        )
+        return [
+            KeyRead(
+                id=k.id,
+                org_id=k.org_id,
+                name=k.name,
+                created_at=as_utc(k.created_at) or utcnow(),
+                revoked_at=as_utc(k.revoked_at),
+            )
+            for k in rows
+        ]
