@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from numberplane import __version__
 from numberplane.agents import views as agents_views
 from numberplane.carriers import views as carriers_views
-from numberplane.dialects import freya, helloannie, retell, signalwire, vocode, zudu
+from numberplane.dialects import freya, helloannie, retell, signalwire, twilio, vapi, vocode, zudu
 from numberplane.events import views as events_views
 from numberplane.events.worker import Worker, WorkerConfig
 from numberplane.kernel import errors
@@ -49,6 +49,8 @@ ROUTERS = (
     zudu.router,
     retell.router,
     vocode.router,
+    vapi.router,
+    twilio.router,
 )
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
