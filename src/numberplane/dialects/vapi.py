@@ -110,7 +110,9 @@ async def _import_account(ctx: common.Ctx, body: vm.CreateBody) -> dict[str, Any
             return {} if named.is_sandbox else {"carrier_account_id": named.id}
         if provider == "byo-phone-number":
             return {"sip_outbound": {"trunk_id": body.credentialId}}
-        raise common.invalid("credentialId", f"carrier account {body.credentialId} not found", "not_found")
+        raise common.invalid(
+            "credentialId", f"carrier account {body.credentialId} not found", "unknown_account"
+        )
     if provider == "byo-phone-number":
         _require(body.credentialId, "credentialId", provider)
     chosen = await providers.account_for_provider(
@@ -151,7 +153,9 @@ def _time_filters(bounds: dict[str, dt.datetime | None]) -> Callable[[PhoneNumbe
         column, op = key[:-2], key[-2:]
 
         def check(n: PhoneNumberRead, column: str = column, op: str = op, bound: dt.datetime = bound) -> bool:
-            stamp: dt.datetime = getattr(n, column)
+            # Compared at the millisecond, the precision this API shows.
+            exact: dt.datetime = getattr(n, column)
+            stamp = exact.replace(microsecond=exact.microsecond // 1000 * 1000)
             return {"Gt": stamp > bound, "Lt": stamp < bound, "Ge": stamp >= bound, "Le": stamp <= bound}[op]
 
         checks.append(check)

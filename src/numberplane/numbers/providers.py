@@ -99,7 +99,7 @@ async def account_for_provider(
     if account_id:
         named = next((a for a in accounts if a.id == account_id), None)
         if named is None:
-            raise ValidationFailed.field(field, f"carrier account {account_id} not found", "not_found")
+            raise ValidationFailed.field(field, f"carrier account {account_id} not found", "unknown_account")
         if named.carrier != carrier and not (sole_sandbox and named.carrier == SANDBOX):
             raise ValidationFailed.field(
                 field,
