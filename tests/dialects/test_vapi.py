@@ -234,6 +234,27 @@ async def test_import_from_twilio_with_the_clients_credentials(
         assert 400 <= refused.value.status_code < 500, refused.value.body
         assert field.lower() in str(refused.value.body).lower()
     assert await v1_count(http, org) == before
+    # A Twilio account connected for an import that then failed is not left behind.
+    other = FakeTwilio()
+    other.start()
+    try:
+        monkeypatch.setitem(carrier_schemas.DEFAULT_BASE_URLS, "twilio", other.url)
+        with pytest.raises(ApiError) as not_held:
+            await call(
+                client.phone_numbers.create,
+                request=CreatePhoneNumbersRequest_Twilio(
+                    number="+14155550147",
+                    twilio_account_sid=other.account_sid,
+                    twilio_auth_token=other.auth_token,
+                ),
+            )
+        assert not_held.value.status_code == 400
+    finally:
+        other.stop()
+    accounts = (await http.get("/v1/carrier-accounts", headers=org.bearer)).json()["data"]
+    assert [a["config"]["account_sid"] for a in accounts if a["carrier"] == "twilio"] == [
+        fake_twilio.account_sid
+    ]
 
     # New secrets for the same account are checked at Twilio before they replace the old ones.
     with pytest.raises(ApiError) as rotated:

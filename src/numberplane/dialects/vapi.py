@@ -82,9 +82,12 @@ def _require(value: Any, field: str, provider: str) -> None:
         raise common.invalid(field, f"is required for provider {provider}", "missing")
 
 
-async def _import_account(ctx: common.Ctx, body: vm.CreateBody) -> dict[str, Any]:
+async def _import_account(
+    ctx: common.Ctx, body: vm.CreateBody
+) -> tuple[dict[str, Any], providers.ChosenAccount | None]:
     """Where an imported number lives: a carrier account (``carrier_account_id``) or, for a SIP
-    trunk, ``sip_outbound.trunk_id``. The sandbox standing in for a carrier means plain SIP."""
+    trunk, ``sip_outbound.trunk_id``, and the Twilio account connected for it, if one was. The
+    sandbox standing in for a carrier means plain SIP."""
     provider = body.provider
     if provider == "twilio":
         _require(body.twilioAccountSid, "twilioAccountSid", provider)
@@ -96,7 +99,7 @@ async def _import_account(ctx: common.Ctx, body: vm.CreateBody) -> dict[str, Any
             fields=TWILIO_FIELDS,
         )
         chosen = await providers.twilio_account(db=ctx.db, actor=ctx.actor, creds=creds)
-        return {"carrier_account_id": chosen.id}
+        return {"carrier_account_id": chosen.id}, chosen
     if body.credentialId:
         allowed = None if provider == "byo-phone-number" else (provider,)
         named = await providers.account_named(
@@ -107,9 +110,9 @@ async def _import_account(ctx: common.Ctx, body: vm.CreateBody) -> dict[str, Any
             field="credentialId",
         )
         if named is not None:
-            return {} if named.is_sandbox else {"carrier_account_id": named.id}
+            return ({} if named.is_sandbox else {"carrier_account_id": named.id}), None
         if provider == "byo-phone-number":
-            return {"sip_outbound": {"trunk_id": body.credentialId}}
+            return {"sip_outbound": {"trunk_id": body.credentialId}}, None
         raise common.invalid(
             "credentialId", f"carrier account {body.credentialId} not found", "unknown_account"
         )
@@ -118,7 +121,7 @@ async def _import_account(ctx: common.Ctx, body: vm.CreateBody) -> dict[str, Any
     chosen = await providers.account_for_provider(
         db=ctx.db, org_id=ctx.org_id, provider=provider, field="provider", buying=False
     )
-    return {} if chosen.is_sandbox else {"carrier_account_id": chosen.id}
+    return ({} if chosen.is_sandbox else {"carrier_account_id": chosen.id}), None
 
 
 @router.post("/phone-number", status_code=201, summary="Create (buy or import) a phone number")
@@ -139,9 +142,15 @@ async def create_phone_number(request: Request, body: vm.CreateBody, ctx: common
     row_data = {"phone_number": body.number, **config}
     # Validated before any carrier account is connected, so a bad request writes nothing.
     common.build(PhoneNumberImportRow, row_data, names=vm.FIELD_NAMES)
-    row_data.update(await _import_account(ctx, body))
-    row = common.build(PhoneNumberImportRow, row_data, names=vm.FIELD_NAMES)
-    return await _one(ctx, await numbers.import_one(db=ctx.db, actor=ctx.actor, row=row))
+    where, connected = await _import_account(ctx, body)
+    row = common.build(PhoneNumberImportRow, {**row_data, **where}, names=vm.FIELD_NAMES)
+    try:
+        number = await numbers.import_one(db=ctx.db, actor=ctx.actor, row=row)
+    except Exception:
+        if connected is not None:
+            await providers.forget(db=ctx.db, actor=ctx.actor, chosen=connected)
+        raise
+    return await _one(ctx, number)
 
 
 def _time_filters(bounds: dict[str, dt.datetime | None]) -> Callable[[PhoneNumberRead], bool]:

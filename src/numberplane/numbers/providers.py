@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,10 +34,11 @@ from numberplane.carriers.schemas import ROUTING_ONLY, CarrierAccountCreate
 from numberplane.kernel.changes import accounts_changed
 from numberplane.kernel.crypto import SecretKeyError, encrypt
 from numberplane.kernel.db import Actor, Database, utcnow
-from numberplane.kernel.errors import ValidationFailed
+from numberplane.kernel.errors import AppError, ValidationFailed
 from numberplane.kernel.outbox import audit
 from numberplane.tenancy.models import Org
 
+log = logging.getLogger("numberplane.numbers.providers")
 SANDBOX = "sandbox"
 MAX_ACCOUNTS = 500
 # Vendor spellings of carrier names.
@@ -48,6 +50,7 @@ class ChosenAccount:
     id: str
     carrier: str
     is_sandbox: bool
+    created: bool = False  # connected by this request (``forget`` undoes it if the request fails)
 
 
 def carrier_name(provider: str) -> str:
@@ -245,7 +248,7 @@ async def twilio_account(*, db: Database, actor: Actor, creds: TwilioCredentials
     ]
     if not existing:
         created = await carriers.create_account(db=db, actor=actor, org_id=actor.org_id, data=given)
-        return ChosenAccount(id=created.id, carrier="twilio", is_sandbox=False)
+        return ChosenAccount(id=created.id, carrier="twilio", is_sandbox=False, created=True)
     account = existing[0]
     try:
         stored = credentials_of(account)
@@ -282,3 +285,14 @@ async def twilio_account(*, db: Database, actor: Actor, creds: TwilioCredentials
             accounts_changed(uow, [account.id])
         await uow.commit()
     return ChosenAccount(id=account.id, carrier="twilio", is_sandbox=False)
+
+
+async def forget(*, db: Database, actor: Actor, chosen: ChosenAccount) -> None:
+    """Undo an account connected for a request that then failed, so a refused request leaves
+    nothing behind. An account some number already uses is kept."""
+    if not chosen.created:
+        return
+    try:
+        await carriers.delete_account(db=db, actor=actor, account_id=chosen.id)
+    except AppError:
+        log.warning("kept carrier account %s connected for a request that failed", chosen.id)
