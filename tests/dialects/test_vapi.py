@@ -334,6 +334,13 @@ async def test_import_onto_telnyx_vonage_and_a_sip_trunk(
         ),
         ({"provider": "vapi", "fallbackDestination": {"type": "number"}}, "fallbackDestination.number"),
         ({"provider": "fax"}, "provider"),
+        (
+            {
+                "provider": "vapi",
+                "hooks": [{"on": "call.ringing", "do": [{"type": "say", "exact": "x" * 20_000}]}],
+            },
+            "hooks",
+        ),
     ):
         response = await http.post("/vapi/phone-number", json=payload, headers=org.bearer)
         assert response.status_code == 400, (payload, response.text)

@@ -11,6 +11,7 @@ otherwise ``vapi`` for a bought number and the carrier (or ``byo-phone-number``)
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +24,7 @@ PROVIDERS = ("vapi", "twilio", "vonage", "telnyx", "byo-phone-number")
 Provider = Literal["vapi", "twilio", "vonage", "telnyx", "byo-phone-number"]
 STATUS = {"active": "active", "pending": "activating"}
 MAX_HOOKS = 50
+MAX_KEPT_BYTES = 16 * 1024
 
 FIELD_NAMES = {
     "phone_number": "number",
@@ -115,8 +117,19 @@ def fallback_out(number: PhoneNumberRead) -> dict[str, Any] | None:
     return None
 
 
+def _bounded(body: _Common) -> None:
+    """Objects kept as sent (hooks, the fallback object, server settings) are size-limited."""
+    for name in ("hooks", "fallbackDestination", "server"):
+        value = getattr(body, name)
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_none=True)
+        if value is not None and len(json.dumps(value, default=str)) > MAX_KEPT_BYTES:
+            raise common.invalid(name, f"must be at most {MAX_KEPT_BYTES // 1024} KiB as JSON")
+
+
 def settings(body: _Common, current: PhoneNumberRead | None) -> dict[str, Any]:
     """Core PhoneNumberConfig fields for the common settings sent (create or update)."""
+    _bounded(body)
     sent = body.model_fields_set
     data: dict[str, Any] = {}
     extras: dict[str, Any] = {}
