@@ -63,26 +63,27 @@ async def test_a_named_provider_picks_the_orgs_account_of_that_carrier(
     area_codes: AreaCodes,
     fake_twilio: FakeTwilio,
 ) -> None:
+    area = area_codes.take()
     account = await connect_twilio(http, org, fake_twilio)
     retell_client, vocode = clients(live_server, org)
 
-    bought = await call(retell_client.phone_number.create, area_code=415, number_provider="twilio")
+    bought = await call(retell_client.phone_number.create, area_code=int(area), number_provider="twilio")
     core = await v1_get(http, org, bought.phone_number)
     assert core["carrier"] == "twilio" and core["carrier_account_id"] == account["id"]
     assert bought.phone_number in fake_twilio.owned_numbers()
     assert bought.phone_number_type == "retell-twilio"
 
-    by_vocode = await call(vocode.numbers.buy_number, area_code="212", telephony_provider="twilio")
+    by_vocode = await call(vocode.numbers.buy_number, area_code=area, telephony_provider="twilio")
     assert by_vocode.telephony_provider == "twilio" and by_vocode.number in fake_twilio.owned_numbers()
 
-    fake_twilio.add_owned("+13125550150")
+    fake_twilio.add_owned(f"+1{area}5550150")
     zudu = await http.post(
         "/zudu/api/phone-numbers/create",
-        json={"phone_number": "+13125550150", "number_provider": "twilio", "nickname": "Zudu on Twilio"},
+        json={"phone_number": f"+1{area}5550150", "number_provider": "twilio", "nickname": "Zudu on Twilio"},
         headers=org.key_headers,
     )
     assert zudu.status_code == 200, zudu.text
-    core = await v1_get(http, org, "+13125550150")
+    core = await v1_get(http, org, f"+1{area}5550150")
     assert core["carrier_account_id"] == account["id"] and core["origin"] == "imported"
 
     # No provider named: the org's default account (still the sandbox).
@@ -106,25 +107,29 @@ async def test_a_named_provider_picks_the_orgs_account_of_that_carrier(
     assert mismatch.status_code == 422 and mismatch.json()["detail"][0]["loc"][-1] == "telephony_provider"
     zudu = await http.post(
         "/zudu/api/phone-numbers/create",
-        json={"phone_number": "+13125550151", "number_provider": "telnyx"},
+        json={"phone_number": f"+1{area}5550151", "number_provider": "telnyx"},
         headers=org.key_headers,
     )
     assert zudu.status_code == 400 and "number_provider" in zudu.json()["message"]
     not_held = await http.post(
         "/zudu/api/phone-numbers/create",
-        json={"phone_number": "+13125550152", "number_provider": "twilio"},
+        json={"phone_number": f"+1{area}5550152", "number_provider": "twilio"},
         headers=org.key_headers,
     )
     assert not_held.status_code == 400 and "does not hold" in not_held.json()["message"]
     vapi = await http.post(
-        "/vapi/phone-number", json={"provider": "telnyx", "number": "+13125550153"}, headers=org.bearer
+        "/vapi/phone-number", json={"provider": "telnyx", "number": f"+1{area}5550153"}, headers=org.bearer
     )
     assert vapi.status_code == 400 and vapi.json()["message"][0].startswith("provider")
     assert await v1_count(http, org) == before
 
 
 async def test_among_several_accounts_of_a_carrier_the_default_one(
-    live_server: LiveServer, http: httpx.AsyncClient, org: OrgCreds, fake_twilio: FakeTwilio
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    org: OrgCreds,
+    fake_twilio: FakeTwilio,
+    area_codes: AreaCodes,
 ) -> None:
     second = FakeTwilio()
     second.start()
@@ -132,7 +137,9 @@ async def test_among_several_accounts_of_a_carrier_the_default_one(
         await connect_twilio(http, org, fake_twilio, name="Old")
         chosen = await connect_twilio(http, org, second, default=True, name="New")
         retell_client, _ = clients(live_server, org)
-        bought = await call(retell_client.phone_number.create, area_code=312, number_provider="twilio")
+        bought = await call(
+            retell_client.phone_number.create, area_code=int(area_codes.take()), number_provider="twilio"
+        )
         assert bought.phone_number in second.owned_numbers()
         assert bought.phone_number not in fake_twilio.owned_numbers()
         core = await v1_get(http, org, urllib.parse.quote(bought.phone_number, safe=""))
@@ -140,7 +147,7 @@ async def test_among_several_accounts_of_a_carrier_the_default_one(
         # Twilio's API has no provider field: it buys on the default account too.
         twilio = await http.post(
             f"/2010-04-01/Accounts/{org.key_id}/IncomingPhoneNumbers.json",
-            data={"AreaCode": "212"},
+            data={"AreaCode": area_codes.take()},
             auth=org.basic,
         )
         assert twilio.status_code == 201 and twilio.json()["phone_number"] in second.owned_numbers()

@@ -155,17 +155,19 @@ async def test_import_from_twilio_with_the_clients_credentials(
     org: OrgCreds,
     fake_twilio: FakeTwilio,
     monkeypatch: pytest.MonkeyPatch,
+    area_codes: AreaCodes,
 ) -> None:
+    area = area_codes.take()
     # Where Numberplane reaches Twilio is the operator's setting, never the tenant's: the default
     # base URL is pointed at the fake on loopback for this test.
     monkeypatch.setitem(carrier_schemas.DEFAULT_BASE_URLS, "twilio", fake_twilio.url)
-    fake_twilio.add_owned("+14155550142")
-    fake_twilio.add_owned("+14155550143")
+    fake_twilio.add_owned(f"+1{area}5550142")
+    fake_twilio.add_owned(f"+1{area}5550143")
     client = sdk(live_server, org)
     created = await call(
         client.phone_numbers.create,
         request=CreatePhoneNumbersRequest_Twilio(
-            number="+14155550142",
+            number=f"+1{area}5550142",
             twilio_account_sid=fake_twilio.account_sid,
             twilio_auth_token=fake_twilio.auth_token,
             sms_enabled=False,
@@ -179,7 +181,7 @@ async def test_import_from_twilio_with_the_clients_credentials(
     core = await v1_get(http, org, created.id)
     assert core["carrier"] == "twilio" and core["origin"] == "imported" and core["name"] == "Imported"
     # The number at Twilio now points at Numberplane.
-    assert "/twilio" in (fake_twilio.by_number("+14155550142") or {}).get("voice_url", "")
+    assert "/twilio" in (fake_twilio.by_number(f"+1{area}5550142") or {}).get("voice_url", "")
 
     accounts = (await http.get("/v1/carrier-accounts", headers=org.bearer)).json()["data"]
     twilio = [a for a in accounts if a["carrier"] == "twilio"]
@@ -190,7 +192,7 @@ async def test_import_from_twilio_with_the_clients_credentials(
     second = await call(
         client.phone_numbers.create,
         request=CreatePhoneNumbersRequest_Twilio(
-            number="+14155550143",
+            number=f"+1{area}5550143",
             twilio_account_sid=fake_twilio.account_sid,
             twilio_auth_token=fake_twilio.auth_token,
         ),
@@ -204,13 +206,13 @@ async def test_import_from_twilio_with_the_clients_credentials(
     for request, field in (
         (
             CreatePhoneNumbersRequest_Twilio(
-                number="+14155550144", twilio_account_sid="AC" + "1" * 32, twilio_auth_token="nope"
+                number=f"+1{area}5550144", twilio_account_sid="AC" + "1" * 32, twilio_auth_token="nope"
             ),
             "twilio",
         ),
         (
             CreatePhoneNumbersRequest_Twilio(
-                number="+14155550145",
+                number=f"+1{area}5550145",
                 twilio_account_sid=fake_twilio.account_sid,
                 twilio_auth_token=fake_twilio.auth_token,
             ),
@@ -218,13 +220,13 @@ async def test_import_from_twilio_with_the_clients_credentials(
         ),
         (
             CreatePhoneNumbersRequest_Twilio(
-                number="+14155550146", twilio_account_sid=fake_twilio.account_sid
+                number=f"+1{area}5550146", twilio_account_sid=fake_twilio.account_sid
             ),
             "twilioAuthToken",
         ),
         (
             CreatePhoneNumbersRequest_Twilio(
-                number="+14155550146", twilio_account_sid="not-a-sid", twilio_auth_token="x"
+                number=f"+1{area}5550146", twilio_account_sid="not-a-sid", twilio_auth_token="x"
             ),
             "twilioAccountSid",
         ),
@@ -243,7 +245,7 @@ async def test_import_from_twilio_with_the_clients_credentials(
             await call(
                 client.phone_numbers.create,
                 request=CreatePhoneNumbersRequest_Twilio(
-                    number="+14155550147",
+                    number=f"+1{area}5550147",
                     twilio_account_sid=other.account_sid,
                     twilio_auth_token=other.auth_token,
                 ),
@@ -267,14 +269,19 @@ async def test_import_from_twilio_with_the_clients_credentials(
 
 
 async def test_import_onto_telnyx_vonage_and_a_sip_trunk(
-    live_server: LiveServer, http: httpx.AsyncClient, org: OrgCreds, fake_telnyx: FakeTelnyx
+    live_server: LiveServer,
+    http: httpx.AsyncClient,
+    org: OrgCreds,
+    fake_telnyx: FakeTelnyx,
+    area_codes: AreaCodes,
 ) -> None:
+    area = area_codes.take()
     client = sdk(live_server, org)
     telnyx = await connect_telnyx(http, org, fake_telnyx)
-    fake_telnyx.add_owned("+13125550177")
+    fake_telnyx.add_owned(f"+1{area}5550177")
     created = await call(
         client.phone_numbers.create,
-        request=CreatePhoneNumbersRequest_Telnyx(number="+13125550177", credential_id=telnyx["id"]),
+        request=CreatePhoneNumbersRequest_Telnyx(number=f"+1{area}5550177", credential_id=telnyx["id"]),
     )
     body = await raw(http, org, created.id)
     assert typed(body) and body["credentialId"] == telnyx["id"]
@@ -304,7 +311,7 @@ async def test_import_onto_telnyx_vonage_and_a_sip_trunk(
     byo = await call(
         client.phone_numbers.create,
         request=CreatePhoneNumbersRequest_ByoPhoneNumber(
-            number="+16175550188", credential_id="trunk-livekit-1", number_e_164_check_enabled=False
+            number=f"+1{area}5550188", credential_id="trunk-livekit-1", number_e_164_check_enabled=False
         ),
     )
     body = await raw(http, org, byo.id)
@@ -321,13 +328,13 @@ async def test_import_onto_telnyx_vonage_and_a_sip_trunk(
 
     for payload, field in (
         (
-            {"provider": "telnyx", "number": "+13125550178", "credentialId": vonage.json()["id"]},
+            {"provider": "telnyx", "number": f"+1{area}5550178", "credentialId": vonage.json()["id"]},
             "credentialId",
         ),
-        ({"provider": "telnyx", "number": "+13125550179", "credentialId": "missing"}, "credentialId"),
+        ({"provider": "telnyx", "number": f"+1{area}5550179", "credentialId": "missing"}, "credentialId"),
         ({"provider": "vapi", "sipUri": "sip:me@example.com"}, "sipUri"),
-        ({"provider": "twilio", "number": "+13125550180"}, "twilioAccountSid"),
-        ({"provider": "byo-phone-number", "number": "+13125550181"}, "credentialId"),
+        ({"provider": "twilio", "number": f"+1{area}5550180"}, "twilioAccountSid"),
+        ({"provider": "byo-phone-number", "number": f"+1{area}5550181"}, "credentialId"),
         (
             {"provider": "vapi", "server": {"url": "https://x.example.com", "headers": {"A": "b"}}},
             "server.headers",
@@ -349,7 +356,7 @@ async def test_import_onto_telnyx_vonage_and_a_sip_trunk(
         assert any(m.startswith(field) for m in error["message"]), (field, error)
     patched = await http.patch(
         f"/vapi/phone-number/{byo.id}",
-        json={"provider": "vapi", "number": "+16175550189"},
+        json={"provider": "vapi", "number": f"+1{area}5550189"},
         headers=org.bearer,
     )
     assert patched.status_code == 400 and patched.json()["message"][0].startswith("provider")
