@@ -21,7 +21,6 @@ from urllib.parse import urlencode, urlsplit
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from numberplane.carriers.base import AvailableNumber
 from numberplane.dialects import common
 from numberplane.numbers.schemas import PhoneNumberRead
 
@@ -350,7 +349,8 @@ def incoming_phone_number(number: PhoneNumberRead, key_id: str) -> dict[str, Any
     }
 
 
-def available_number(item: AvailableNumber) -> dict[str, Any]:
+def available_number(item: Any) -> dict[str, Any]:
+    """An offered number (``phone_number``, ``country``, ``locality``, ``region``, ``capabilities``)."""
     return {
         "friendly_name": friendly_default(item.phone_number),
         "phone_number": item.phone_number,
