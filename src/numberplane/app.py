@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from numberplane import __version__
 from numberplane.agents import views as agents_views
 from numberplane.carriers import views as carriers_views
-from numberplane.dialects import freya, helloannie, retell, signalwire, vocode, zudu
+from numberplane.dialects import freya, helloannie, retell, signalwire, twilio, vapi, vocode, zudu
 from numberplane.events import views as events_views
 from numberplane.events.worker import PeriodicJob, Worker, WorkerConfig
 from numberplane.kernel import errors
@@ -51,6 +51,8 @@ ROUTERS = (
     zudu.router,
     retell.router,
     vocode.router,
+    vapi.router,
+    twilio.router,
 )
 
 
@@ -152,7 +154,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.settings = settings
     app.state.routing = routing
-    errors.install(app, shapes=[d.ERROR_SHAPE for d in (helloannie, freya, signalwire, zudu, retell, vocode)])
+    dialects = (helloannie, freya, signalwire, zudu, retell, vocode, vapi, twilio)
+    errors.install(app, shapes=[d.ERROR_SHAPE for d in dialects])
 
     app.add_middleware(RequestIdMiddleware)
 

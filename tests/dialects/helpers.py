@@ -31,3 +31,32 @@ async def v1_count(http: httpx.AsyncClient, org: OrgCreds) -> int:
     response = await http.get("/v1/phone-numbers", params={"limit": 1000}, headers=org.bearer)
     assert response.status_code == 200, response.text
     return len(response.json()["data"])
+
+
+async def connect_twilio(
+    http: httpx.AsyncClient, org: OrgCreds, fake: Any, *, default: bool = False, name: str = "Twilio"
+) -> dict:
+    """The org's Twilio account, pointed at a fake Twilio on loopback (checked there first)."""
+    body = {
+        "carrier": "twilio",
+        "name": name,
+        "credentials": {"account_sid": fake.account_sid, "auth_token": fake.auth_token},
+        "api_base_url": fake.url,
+        "make_default": default,
+    }
+    response = await http.post("/v1/carrier-accounts", json=body, headers=org.bearer)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def connect_telnyx(http: httpx.AsyncClient, org: OrgCreds, fake: Any, *, default: bool = False) -> dict:
+    body = {
+        "carrier": "telnyx",
+        "name": "Telnyx",
+        "credentials": {"api_key": fake.api_key, "texml_application_id": fake.texml_application_id},
+        "api_base_url": fake.url + "/v2",
+        "make_default": default,
+    }
+    response = await http.post("/v1/carrier-accounts", json=body, headers=org.bearer)
+    assert response.status_code == 201, response.text
+    return response.json()

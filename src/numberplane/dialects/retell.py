@@ -1,5 +1,6 @@
 """Retell's phone-number API at ``/retell`` (Bearer): point ``Retell(base_url=...)`` here.
 
+``number_provider`` picks the org's carrier account of that carrier (``numbers.providers``).
 Errors are ``{"status": "error", "message": ...}``: 400 for invalid input (and for a number
 that is taken, so the SDK does not retry a 409), 401, and 422 for a number or agent the key
 cannot see (Retell answers not-found with 422). Create and import answer 201; delete answers an
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from numberplane.dialects import common
 from numberplane.dialects import retell_map as rm
 from numberplane.kernel.errors import ErrorInfo, ErrorShape
+from numberplane.numbers import providers
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     PhoneNumberBuy,
@@ -57,7 +59,13 @@ async def _many(ctx: common.Ctx, found: list[PhoneNumberRead]) -> list[dict[str,
 async def create_phone_number(
     request: Request, body: rm.CreateBody, ctx: common.Ctx = Context
 ) -> dict[str, Any]:
-    data = common.build(PhoneNumberBuy, rm.buy_request(body), names=rm.FIELD_NAMES)
+    request_data = rm.buy_request(body)
+    if body.number_provider:
+        chosen = await providers.account_for_provider(
+            db=ctx.db, org_id=ctx.org_id, provider=body.number_provider, field="number_provider"
+        )
+        request_data["carrier_account_id"] = chosen.id
+    data = common.build(PhoneNumberBuy, request_data, names=rm.FIELD_NAMES)
     result = await numbers.buy(
         db=ctx.db, actor=ctx.actor, data=data, idempotency_key=request.headers.get("idempotency-key")
     )

@@ -38,6 +38,7 @@ FIELD_NAMES = {
     "inbound_sms_agents": "inbound_sms_agents",
     "outbound_sms_agents": "outbound_sms_agents",
     "sip_outbound": "termination_uri",
+    "carrier_account_id": "number_provider",
 }
 
 

@@ -22,6 +22,7 @@ from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from numberplane.dialects import common
 from numberplane.dialects import vocode_map as vm
 from numberplane.kernel.errors import ErrorInfo, ErrorShape
+from numberplane.numbers import providers
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -91,7 +92,17 @@ async def buy_number(
     area = vm.area_code_in(body.area_code)
     if area:
         data["area_code"] = area
-    if body.telephony_account_connection:
+    if body.telephony_provider:
+        # The provider picks the org's account of that carrier; a connection named too must be one.
+        chosen = await providers.account_for_provider(
+            db=ctx.db,
+            org_id=ctx.org_id,
+            provider=body.telephony_provider,
+            field="telephony_provider",
+            account_id=body.telephony_account_connection,
+        )
+        data["carrier_account_id"] = chosen.id
+    elif body.telephony_account_connection:
         data["carrier_account_id"] = body.telephony_account_connection
     buy, new_agent = _with_agent(PhoneNumberBuy, data, body.inbound_agent)
     result = await numbers.buy(

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from numberplane.dialects import common
 from numberplane.dialects import zudu_map as zm
 from numberplane.kernel.errors import ErrorInfo, ErrorShape, Forbidden
+from numberplane.numbers import providers
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -105,7 +106,17 @@ async def _list(ctx: common.Ctx, query: zm.ListBody) -> dict[str, Any]:
 @router.post("/create", summary="Create (register) a phone number")
 async def create_phone_number(body: zm.CreateBody, ctx: common.Ctx = Context) -> dict[str, Any]:
     _check_org(body.organization_id, ctx)
-    row = common.build(PhoneNumberImportRow, zm.create_row(body), names=zm.FIELD_NAMES)
+    data = zm.create_row(body)
+    common.build(PhoneNumberImportRow, data, names=zm.FIELD_NAMES)
+    if body.number_provider:
+        # Registered at the org's account of that carrier (checked there), or, while the sandbox
+        # stands in for every carrier, over the org's SIP trunk as before.
+        chosen = await providers.account_for_provider(
+            db=ctx.db, org_id=ctx.org_id, provider=body.number_provider, field="number_provider", buying=False
+        )
+        if not chosen.is_sandbox:
+            data["carrier_account_id"] = chosen.id
+    row = common.build(PhoneNumberImportRow, data, names=zm.FIELD_NAMES)
     number = await numbers.import_one(db=ctx.db, actor=ctx.actor, row=row)
     return zm.envelope("Phone number created successfully", await _one(ctx, number))
 

@@ -37,6 +37,7 @@ FIELD_NAMES = {
     "outbound_agents": "outbound_agent_id",
     "inbound_webhook_url": "inbound_webhook_url",
     "sip_outbound": "outbound_trunk_id",
+    "carrier_account_id": "number_provider",
 }
 
 
