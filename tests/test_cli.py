@@ -137,7 +137,9 @@ async def test_import_report_rows_are_the_csv_data_rows(db_url: str, tmp_path: P
 
 async def test_reconcile_says_what_it_skipped_and_sums_up(db_url: str) -> None:
     org = json.loads(cli("orgs", "create", "Idle", "--json", db_url=db_url).stdout)
-    human = cli("carriers", "reconcile", db_url=db_url)
+    # The session's database holds other tests' accounts too (some at fake carriers long gone,
+    # which makes the run exit 1): what is checked is what it says.
+    human = cli("carriers", "reconcile", db_url=db_url, check=False)
     assert "idle sandbox account(s): no numbers and no purchases in flight" in human.stdout
     assert "reconciled " in human.stdout and "numbers checked" in human.stdout
     lines = [
