@@ -21,12 +21,14 @@ from numberplane.carriers import service as carriers_service
 from numberplane.kernel.db import Actor, Database
 from numberplane.kernel.settings import Settings, get_settings
 from numberplane.migrate import upgrade
+from tests.fakes.vonage import FakeVonage
 from tests.support import (
     AreaCodes,
     LiveServer,
     OrgCreds,
     create_pg_database,
     drop_pg_database,
+    operator_base_url,
     pg_base_url,
 )
 
@@ -99,6 +101,16 @@ async def make_org(db: Database, name: str = "Test Org") -> OrgCreds:
         org, key = await carriers_service.open_org(uow=uow, name=name)
         await uow.commit()
     return OrgCreds(org_id=org.id, key_id=key.key_id, secret=key.secret, token=key.token)
+
+
+@pytest.fixture
+def fake_vonage(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVonage]:
+    """A fake Vonage Account API where the operator points Vonage for this test."""
+    fake = FakeVonage()
+    fake.start()
+    operator_base_url(monkeypatch, "vonage", fake.url)
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

@@ -116,6 +116,14 @@ class OrgCreds:
         return (self.key_id, self.secret)
 
 
+def operator_base_url(monkeypatch: Any, carrier: str, url: str) -> None:
+    """Point ``carrier``'s API at ``url`` the operator's way (``NUMBERPLANE_<CARRIER>_API_BASE_URL``),
+    for this test: every adapter built in this process reads it."""
+    from numberplane.kernel.settings import get_settings
+
+    monkeypatch.setattr(get_settings(), f"{carrier}_api_base_url", url)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -125,10 +133,10 @@ def free_port() -> int:
 class LiveServer:
     """An ASGI app served by uvicorn on 127.0.0.1 in a background thread."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(self, app: Any, port: int | None = None, host: str = "127.0.0.1", **config: Any) -> None:
         self.port = port or free_port()
         self.config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", access_log=False
+            app, host=host, port=self.port, log_level="warning", lifespan="on", access_log=False, **config
         )
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

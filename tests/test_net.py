@@ -9,7 +9,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from numberplane.kernel.net import BlockedURL, ResponseTooLarge, check_url, customer_request
+from numberplane.kernel.net import (
+    BlockedURL,
+    CustomerClient,
+    ResponseTooLarge,
+    check_url,
+    customer_request,
+)
 from tests.support import LiveServer
 
 
@@ -73,7 +79,7 @@ def server() -> LiveServer:
 
 
 async def test_body_is_capped_redirects_are_bounded_and_followed_by_hand(server: LiveServer) -> None:
-    async with httpx.AsyncClient() as client:
+    async with CustomerClient(allow_private=True) as client:
         with pytest.raises(ResponseTooLarge):
             await customer_request(client, "GET", f"{server.url}/big", allow_private=True, timeout=5)
         with pytest.raises(BlockedURL, match="too many redirects"):
@@ -82,6 +88,11 @@ async def test_body_is_capped_redirects_are_bounded_and_followed_by_hand(server:
             client, "POST", f"{server.url}/to-ok", allow_private=True, timeout=5, json={"a": 1}
         )
         assert followed.status_code == 200 and followed.text == "fine"
-        refused = pytest.raises(BlockedURL)
-        with refused:
+    async with CustomerClient(allow_private=False) as strict:
+        with pytest.raises(BlockedURL):
+            await customer_request(strict, "GET", f"{server.url}/ok", allow_private=False, timeout=5)
+        with pytest.raises(TypeError):  # a lenient client cannot be used for a strict request
             await customer_request(client, "GET", f"{server.url}/ok", allow_private=False, timeout=5)
+    async with httpx.AsyncClient() as plain:
+        with pytest.raises(TypeError):  # nor can a client that checks nothing at connect time
+            await customer_request(plain, "GET", f"{server.url}/ok", allow_private=True, timeout=5)

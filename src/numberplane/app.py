@@ -27,6 +27,7 @@ from numberplane.kernel import errors
 from numberplane.kernel.changes import ChangeListener
 from numberplane.kernel.db import Database, is_sqlite
 from numberplane.kernel.deps import request_id
+from numberplane.kernel.limits import BodyLimits
 from numberplane.kernel.settings import Settings, get_settings
 from numberplane.numbers import billing
 from numberplane.numbers import service as numbers_service
@@ -54,6 +55,9 @@ ROUTERS = (
     vapi.router,
     twilio.router,
 )
+
+# Routes that take many rows in one body, and so the larger body limit.
+BULK_ROUTES = (("POST", "/v1/phone-numbers/import"), ("PUT", "/freya/api/v2/phone-numbers"))
 
 
 class RequestIdMiddleware:
@@ -157,6 +161,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     dialects = (helloannie, freya, signalwire, zudu, retell, vocode, vapi, twilio)
     errors.install(app, shapes=[d.ERROR_SHAPE for d in dialects])
 
+    # Inside the request-id middleware, so a 413 carries the request's id too.
+    app.add_middleware(
+        BodyLimits,
+        default=settings.max_body_bytes,
+        routes={route: settings.max_bulk_body_bytes for route in BULK_ROUTES},
+    )
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

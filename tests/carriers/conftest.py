@@ -16,31 +16,39 @@ from numberplane.kernel.ids import new_id
 from tests.fakes.signalwire import FakeSignalWire
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import FakeTwilio
+from tests.support import operator_base_url
 
 # Short enough that a hang costs little, long enough for a loaded CI box to answer.
 CLIENT_TIMEOUT = 1.0
 
 
+# Each fake is where the operator points that carrier's API (NUMBERPLANE_<CARRIER>_API_BASE_URL)
+# for the test: an org's account never chooses its own base URL.
+
+
 @pytest.fixture
-def fake_twilio() -> Iterator[FakeTwilio]:
+def fake_twilio(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio]:
     fake = FakeTwilio()
     fake.start()
+    operator_base_url(monkeypatch, "twilio", fake.url)
     yield fake
     fake.stop()
 
 
 @pytest.fixture
-def fake_telnyx() -> Iterator[FakeTelnyx]:
+def fake_telnyx(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelnyx]:
     fake = FakeTelnyx()
     fake.start()
+    operator_base_url(monkeypatch, "telnyx", fake.url + "/v2")
     yield fake
     fake.stop()
 
 
 @pytest.fixture
-def fake_signalwire() -> Iterator[FakeSignalWire]:
+def fake_signalwire(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSignalWire]:
     fake = FakeSignalWire()
     fake.start()
+    operator_base_url(monkeypatch, "signalwire", fake.url)
     yield fake
     fake.stop()
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from numberplane.carriers import service
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import credentials_of
-from numberplane.carriers.schemas import CarrierAccountCreate
+from numberplane.carriers.schemas import PlatformAccountCreate, default_base_url
 from numberplane.kernel.db import Actor, Database
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.outbox import AuditEvent
@@ -21,6 +21,7 @@ from numberplane.tenancy.models import Org
 from tests.fakes.signalwire import FakeSignalWire
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import FakeTwilio
+from tests.fakes.vonage import FakeVonage
 from tests.support import AreaCodes, OrgCreds
 
 URL = "/v1/carrier-accounts"
@@ -32,7 +33,6 @@ def twilio_body(fake: FakeTwilio, **overrides: object) -> dict[str, object]:
         "carrier": "twilio",
         "name": "Twilio prod",
         "credentials": {"account_sid": fake.account_sid, "auth_token": fake.auth_token},
-        "api_base_url": fake.url,
         "timeout_seconds": 2,
     }
     body.update(overrides)
@@ -47,11 +47,7 @@ async def test_create_twilio_account_checks_and_hides_the_token(
     body = response.json()
     assert fake_twilio.auth_token not in response.text
     assert body["carrier"] == "twilio" and body["scope"] == "org" and body["routing_only"] is False
-    assert body["config"] == {
-        "account_sid": fake_twilio.account_sid,
-        "api_base_url": fake_twilio.url,
-        "timeout_seconds": 2.0,
-    }
+    assert body["config"] == {"account_sid": fake_twilio.account_sid, "timeout_seconds": 2.0}
     assert body["secrets_set"] == ["auth_token"] and body["warnings"] == []
     assert len(fake_twilio.requests_for("account")) == 1  # one cheap authenticated call
     async with db.session() as session:
@@ -145,7 +141,6 @@ async def test_telnyx_and_signalwire_accounts(
             "texml_application_id": fake_telnyx.texml_application_id,
             "public_key": PUBLIC_KEY,
         },
-        "api_base_url": fake_telnyx.url + "/v2",
     }
     response = await client.post(URL, json=telnyx, headers=org.bearer)
     assert response.status_code == 201, response.text
@@ -165,7 +160,6 @@ async def test_telnyx_and_signalwire_accounts(
             "api_token": fake_signalwire.api_token,
             "signing_key": fake_signalwire.signing_key,
         },
-        "api_base_url": fake_signalwire.url,
     }
     response = await client.post(URL, json=signalwire, headers=org.bearer)
     assert response.status_code == 201, response.text
@@ -176,28 +170,34 @@ async def test_telnyx_and_signalwire_accounts(
         account = await session.get(CarrierAccount, sw["id"])
         assert account is not None
         assert credentials_of(account)["signing_key"] == fake_signalwire.signing_key
-    no_base = {**signalwire, "api_base_url": None}
-    no_base["credentials"] = {**signalwire["credentials"], "space": "acme"}  # type: ignore[dict-item]
-    # Without an override the real host would be used; skip the check to see the default.
-    data = CarrierAccountCreate.model_validate({**no_base, "api_base_url": None})
-    assert data.split()[0]["api_base_url"] == "https://acme.signalwire.com"
+    # Without the operator's setting an account's requests go to its own space's host.
+    assert default_base_url("signalwire", {"space": "acme"}) == "https://acme.signalwire.com"
+    assert default_base_url("signalwire", {"space": "acme.signalwire.com"}) == "https://acme.signalwire.com"
     bad_sw = {**signalwire, "credentials": {**signalwire["credentials"], "api_token": "PTnope"}}  # type: ignore[dict-item]
     response = await client.post(URL, json=bad_sw, headers=org.bearer)
     assert response.status_code == 424 and "SignalWire" in response.json()["detail"]
 
 
-async def test_vonage_is_routing_only(client: httpx.AsyncClient, org: OrgCreds, db: Database) -> None:
+async def test_vonage_is_routing_only_and_checked_at_vonage(
+    client: httpx.AsyncClient, org: OrgCreds, db: Database, fake_vonage: FakeVonage
+) -> None:
     body = {
         "carrier": "vonage",
         "name": "Vonage",
-        "credentials": {"api_key": "abc123", "api_secret": "s3cret", "signature_secret": "sigsecret"},
+        "credentials": {
+            "api_key": fake_vonage.api_key,
+            "api_secret": fake_vonage.api_secret,
+            "signature_secret": "sigsecret",
+        },
     }
     response = await client.post(URL, json=body, headers=org.bearer)
     assert response.status_code == 201, response.text
     account = response.json()
-    assert account["routing_only"] is True and account["config"]["api_key"] == "abc123"
-    assert account["config"]["api_base_url"] == "https://rest.nexmo.com"
-    assert "sigsecret" not in response.text
+    assert account["routing_only"] is True and account["config"] == {"api_key": fake_vonage.api_key}
+    assert "sigsecret" not in response.text and fake_vonage.api_secret not in response.text
+    # The API key is proved at Vonage (Basic auth, as Vonage documents) before anything is stored.
+    (check,) = fake_vonage.requests_for("balance")
+    assert check["path"] == "/account/get-balance" and "error" not in check
     async with db.session() as session:
         stored = await session.get(CarrierAccount, account["id"])
         assert stored is not None and credentials_of(stored)["signature_secret"] == "sigsecret"
@@ -205,6 +205,29 @@ async def test_vonage_is_routing_only(client: httpx.AsyncClient, org: OrgCreds, 
     assert response.status_code == 409 and response.json()["code"] == "routing_only_account"
     response = await client.post(URL, json={**body, "make_default": True}, headers=org.bearer)
     assert response.status_code == 409
+
+
+async def test_vonage_registration_needs_the_keys_owner(
+    client: httpx.AsyncClient, org: OrgCreds, fake_vonage: FakeVonage
+) -> None:
+    """Before the fix no call was made: anyone could register another org's Vonage API key."""
+    body = {
+        "carrier": "vonage",
+        "name": "Not mine",
+        "credentials": {"api_key": fake_vonage.api_key, "api_secret": "guessed", "signature_secret": "s"},
+    }
+    response = await client.post(URL, json=body, headers=org.bearer)
+    assert response.status_code == 424, response.text
+    problem = response.json()
+    assert problem["code"] == "carrier_auth_failed" and problem["carrier"] == "vonage"
+    assert "Vonage" in problem["detail"] and "guessed" not in response.text
+    assert [r.get("error") for r in fake_vonage.requests_for("balance")] == ["401"]
+    listed = await client.get(URL, headers=org.bearer)
+    assert "vonage" not in [a["carrier"] for a in listed.json()["data"]]
+    fake_vonage.faults.fail("balance", 503, retry_after=3)
+    good = {**body["credentials"], "api_secret": fake_vonage.api_secret}  # type: ignore[dict-item]
+    response = await client.post(URL, json={**body, "credentials": good}, headers=org.bearer)
+    assert response.status_code == 424 and response.json()["code"] == "carrier_unavailable"
 
 
 async def test_another_orgs_account_is_missing(
@@ -269,7 +292,7 @@ async def test_default_and_delete(
 async def test_platform_accounts_are_usable_by_orgs_but_not_theirs_to_delete(
     client: httpx.AsyncClient, org: OrgCreds, other_org: OrgCreds, db: Database, fake_twilio: FakeTwilio
 ) -> None:
-    data = CarrierAccountCreate.model_validate(twilio_body(fake_twilio, name="Platform Twilio"))
+    data = PlatformAccountCreate.model_validate(twilio_body(fake_twilio, name="Platform Twilio"))
     platform = await service.create_account(db=db, actor=Actor.cli(), org_id=None, data=data)
     assert platform.scope == "platform"
     for who in (org, other_org):

@@ -35,10 +35,12 @@ from sqlalchemy import func, select, update
 from numberplane.carriers import service as carriers
 from numberplane.carriers import service as carriers_service
 from numberplane.carriers.models import CarrierAccount
-from numberplane.carriers.schemas import CarrierAccountCreate
+from numberplane.carriers.schemas import PlatformAccountCreate
 from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.settings import get_settings
 from numberplane.migrate import upgrade
 from numberplane.numbers.models import Order, PhoneNumber
+from numberplane.numbers.reconcile import reconcile_account
 from tests.fakes import FakeCarrier
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import FakeTwilio
@@ -169,6 +171,9 @@ async def make_org(db: Database) -> OrgCreds:
 
 
 async def connect(db: Database, org: OrgCreds, carrier: str, fake: FakeCarrier) -> str:
+    """A platform account on the fake, as the operator adds one (``carriers add-platform
+    --api-base-url``): servers in other processes need the fake's address in the account itself,
+    and an org's own account never carries one. The org buys on it like on its own."""
     if isinstance(fake, FakeTwilio):
         body: dict[str, Any] = {
             "credentials": {"account_sid": fake.account_sid, "auth_token": fake.auth_token},
@@ -180,10 +185,10 @@ async def connect(db: Database, org: OrgCreds, carrier: str, fake: FakeCarrier) 
             "credentials": {"api_key": fake.api_key, "texml_application_id": fake.texml_application_id},
             "api_base_url": fake.url + "/v2",
         }
-    data = CarrierAccountCreate.model_validate(
-        {"carrier": carrier, "name": carrier, "timeout_seconds": 1, **body}
+    data = PlatformAccountCreate.model_validate(
+        {"carrier": carrier, "name": f"{carrier} for {org.org_id}", "timeout_seconds": 1, **body}
     )
-    account = await carriers.create_account(db=db, actor=Actor.cli(org.org_id), org_id=org.org_id, data=data)
+    account = await carriers.create_account(db=db, actor=Actor.cli(), org_id=None, data=data)
     if carrier == "telnyx":
         async with db.session() as session:
             await session.execute(
@@ -223,11 +228,16 @@ async def purchase(
         )
 
 
-async def reconcile(url: str, org: OrgCreds, account_id: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=60) as client:
-        response = await client.post(f"{url}/v1/carrier-accounts/{account_id}/reconcile", headers=org.bearer)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
+async def reconcile(db: Database, account_id: str) -> dict[str, Any]:
+    """Reconcile the platform account as the operator does (``numberplane carriers reconcile``)."""
+    report = await reconcile_account(db=db, account_id=account_id, actor=Actor.cli())
+    return dict(report.model_dump(mode="json"))
+
+
+@pytest.fixture(autouse=True)
+def _same_public_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconcile runs in this process: it must expect the servers' public URL."""
+    monkeypatch.setattr(get_settings(), "public_url", PUBLIC_URL)
 
 
 async def assert_books_agree(db: Database, account_id: str, fake: FakeCarrier) -> None:
@@ -279,7 +289,7 @@ async def test_kill_at_each_step_of_a_purchase(
         assert fake.purchases == expected_purchases
 
         # Restarted: a clean server on the same database reconciles, then the client retries.
-        report = await reconcile(healthy.url, org, account_id)
+        report = await reconcile(pg, account_id)
         assert report["errors"] == [], report
         if point != "buy.after_commit":
             assert report["orders"] == {"completed": 1}, report
@@ -327,9 +337,9 @@ async def test_response_lost_after_the_purchase_happened(pg: Database, healthy: 
         for _ in range(3):  # Telnyx: the order may still be completing
             if fake.purchases:
                 break
-            await reconcile(running.url, org, account_id)
+            await reconcile(pg, account_id)
         if fake.purchases and first.json()["status"] == "pending":
-            await reconcile(running.url, org, account_id)
+            await reconcile(pg, account_id)
         await assert_books_agree(pg, account_id, fake)
         assert fake.purchases == [number]
         retry = await purchase(running.url, org, body, f"lost-{carrier}")
@@ -358,9 +368,9 @@ async def test_lost_response_and_failed_lookup_stay_pending_until_reconcile(
         assert fake.purchases in ([number], [])  # Telnyx completes the order on a later poll
         replay = await purchase(running.url, org, body, f"lost-2-{carrier}")
         assert replay.status_code in (202, 503)
-        report = await reconcile(running.url, org, account_id)
+        report = await reconcile(pg, account_id)
         if report["orders"] == {"pending": 1}:  # Telnyx: the order was still completing
-            report = await reconcile(running.url, org, account_id)
+            report = await reconcile(pg, account_id)
         assert report["orders"] == {"completed": 1}, report
         await assert_books_agree(pg, account_id, fake)
         assert fake.purchases == [number]

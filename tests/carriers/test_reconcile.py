@@ -37,7 +37,6 @@ async def connect_twilio(client: httpx.AsyncClient, org: OrgCreds, fake: FakeTwi
         "carrier": "twilio",
         "name": "Twilio",
         "credentials": {"account_sid": fake.account_sid, "auth_token": fake.auth_token},
-        "api_base_url": fake.url,
         "timeout_seconds": config.pop("timeout_seconds", 1.0),
     }
     response = await client.post(ACCOUNTS, json=body, headers=org.bearer)
@@ -194,7 +193,6 @@ async def test_telnyx_connection_drift(
             "api_key": fake_telnyx.api_key,
             "texml_application_id": fake_telnyx.texml_application_id,
         },
-        "api_base_url": fake_telnyx.url + "/v2",
         "timeout_seconds": 1,
     }
     response = await client.post(ACCOUNTS, json=body, headers=org.bearer)
@@ -229,7 +227,6 @@ async def test_signalwire_handler_drift(
             "project_id": fake_signalwire.project_id,
             "api_token": fake_signalwire.api_token,
         },
-        "api_base_url": fake_signalwire.url,
         "timeout_seconds": 1,
     }
     response = await client.post(ACCOUNTS, json=body, headers=org.bearer)
@@ -254,7 +251,12 @@ async def test_cli_reconcile_prints_json_reports(
     account_id = await connect_twilio(client, org, fake_twilio)
     await buy(client, org, account_id, f"+1{area}5550114")
     fake_twilio.set_fields(f"+1{area}5550114", voice_url="https://drifted.example/")
-    env = {**os.environ, "NUMBERPLANE_DATABASE_URL": db_url}
+    # The operator points Twilio at the fake in the CLI's environment too.
+    env = {
+        **os.environ,
+        "NUMBERPLANE_DATABASE_URL": db_url,
+        "NUMBERPLANE_TWILIO_API_BASE_URL": fake_twilio.url,
+    }
     command = [str(Path(sys.executable).parent / "numberplane"), "carriers", "reconcile", "--json"]
     result = await asyncio.to_thread(
         subprocess.run,

@@ -26,7 +26,13 @@ CONFIG = number_config_for(
 async def test_verify_credentials(fake_telnyx: FakeTelnyx) -> None:
     await telnyx_adapter(fake_telnyx).verify_credentials()
     assert len(fake_telnyx.requests_for("texml")) == 1  # the key and the application, in one call
-    await telnyx_adapter(fake_telnyx, texml_application_id=None, connection_id="1").verify_credentials()
+    plain = fake_telnyx.connection_id
+    await telnyx_adapter(fake_telnyx, texml_application_id=None, connection_id=plain).verify_credentials()
+    assert [r["path"] for r in fake_telnyx.requests_for("connection")] == [f"/v2/connections/{plain}"]
+    # A connection id that is not the key's own is refused: registering it proves nothing.
+    with pytest.raises(CarrierRejected) as not_theirs:
+        await telnyx_adapter(fake_telnyx, texml_application_id=None, connection_id="1").verify_credentials()
+    assert "no connection 1" in not_theirs.value.message
     with pytest.raises(CarrierRejected) as wrong_app:
         await telnyx_adapter(fake_telnyx, texml_application_id="42").verify_credentials()
     assert "no TeXML application 42" in wrong_app.value.message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from numberplane.carriers.base import (
@@ -14,8 +16,9 @@ from numberplane.carriers.base import (
     NumberUnavailable,
     SearchQuery,
 )
+from numberplane.carriers.registry import adapter_for
 from numberplane.carriers.urls import number_config_for
-from tests.carriers.conftest import twilio_adapter
+from tests.carriers.conftest import account, twilio_adapter
 from tests.fakes.twilio import FakeTwilio
 
 CONFIG = number_config_for(
@@ -47,6 +50,21 @@ async def test_another_accounts_sid_is_an_auth_error(fake_twilio: FakeTwilio) ->
     with pytest.raises(CarrierAuthError) as err:
         await adapter.verify_credentials()
     assert "AC" + "0" * 32 in err.value.message
+
+
+async def test_an_api_key_account_proves_its_auth_token_too(fake_twilio: FakeTwilio) -> None:
+    """Twilio signs webhooks with the auth token, not the key: a wrong one is caught at registration."""
+    config = {"account_sid": fake_twilio.account_sid, "api_key_sid": fake_twilio.api_key_sid}
+
+    def with_token(token: str) -> Any:
+        creds = {"api_key_secret": fake_twilio.api_key_secret, "auth_token": token}
+        return adapter_for(account("twilio", {**config, "api_base_url": fake_twilio.url}, creds), db=None)  # type: ignore[arg-type]
+
+    await with_token(fake_twilio.auth_token).verify_credentials()
+    assert len(fake_twilio.requests_for("account")) == 2  # the key, then the token
+    with pytest.raises(CarrierAuthError) as err:
+        await with_token("not-the-token").verify_credentials()
+    assert "auth_token" in err.value.message and "not-the-token" not in err.value.message
 
 
 async def test_search_local_and_toll_free(fake_twilio: FakeTwilio) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import FakeTwilio
-from tests.support import LiveServer
+from tests.support import LiveServer, operator_base_url
 
 
 @pytest.fixture
@@ -18,17 +18,23 @@ async def http(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+# Each fake is where the operator points that carrier's API for the test (an org's account never
+# chooses its own base URL).
+
+
 @pytest.fixture
-def fake_twilio() -> Iterator[FakeTwilio]:
+def fake_twilio(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTwilio]:
     fake = FakeTwilio()
     fake.start()
+    operator_base_url(monkeypatch, "twilio", fake.url)
     yield fake
     fake.stop()
 
 
 @pytest.fixture
-def fake_telnyx() -> Iterator[FakeTelnyx]:
+def fake_telnyx(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelnyx]:
     fake = FakeTelnyx()
     fake.start()
+    operator_base_url(monkeypatch, "telnyx", fake.url + "/v2")
     yield fake
     fake.stop()

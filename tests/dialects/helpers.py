@@ -36,12 +36,11 @@ async def v1_count(http: httpx.AsyncClient, org: OrgCreds) -> int:
 async def connect_twilio(
     http: httpx.AsyncClient, org: OrgCreds, fake: Any, *, default: bool = False, name: str = "Twilio"
 ) -> dict:
-    """The org's Twilio account, pointed at a fake Twilio on loopback (checked there first)."""
+    """The org's Twilio account, checked at the fake the ``fake_twilio`` fixture points Twilio at."""
     body = {
         "carrier": "twilio",
         "name": name,
         "credentials": {"account_sid": fake.account_sid, "auth_token": fake.auth_token},
-        "api_base_url": fake.url,
         "make_default": default,
     }
     response = await http.post("/v1/carrier-accounts", json=body, headers=org.bearer)
@@ -54,7 +53,6 @@ async def connect_telnyx(http: httpx.AsyncClient, org: OrgCreds, fake: Any, *, d
         "carrier": "telnyx",
         "name": "Telnyx",
         "credentials": {"api_key": fake.api_key, "texml_application_id": fake.texml_application_id},
-        "api_base_url": fake.url + "/v2",
         "make_default": default,
     }
     response = await http.post("/v1/carrier-accounts", json=body, headers=org.bearer)

@@ -131,25 +131,21 @@ async def test_among_several_accounts_of_a_carrier_the_default_one(
     fake_twilio: FakeTwilio,
     area_codes: AreaCodes,
 ) -> None:
-    second = FakeTwilio()
-    second.start()
-    try:
-        await connect_twilio(http, org, fake_twilio, name="Old")
-        chosen = await connect_twilio(http, org, second, default=True, name="New")
-        retell_client, _ = clients(live_server, org)
-        bought = await call(
-            retell_client.phone_number.create, area_code=int(area_codes.take()), number_provider="twilio"
-        )
-        assert bought.phone_number in second.owned_numbers()
-        assert bought.phone_number not in fake_twilio.owned_numbers()
-        core = await v1_get(http, org, urllib.parse.quote(bought.phone_number, safe=""))
-        assert core["carrier_account_id"] == chosen["id"]
-        # Twilio's API has no provider field: it buys on the default account too.
-        twilio = await http.post(
-            f"/2010-04-01/Accounts/{org.key_id}/IncomingPhoneNumbers.json",
-            data={"AreaCode": area_codes.take()},
-            auth=org.basic,
-        )
-        assert twilio.status_code == 201 and twilio.json()["phone_number"] in second.owned_numbers()
-    finally:
-        second.stop()
+    second = fake_twilio.add_account()  # a second Twilio account, at the same (fake) Twilio API
+    await connect_twilio(http, org, fake_twilio, name="Old")
+    chosen = await connect_twilio(http, org, second, default=True, name="New")
+    retell_client, _ = clients(live_server, org)
+    bought = await call(
+        retell_client.phone_number.create, area_code=int(area_codes.take()), number_provider="twilio"
+    )
+    assert bought.phone_number in second.owned_numbers()
+    assert bought.phone_number not in fake_twilio.owned_numbers()
+    core = await v1_get(http, org, urllib.parse.quote(bought.phone_number, safe=""))
+    assert core["carrier_account_id"] == chosen["id"]
+    # Twilio's API has no provider field: it buys on the default account too.
+    twilio = await http.post(
+        f"/2010-04-01/Accounts/{org.key_id}/IncomingPhoneNumbers.json",
+        data={"AreaCode": area_codes.take()},
+        auth=org.basic,
+    )
+    assert twilio.status_code == 201 and twilio.json()["phone_number"] in second.owned_numbers()

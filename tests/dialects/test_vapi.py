@@ -33,10 +33,10 @@ from vapi.types import (
     VonagePhoneNumber,
 )
 
-from numberplane.carriers import schemas as carrier_schemas
 from tests.dialects.helpers import connect_telnyx, make_agent, v1_count, v1_get
 from tests.fakes.telnyx import FakeTelnyx
 from tests.fakes.twilio import FakeTwilio
+from tests.fakes.vonage import FakeVonage
 from tests.support import AreaCodes, LiveServer, OrgCreds
 
 TYPES: dict[str, type[BaseModel]] = {
@@ -160,7 +160,6 @@ async def test_import_from_twilio_with_the_clients_credentials(
     area = area_codes.take()
     # Where Numberplane reaches Twilio is the operator's setting, never the tenant's: the default
     # base URL is pointed at the fake on loopback for this test.
-    monkeypatch.setitem(carrier_schemas.DEFAULT_BASE_URLS, "twilio", fake_twilio.url)
     fake_twilio.add_owned(f"+1{area}5550142")
     fake_twilio.add_owned(f"+1{area}5550143")
     client = sdk(live_server, org)
@@ -237,22 +236,17 @@ async def test_import_from_twilio_with_the_clients_credentials(
         assert field.lower() in str(refused.value.body).lower()
     assert await v1_count(http, org) == before
     # A Twilio account connected for an import that then failed is not left behind.
-    other = FakeTwilio()
-    other.start()
-    try:
-        monkeypatch.setitem(carrier_schemas.DEFAULT_BASE_URLS, "twilio", other.url)
-        with pytest.raises(ApiError) as not_held:
-            await call(
-                client.phone_numbers.create,
-                request=CreatePhoneNumbersRequest_Twilio(
-                    number=f"+1{area}5550147",
-                    twilio_account_sid=other.account_sid,
-                    twilio_auth_token=other.auth_token,
-                ),
-            )
-        assert not_held.value.status_code == 400
-    finally:
-        other.stop()
+    other = fake_twilio.add_account()  # another Twilio account, which does not hold the number
+    with pytest.raises(ApiError) as not_held:
+        await call(
+            client.phone_numbers.create,
+            request=CreatePhoneNumbersRequest_Twilio(
+                number=f"+1{area}5550147",
+                twilio_account_sid=other.account_sid,
+                twilio_auth_token=other.auth_token,
+            ),
+        )
+    assert not_held.value.status_code == 400
     accounts = (await http.get("/v1/carrier-accounts", headers=org.bearer)).json()["data"]
     assert [a["config"]["account_sid"] for a in accounts if a["carrier"] == "twilio"] == [
         fake_twilio.account_sid
@@ -273,6 +267,7 @@ async def test_import_onto_telnyx_vonage_and_a_sip_trunk(
     http: httpx.AsyncClient,
     org: OrgCreds,
     fake_telnyx: FakeTelnyx,
+    fake_vonage: FakeVonage,
     area_codes: AreaCodes,
 ) -> None:
     area = area_codes.take()
@@ -292,7 +287,11 @@ async def test_import_onto_telnyx_vonage_and_a_sip_trunk(
         json={
             "carrier": "vonage",
             "name": "Vonage",
-            "credentials": {"api_key": "abc123", "api_secret": "s3cret", "signature_secret": "sig"},
+            "credentials": {
+                "api_key": fake_vonage.api_key,
+                "api_secret": fake_vonage.api_secret,
+                "signature_secret": "sig",
+            },
         },
         headers=org.bearer,
     )

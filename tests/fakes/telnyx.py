@@ -13,6 +13,7 @@ Contract enforced (Telnyx OpenAPI spec3 and docs, as summarised in carriers.md Â
   an unknown connection_id is 422 on ``/connection_id``.
 - ``DELETE /phone_numbers/{id}`` answers 200 with the number (status ``deleted``).
 - ``PATCH /texml_applications/{id}`` requires friendly_name and voice_url (as the spec marks).
+- ``GET /connections/{id}`` shows only this account's connections (404 ``10005`` otherwise).
 """
 
 from __future__ import annotations
@@ -221,6 +222,7 @@ class FakeTelnyx(FakeCarrier):
                 Route("/v2/phone_numbers/{id}", self.get_number, methods=["GET"]),
                 Route("/v2/phone_numbers/{id}", self.patch_number, methods=["PATCH"]),
                 Route("/v2/phone_numbers/{id}", self.delete_number, methods=["DELETE"]),
+                Route("/v2/connections/{id}", self.get_connection, methods=["GET"]),
                 Route("/v2/texml_applications/{id}", self.get_app, methods=["GET"]),
                 Route("/v2/texml_applications/{id}", self.patch_app, methods=["PATCH"]),
             ]
@@ -570,6 +572,21 @@ class FakeTelnyx(FakeCarrier):
             return JSONResponse({"data": dict(self._app(request))})
 
         return await self._run(request, "texml", go)
+
+    async def get_connection(self, request: Request) -> Response:
+        """``GET /connections/{id}``: any of the account's connections (TeXML ones included)."""
+
+        async def go(request: Request) -> Response:
+            self.log(request, "connection")
+            connection_id = request.path_params["id"]
+            if connection_id not in self.connections:
+                raise TelnyxError(404, "10005", "Resource not found", f"no connection {connection_id}")
+            record = "texml_application" if connection_id == self.texml_application_id else "ip_connection"
+            return JSONResponse(
+                {"data": {"id": connection_id, "record_type": record, "active": True, "created_at": _now()}}
+            )
+
+        return await self._run(request, "connection", go)
 
     async def patch_app(self, request: Request) -> Response:
         async def go(request: Request) -> Response:

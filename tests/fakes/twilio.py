@@ -148,6 +148,23 @@ class FakeTwilio(FakeCarrier):
         self.taken: set[str] = set()  # bought by someone else: searchable never, buyable never
         self.sold_out: set[str] = set()  # area codes with no stock
         self.per_area = 20
+        self.peers: dict[str, FakeTwilio] = {}  # other accounts served at this API
+
+    def add_account(self) -> FakeTwilio:
+        """Another Twilio account at the same API, as Twilio serves many: its own credentials,
+        books and request log. Requests for its AccountSid reach it through this fake's server."""
+        peer = FakeTwilio()
+        peer._url = self.url
+        self.peers[peer.account_sid] = peer
+        return peer
+
+    def _dispatch(self, name: str) -> Any:
+        async def endpoint(request: Request) -> Response:
+            target = self.peers.get(request.path_params.get("account_sid", ""), self)
+            response: Response = await getattr(target, name)(request)
+            return response
+
+        return endpoint
 
     # -- books ------------------------------------------------------------------------------
     def books(self) -> dict[str, dict[str, Any]]:
@@ -213,14 +230,15 @@ class FakeTwilio(FakeCarrier):
     # -- the app ----------------------------------------------------------------------------
     def app(self) -> Starlette:
         base = f"{API}/Accounts/{{account_sid}}"
+        number = f"{base}/IncomingPhoneNumbers/{{sid}}.json"
         routes = [
-            Route(f"{base}.json", self.fetch_account, methods=["GET"]),
-            Route(f"{base}/AvailablePhoneNumbers/{{country}}/{{kind}}.json", self.search, methods=["GET"]),
-            Route(f"{base}/IncomingPhoneNumbers.json", self.list_numbers, methods=["GET"]),
-            Route(f"{base}/IncomingPhoneNumbers.json", self.create_number, methods=["POST"]),
-            Route(f"{base}/IncomingPhoneNumbers/{{sid}}.json", self.fetch_number, methods=["GET"]),
-            Route(f"{base}/IncomingPhoneNumbers/{{sid}}.json", self.update_number, methods=["POST"]),
-            Route(f"{base}/IncomingPhoneNumbers/{{sid}}.json", self.delete_number, methods=["DELETE"]),
+            Route(f"{base}.json", self._dispatch("fetch_account"), methods=["GET"]),
+            Route(f"{base}/AvailablePhoneNumbers/{{country}}/{{kind}}.json", self._dispatch("search")),
+            Route(f"{base}/IncomingPhoneNumbers.json", self._dispatch("list_numbers"), methods=["GET"]),
+            Route(f"{base}/IncomingPhoneNumbers.json", self._dispatch("create_number"), methods=["POST"]),
+            Route(number, self._dispatch("fetch_number"), methods=["GET"]),
+            Route(number, self._dispatch("update_number"), methods=["POST"]),
+            Route(number, self._dispatch("delete_number"), methods=["DELETE"]),
         ]
         return Starlette(routes=routes)
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from numberplane.carriers.models import SandboxNumber
 from numberplane.kernel.db import Database
 from numberplane.numbers.models import Order, PhoneNumber
+from tests.fakes.vonage import FakeVonage
 from tests.support import LiveServer, OrgCreds
 
 
@@ -232,14 +233,20 @@ async def test_a_purchase_is_audited_as_the_buying_key(
     assert entries[0]["after"]["phone_number"] == bought["phone_number"]
 
 
-async def test_routing_only_accounts_import_but_never_buy(client: httpx.AsyncClient, org: OrgCreds) -> None:
+async def test_routing_only_accounts_import_but_never_buy(
+    client: httpx.AsyncClient, org: OrgCreds, fake_vonage: FakeVonage
+) -> None:
     created = await client.post(
         "/v1/carrier-accounts",
         headers=org.bearer,
         json={
             "carrier": "vonage",
             "name": "Vonage",
-            "credentials": {"api_key": "k", "api_secret": "s", "signature_secret": "sig"},
+            "credentials": {
+                "api_key": fake_vonage.api_key,
+                "api_secret": fake_vonage.api_secret,
+                "signature_secret": "sig",
+            },
         },
     )
     assert created.status_code == 201, created.text

@@ -175,7 +175,10 @@ def test_unknown_format() -> None:
 
 # -- The direct TwiML writer is byte-for-byte twilio's VoiceResponse -----------------------------------
 
-text = st.text(max_size=40)
+# Characters XML 1.0 cannot carry (not even escaped): VoiceResponse writes them as they are, so
+# the equality holds for "normal" text, everything else; the writer then differs on purpose (below).
+NOT_XML = "".join(chr(c) for c in range(0x20) if chr(c) not in "\t\n\r") + "\ufffe\uffff"
+text = st.text(st.characters(codec="utf-8", exclude_characters=NOT_XML), max_size=40)
 ACTION_OUTCOMES = [
     "not_in_service",
     "rejected",
@@ -240,3 +243,80 @@ CASES_FOR_EQUALITY = [
     (snap(agents=(SIP,)), CALL),
     (snap(fallback_sip_uri="sip:desk@pbx.example.com"), CALL),
 ]
+
+
+# -- Whatever reaches TwiML/LaML/TeXML is well-formed (issue 10, item 5) --------------------------------
+
+# Any text at all: control characters, lone surrogates, U+FFFE, markup.
+anything = st.text(max_size=40) | st.sampled_from(
+    ["sip:caller\x01@example.com", "CA\x01", "\ud800", "\uffff"]
+)
+
+
+def parses(body: bytes, fmt: str) -> None:
+    """Every renderer output parses with a standard parser: XML for the TwiML family, JSON else."""
+    if fmt in XML_FORMATS:
+        root = ET.fromstring(body)
+        assert root.tag == "Response"
+    else:
+        json.loads(body)
+
+
+@settings(max_examples=250, deadline=None)
+@given(
+    outcome=st.sampled_from(ACTION_OUTCOMES),
+    message=anything,
+    language=st.one_of(st.none(), anything),
+    target=anything,
+    params=st.lists(st.tuples(anything, anything), max_size=6),
+    fmt=st.sampled_from(["twiml", "laml", "texml", "ncco", "json"]),
+)
+def test_every_rendered_answer_parses(
+    outcome: str, message: str, language: str | None, target: str, params: list[tuple[str, str]], fmt: str
+) -> None:
+    decision = Decision(
+        outcome=outcome,
+        reason="r",
+        message=message,
+        language=language,
+        dial_number=target,
+        sip_uri="sip:" + target,
+        redirect_url=target,
+        redirect_method="POST",
+        stream_url="wss://" + target,
+        parameters=tuple(params),
+        to="+14155550100",
+    )
+    body, _ = render(decision, fmt)
+    parses(body, fmt)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    caller=anything, call_id=anything, stream=anything, variable=anything, fmt=st.sampled_from(XML_FORMATS)
+)
+def test_hostile_call_fields_and_agent_urls_still_parse(
+    caller: str, call_id: str, stream: str, variable: str, fmt: str
+) -> None:
+    """The values a carrier or a stored agent supplies, through the real decision."""
+    call = CallInfo.parse(to="+14155550100", caller=caller, call_id=call_id, carrier="twilio")
+    agent = AgentTarget("ag_1", 1, 1.0, stream_url="wss://agents.example.com/" + stream)
+    result = WebhookResult("answered", None, {variable: variable})
+    route = snap(agents=(agent,), inbound_webhook_url="https://h.example.com")
+    for decision in (decide(route, call, result), decide(snap(agents=(SIP,)), call), decide(None, call)):
+        parses(render(decision, fmt)[0], fmt)
+
+
+def test_the_reported_control_characters() -> None:
+    call = CallInfo.parse(
+        to="+14155550100", caller="sip:caller\x01@example.com", call_id="CA\x01", carrier="twilio"
+    )
+    agent = AgentTarget("ag_1", 1, 1.0, stream_url="wss://agents.example.com/\u0001s")
+    decision = decide(snap(agents=(agent,)), call)
+    assert "\x01" in twiml_reference(decision)  # what VoiceResponse writes: no parser accepts it
+    with pytest.raises(ET.ParseError):
+        ET.fromstring(twiml_reference(decision).encode())
+    stream = ET.fromstring(twiml(decision).encode())[0][0]
+    params = {p.get("name"): p.get("value") for p in stream}
+    assert stream.get("url") == "wss://agents.example.com/\ufffds"
+    assert params["call_id"] == "CA\ufffd" and params["from"] == "sip:caller\ufffd@example.com"

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import httpx
 
+from numberplane.kernel.net import CustomerClient
 from numberplane.numbers.models import PhoneNumber
 from numberplane.routing import webhook
 from numberplane.routing.decide import CallInfo
@@ -202,10 +203,11 @@ async def test_loopback_webhooks_are_blocked_unless_allowed(hooks: HookServer) -
     async def no_agent(*_: object) -> None:
         return None
 
-    async with httpx.AsyncClient() as http:
+    async with CustomerClient(allow_private=False) as http:
         blocked = await webhook.ask(http, route, info, allow_private=False, load_agent=no_agent)
         assert blocked.status == "failed" and blocked.error == "blocked_url"
         assert hooks.requests(url) == []
+    async with CustomerClient(allow_private=True) as http:
         allowed = await webhook.ask(http, route, info, allow_private=True, load_agent=no_agent)
         assert allowed.status == "rejected"
 

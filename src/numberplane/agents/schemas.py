@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from numberplane.kernel.schemas import HttpUrl, Model, ReadModel, SipUri, WsUrl
+from numberplane.kernel.schemas import HttpUrl, Metadata, Model, ReadModel, SipUri, WsUrl
 
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?(-[A-Z]{2}|-\d{3})?$"
 
@@ -27,12 +27,12 @@ class VoiceSettings(Model):
 
 
 class ActionConfig(Model):
-    phone_number: str | None = None
+    phone_number: str | None = Field(default=None, max_length=64)
     digits: str | None = Field(default=None, pattern=r"^[0-9*#wW]{1,64}$")
 
 
 class AgentAction(Model):
-    id: str | None = None
+    id: str | None = Field(default=None, max_length=64)
     type: Literal["end_conversation", "transfer_call", "send_dtmf"]
     config: ActionConfig = Field(default_factory=ActionConfig)
 
@@ -90,7 +90,7 @@ class AgentFields(Model):
     actions: list[AgentAction] | None = Field(default=None, max_length=50)
     webhook: AgentWebhook | None = None
     connect: AgentConnect | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata | None = None
 
 
 class AgentCreate(AgentFields):

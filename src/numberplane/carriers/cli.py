@@ -62,19 +62,21 @@ def add_platform(
         readable=True,
         help="A JSON object of credentials (keeps secrets off argv).",
     ),
-    api_base_url: str | None = typer.Option(None, help="Override the carrier's API base URL."),
+    api_base_url: str | None = typer.Option(
+        None, help="This account's API base URL (a regional edge, a proxy); default: the carrier's."
+    ),
     timeout_seconds: float | None = typer.Option(None, help="Per-request timeout at the carrier."),
     check: bool = typer.Option(True, help="Check the credentials at the carrier first."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Add a platform-wide carrier account (org_id NULL) that every org may use."""
     from numberplane.carriers import service
-    from numberplane.carriers.schemas import CarrierAccountCreate
+    from numberplane.carriers.schemas import PlatformAccountCreate
     from numberplane.kernel.db import Actor
     from numberplane.kernel.errors import AppError
 
     try:
-        data = CarrierAccountCreate(
+        data = PlatformAccountCreate(
             carrier=carrier,  # type: ignore[arg-type]
             name=name,
             credentials=_credentials(set_, credentials_file),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from numberplane.kernel.schemas import HttpUrl, Model
 
@@ -63,11 +64,13 @@ FIELDS: dict[str, dict[str, Spec]] = {
         "public_key": Spec(False, _ed25519_key),
     },
     "signalwire": {
+        # A space names a host under signalwire.com and nowhere else: the default API URL is
+        # built from it, so any other host name would let a tenant choose where requests go.
         "space": Spec(
             False,
             _pattern(
-                r"[a-z0-9][a-z0-9-]{0,62}(\.[a-z0-9-]+)*",
-                "your space name (acme for acme.signalwire.com) or its host name",
+                r"[a-z0-9][a-z0-9-]{0,62}(\.signalwire\.com)?",
+                "your space name (acme for acme.signalwire.com) or its host name under signalwire.com",
             ),
         ),
         "project_id": Spec(False, _pattern(r"[A-Za-z0-9-]{1,64}", "the SignalWire project id")),
@@ -96,11 +99,28 @@ ROUTING_ONLY = ("vonage",)  # no adapter: numbers can only be imported onto thes
 MAX_VALUE = 512
 
 
+SPACE_LABEL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def space_label(space: str) -> str | None:
+    """The space's own label (``acme`` for ``acme`` or ``acme.signalwire.com``), or None if it
+    names anything else (an account stored before spaces were checked this strictly)."""
+    label = space.strip().lower().removesuffix(".signalwire.com")
+    return label if SPACE_LABEL.fullmatch(label) else None
+
+
 def default_base_url(carrier: str, public: dict[str, Any]) -> str | None:
     if carrier == "signalwire":
-        space = str(public.get("space") or "")
-        return f"https://{space if '.' in space else space + '.signalwire.com'}" if space else None
+        label = space_label(str(public.get("space") or ""))
+        return f"https://{label}.signalwire.com" if label else None
     return DEFAULT_BASE_URLS.get(carrier)
+
+
+OPERATOR_ONLY_BASE_URL = (
+    "the carrier's API base URL is the operator's setting, not the account's: the operator sets "
+    "NUMBERPLANE_<CARRIER>_API_BASE_URL or adds a platform account with "
+    "`numberplane carriers add-platform --api-base-url`; remove api_base_url from the request"
+)
 
 
 class CarrierAccountCreate(Model):
@@ -112,16 +132,17 @@ class CarrierAccountCreate(Model):
         "telnyx: api_key + texml_application_id (or connection_id), public_key. signalwire: space + "
         "project_id + api_token, signing_key. vonage: api_key + api_secret + signature_secret."
     )
-    api_base_url: HttpUrl | None = Field(
-        default=None, description="The carrier's API base URL; defaults to the carrier's own."
-    )
+    # Not an org's to choose (it would point the server's requests anywhere): refused by name.
+    api_base_url: SkipJsonSchema[Any] = Field(default=None, exclude=True)
     timeout_seconds: float | None = Field(default=None, gt=0, le=120)
     make_default: bool = Field(default=False, description="Make this the org's default account.")
 
-    @field_validator("api_base_url")
+    @field_validator("api_base_url", mode="before")
     @classmethod
-    def _strip(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _operator_only(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError(OPERATOR_ONLY_BASE_URL)
+        return None
 
     @model_validator(mode="after")
     def _check(self) -> CarrierAccountCreate:
@@ -163,9 +184,8 @@ class CarrierAccountCreate(Model):
         specs = FIELDS[self.carrier]
         public: dict[str, Any] = {k: v for k, v in self.credentials.items() if not specs[k].secret}
         secrets = {k: v for k, v in self.credentials.items() if specs[k].secret}
-        base = self.api_base_url or default_base_url(self.carrier, public)
-        if base:
-            public["api_base_url"] = base
+        if self.api_base_url:
+            public["api_base_url"] = self.api_base_url
         if self.timeout_seconds is not None:
             public["timeout_seconds"] = self.timeout_seconds
         return public, secrets
@@ -185,6 +205,20 @@ class CarrierAccountCreate(Model):
         if self.carrier == "signalwire" and not creds.get("signing_key"):
             out.append("no signing_key: SignalWire's webhook signatures cannot be verified")
         return out
+
+
+class PlatformAccountCreate(CarrierAccountCreate):
+    """A platform-wide account, from the operator (``numberplane carriers add-platform``): the one
+    place an account may carry its own API base URL (a regional edge, a proxy, a test double)."""
+
+    api_base_url: HttpUrl | None = Field(  # type: ignore[assignment]
+        default=None, description="The carrier's API base URL; defaults to the carrier's own."
+    )
+
+    @field_validator("api_base_url", mode="before")
+    @classmethod
+    def _operator_only(cls, value: Any) -> Any:
+        return value.rstrip("/") if isinstance(value, str) else value
 
 
 class CarrierAccountRead(BaseModel):

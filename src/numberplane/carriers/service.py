@@ -20,6 +20,7 @@ from numberplane.carriers import registry
 from numberplane.carriers.base import CarrierAuthError, CarrierError, CarrierUnavailable
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.schemas import ROUTING_ONLY, CarrierAccountCreate, CarrierAccountRead
+from numberplane.carriers.vonage import VonageAccountCheck
 from numberplane.kernel.changes import accounts_changed
 from numberplane.kernel.crypto import SecretKeyError, encrypt
 from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, utcnow
@@ -119,12 +120,15 @@ def verification_error(exc: CarrierError) -> AppError:
 
 
 async def verify(account: CarrierAccount, *, db: Database) -> None:
-    """One cheap authenticated call at the carrier (none for routing-only accounts)."""
-    if account.carrier in ROUTING_ONLY:
-        return
-    adapter = registry.adapter_for(account, db=db)
+    """One cheap authenticated call at the carrier, which also proves that the credentials own the
+    identifiers the carrier's webhooks will name (account SID, project, application, API key)."""
+    checker: Any
+    if account.carrier == "vonage":  # routing-only: no adapter, just the account check
+        checker = VonageAccountCheck(account=account, credentials=registry.credentials_of(account))
+    else:
+        checker = registry.adapter_for(account, db=db)
     try:
-        await adapter.verify_credentials()
+        await checker.verify_credentials()
     except CarrierError as exc:
         log.info("credential check for a new %s account failed: %s", account.carrier, exc.code)
         raise verification_error(exc) from exc

@@ -27,8 +27,9 @@ from numberplane.carriers.base import (
     NumberUnavailable,
     SearchQuery,
 )
-from numberplane.carriers.http import HttpCarrier
+from numberplane.carriers.http import HttpCarrier, api_base_url
 from numberplane.carriers.models import CarrierAccount
+from numberplane.carriers.schemas import space_label
 from numberplane.kernel import e164
 
 log = logging.getLogger("numberplane.carriers.signalwire")
@@ -46,9 +47,9 @@ class SignalWireCarrier(HttpCarrier):
     def __init__(self, *, account: CarrierAccount, credentials: dict[str, Any], db: Any = None) -> None:
         super().__init__(account=account, credentials=credentials, db=db)
         space = str(self.config.get("space") or credentials.get("space") or "").strip()
-        if not self.config.get("api_base_url"):
-            host = space if "." in space else f"{space}.signalwire.com"
-            self.base_url = f"https://{host}"
+        label = space_label(space)  # None: not a SignalWire space, so no address to send to
+        default = f"https://{label}.signalwire.com" if label else ""
+        self.base_url = api_base_url(account, default=default, space=label) if label else ""
         self.space = space
         self.project_id = str(self.config.get("project_id") or credentials.get("project_id") or "")
         self._auth = httpx.BasicAuth(self.project_id, str(credentials.get("api_token") or ""))
@@ -111,7 +112,7 @@ class SignalWireCarrier(HttpCarrier):
         response = await self.request("POST", f"{ROOT}/phone_numbers", json={"number": phone_number})
         if response.status_code == 422:
             raise NumberUnavailable(
-                f"{phone_number} is not available at SignalWire ({self.error_message(response)})",
+                f"{phone_number} is not available at SignalWire ({self.said(response)})",
                 carrier=self.carrier,
                 detail=response.text[:500],
             )

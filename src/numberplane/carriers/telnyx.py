@@ -102,14 +102,20 @@ class TelnyxCarrier(HttpCarrier):
 
     # -- the interface --------------------------------------------------------------------
     async def verify_credentials(self) -> None:
-        """One call: reading the TeXML application checks the key and the application id together."""
+        """Reading the TeXML application (or the connection) checks the key and proves the id
+        belongs to it: Telnyx shows an account only its own applications and connections."""
         if self.texml_application_id:
             self._application = None
             await self._application_settings()
-            return
-        response = await self.request("GET", "phone_numbers", params={"page[number]": 1, "page[size]": 1})
-        if response.status_code >= 400:
-            raise self._rejected(response, "list numbers with these credentials")
+        plain = self.config.get("connection_id")
+        if plain and plain != self.texml_application_id:
+            response = await self.request("GET", f"connections/{quote(str(plain))}")
+            if response.status_code == 404:
+                raise CarrierRejected(
+                    f"Telnyx has no connection {plain} on this account", carrier=self.carrier
+                )
+            if response.status_code >= 400:
+                raise self._rejected(response, "read the connection")
 
     async def search(self, query: SearchQuery) -> list[AvailableNumber]:
         kind = NUMBER_TYPES.get(query.number_type)
@@ -166,7 +172,7 @@ class TelnyxCarrier(HttpCarrier):
             pointer = self._pointer(response)
             if not pointer or "phone_number" in pointer:
                 raise NumberUnavailable(
-                    f"Telnyx will not sell {phone_number} ({self.error_message(response)})",
+                    f"Telnyx will not sell {phone_number} ({self.said(response)})",
                     carrier=self.carrier,
                     detail=response.text[:500],
                 )

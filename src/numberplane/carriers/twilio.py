@@ -50,10 +50,12 @@ class TwilioCarrier(HttpCarrier):
         self.account_sid = str(self.config.get("account_sid") or credentials.get("account_sid") or "")
         key_sid = self.config.get("api_key_sid") or credentials.get("api_key_sid")
         key_secret = credentials.get("api_key_secret")
-        if key_sid and key_secret:
+        self._token_auth = httpx.BasicAuth(self.account_sid, str(credentials.get("auth_token") or ""))
+        self._uses_api_key = bool(key_sid and key_secret)
+        if self._uses_api_key:
             self._auth = httpx.BasicAuth(str(key_sid), str(key_secret))
         else:
-            self._auth = httpx.BasicAuth(self.account_sid, str(credentials.get("auth_token") or ""))
+            self._auth = self._token_auth
 
     def auth(self) -> httpx.Auth:
         return self._auth
@@ -80,16 +82,36 @@ class TwilioCarrier(HttpCarrier):
 
     # -- the interface --------------------------------------------------------------------
     async def verify_credentials(self) -> None:
-        response = await self.request("GET", self._path(".json"))
+        """Prove the credentials own the account SID: Twilio answers the account's own resource
+        only to its credentials (or its parent's). The auth token signs Twilio's webhooks, so
+        when an API key does the REST work the token is checked too (a second call)."""
+        await self._check_account(self._auth)
+        if self._uses_api_key and self.credentials.get("auth_token"):
+            await self._check_account(self._token_auth, what="the auth_token")
+
+    async def _check_account(self, auth: httpx.Auth, what: str = "these credentials") -> None:
+        try:
+            response = await self.request("GET", self._path(".json"), auth=auth)
+        except CarrierAuthError as exc:
+            if auth is self._auth:
+                raise
+            raise CarrierAuthError(
+                f"Twilio rejected {what} of account {self.account_sid}", carrier=self.carrier
+            ) from exc
         if response.status_code == 404:
             raise CarrierAuthError(
-                f"Twilio has no account {self.account_sid} visible to these credentials",
+                f"Twilio has no account {self.account_sid} visible to {what}",
                 carrier=self.carrier,
             )
         if response.status_code >= 400:
             raise CarrierAuthError(
-                f"Twilio did not accept the credentials ({self.error_message(response)})",
+                f"Twilio did not accept {what} ({self.said(response)})",
                 carrier=self.carrier,
+            )
+        body = self.body(response)
+        if not isinstance(body, dict) or body.get("sid") != self.account_sid:
+            raise CarrierAuthError(
+                f"Twilio did not confirm account {self.account_sid} for {what}", carrier=self.carrier
             )
 
     async def search(self, query: SearchQuery) -> list[AvailableNumber]:
@@ -141,12 +163,12 @@ class TwilioCarrier(HttpCarrier):
         code = self._code(response)
         if code in NUMBER_UNAVAILABLE:
             raise NumberUnavailable(
-                f"{phone_number} is no longer available at Twilio ({self.error_message(response)})",
+                f"{phone_number} is no longer available at Twilio ({self.said(response)})",
                 carrier=self.carrier,
             )
         if code in NO_NUMBERS:
             raise NoNumbersAvailable(
-                f"Twilio has no numbers available ({self.error_message(response)})", carrier=self.carrier
+                f"Twilio has no numbers available ({self.said(response)})", carrier=self.carrier
             )
         raise self._rejected(response, f"buy {phone_number}")
 

@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 
 from numberplane.agents.schemas import AgentRead
 from numberplane.dialects import common
+from numberplane.kernel.schemas import MAX_TEXT
 from numberplane.numbers.schemas import PhoneNumberRead
 
 DIALECT = "freya"
@@ -61,7 +62,9 @@ ConfigType = Annotated[Literal["agents", "workflows"], BeforeValidator(_lower)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", str_max_length=MAX_TEXT
+    )
 
 
 class Header(_Body):

@@ -16,6 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from numberplane.agents.schemas import AgentRead
 from numberplane.dialects import common
+from numberplane.kernel.schemas import MAX_TEXT
 from numberplane.numbers.schemas import PhoneNumberRead
 
 DIALECT = "helloannie"
@@ -45,7 +46,9 @@ FIELD_NAMES = {
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", str_max_length=MAX_TEXT
+    )
 
 
 class CreateBody(_Body):

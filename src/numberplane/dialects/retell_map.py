@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from numberplane.agents.schemas import AgentRead
 from numberplane.dialects import common
+from numberplane.kernel.schemas import MAX_TEXT
 from numberplane.numbers.schemas import AgentBindingRead, PhoneNumberRead
 
 DIALECT = "retell"
@@ -43,7 +44,7 @@ FIELD_NAMES = {
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", str_max_length=MAX_TEXT)
 
 
 class AgentWeight(_Body):

@@ -14,6 +14,7 @@ import phonenumbers
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from numberplane.dialects import common
+from numberplane.kernel.schemas import MAX_TEXT
 from numberplane.numbers.schemas import (
     AvailableNumberRead,
     ExternalCallHandler,
@@ -81,7 +82,7 @@ FIELD_NAMES = {
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", str_max_length=MAX_TEXT)
 
 
 class PurchaseBody(_Body):

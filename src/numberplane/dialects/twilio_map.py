@@ -22,6 +22,7 @@ import phonenumbers
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from numberplane.dialects import common
+from numberplane.kernel.schemas import MAX_TEXT
 from numberplane.numbers.schemas import PhoneNumberRead
 
 DIALECT = "twilio"
@@ -131,7 +132,7 @@ Bool = Annotated[bool, BeforeValidator(_bool)]
 
 class _Form(BaseModel):
     # Twilio ignores parameters it does not know; so does this API.
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, str_max_length=MAX_TEXT)
 
     ApiVersion: Literal["2010-04-01", "2008-08-01"] | None = None
     FriendlyName: str | None = Field(default=None, max_length=64)

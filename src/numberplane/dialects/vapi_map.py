@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from numberplane.dialects import common
+from numberplane.kernel.schemas import MAX_TEXT
 from numberplane.numbers.schemas import PhoneNumberRead
 
 DIALECT = "vapi"
@@ -40,7 +41,7 @@ FIELD_NAMES = {
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", str_max_length=MAX_TEXT)
 
 
 class ServerBody(_Body):

@@ -11,12 +11,13 @@ and the like) are kept in the agent's ``metadata["vocode"]`` and read back from 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from numberplane.agents.schemas import AgentRead
 from numberplane.dialects import common
+from numberplane.kernel.schemas import MAX_TEXT, METADATA_BYTES, max_json
 from numberplane.numbers.schemas import PhoneNumberRead
 
 DIALECT = "vocode"
@@ -88,10 +89,12 @@ AGENT_FIELD_NAMES = {
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", str_max_length=MAX_TEXT)
 
 
-AgentRef = dict[str, Any] | str
+# An inline agent carries its prompt: the core's prompt bound plus room for the rest.
+AgentRef = Annotated[dict[str, Any], max_json(128 * 1024)] | str
+SmallJson = Annotated[dict[str, Any], max_json(METADATA_BYTES)]
 
 
 class BuyBody(_Body):
@@ -111,9 +114,9 @@ class LinkBody(_Body):
 class UpdateBody(_Body):
     """Each field may be Fern's ``Undefined`` (an empty object): that means "not sent"."""
 
-    outbound_only: bool | dict[str, Any] | None = None
-    example_context: dict[str, Any] | None = None
-    label: str | dict[str, Any] | None = None
+    outbound_only: bool | SmallJson | None = None
+    example_context: SmallJson | None = None
+    label: str | SmallJson | None = None
     inbound_agent: AgentRef | None = None
 
     def given(self) -> set[str]:

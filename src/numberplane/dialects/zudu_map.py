@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from numberplane.agents.schemas import AgentRead
 from numberplane.dialects import common
 from numberplane.dialects.retell_map import single_agent
+from numberplane.kernel.schemas import MAX_TEXT
 from numberplane.numbers.schemas import PhoneNumberRead
 
 DIALECT = "zudu"
@@ -42,7 +43,7 @@ FIELD_NAMES = {
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", str_max_length=MAX_TEXT)
 
     # The org is the key's; a body naming an organization must name that one.
     organization_id: str | None = Field(default=None, max_length=64)

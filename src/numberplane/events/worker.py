@@ -42,7 +42,7 @@ from numberplane.events.signing import body_for, sign_headers
 from numberplane.kernel import changes, crypto
 from numberplane.kernel.db import Actor, Database, as_utc, utcnow
 from numberplane.kernel.ids import new_id
-from numberplane.kernel.net import BlockedURL, customer_request
+from numberplane.kernel.net import BlockedURL, CustomerClient, customer_request
 from numberplane.kernel.outbox import OutboxEvent
 from numberplane.kernel.settings import Settings
 
@@ -191,10 +191,10 @@ class Worker:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
+            self._client = CustomerClient(
+                allow_private=self.config.allow_private,
                 headers={"accept": "*/*"},
                 limits=httpx.Limits(max_connections=max(10, self.config.batch_size)),
-                trust_env=False,
             )
         return self._client
 

@@ -185,12 +185,16 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape] = ()) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        message = str(exc.detail)
+        limit = request.scope.get("starlette.max_body_size")
+        if exc.status_code == 413 and isinstance(limit, int):  # a body without a length, cut off
+            message = f"the request body is too large; this endpoint accepts at most {limit:,} bytes"
         return render(
             request,
-            ErrorInfo(
-                exc.status_code, code, str(exc.detail), str(exc.detail), headers=dict(exc.headers or {})
-            ),
+            ErrorInfo(exc.status_code, code, str(exc.detail), message, headers=dict(exc.headers or {})),
         )
 
     @app.exception_handler(Exception)

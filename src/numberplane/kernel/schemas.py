@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+# Every text field has a bound: its own (names, prompts, URLs...) or this one. Free-form JSON
+# (metadata, extras) is bounded by its serialised size (``BoundedJson``).
+MAX_TEXT = 4096
+
 
 class Model(BaseModel):
-    """Unknown fields are an error, so a typo never silently does nothing."""
+    """Unknown fields are an error, so a typo never silently does nothing; no text is unbounded."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_max_length=MAX_TEXT)
 
 
 class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
 
+def _no_controls(value: str) -> None:
+    """URLs and SIP URIs end up in carriers' XML and in request lines: no spaces or controls."""
+    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value):
+        raise ValueError("must not contain spaces or control characters")
+
+
 def _http_url(value: str) -> str:
+    _no_controls(value)
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an absolute http(s) URL")
@@ -28,19 +40,44 @@ def _http_url(value: str) -> str:
 
 
 def _ws_url(value: str) -> str:
+    _no_controls(value)
     parts = urlsplit(value)
     if parts.scheme not in ("ws", "wss") or not parts.netloc:
         raise ValueError("must be an absolute ws:// or wss:// URL")
+    if len(value) > 2048:
+        raise ValueError("must be at most 2048 characters")
     return value
 
 
 def _sip_uri(value: str) -> str:
     from numberplane.kernel.e164 import is_sip_uri
 
+    _no_controls(value)
+    if len(value) > 512:
+        raise ValueError("must be at most 512 characters")
     if not is_sip_uri(value):
         raise ValueError("must be a SIP URI such as sip:agent@sip.example.com")
     return value
 
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON: what storing and returning it costs."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def max_json(limit: int) -> AfterValidator:
+    """A validator refusing a JSON value larger than ``limit`` bytes, naming both sizes."""
+
+    def check(value: Any) -> Any:
+        if value is not None and (size := json_size(value)) > limit:
+            raise ValueError(f"must be at most {limit // 1024} KiB as JSON (it is {size:,} bytes)")
+        return value
+
+    return AfterValidator(check)
+
+
+METADATA_BYTES = 16 * 1024
+Metadata = Annotated[dict[str, Any], max_json(METADATA_BYTES)]
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 WsUrl = Annotated[str, AfterValidator(_ws_url)]

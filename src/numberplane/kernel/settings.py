@@ -30,6 +30,33 @@ class Settings(BaseSettings):
         default=False,
         description="Allow customer webhooks on loopback/private addresses (development and tests only).",
     )
+    # Where carrier API traffic goes: the operator's choice only (a tenant never picks it). Unset
+    # means the carrier's own API. Set one for a regional edge, an egress proxy or a test double.
+    twilio_api_base_url: str | None = Field(
+        default=None, description="Twilio REST base URL (default https://api.twilio.com)."
+    )
+    telnyx_api_base_url: str | None = Field(
+        default=None, description="Telnyx API v2 base URL (default https://api.telnyx.com/v2)."
+    )
+    signalwire_api_base_url: str | None = Field(
+        default=None,
+        description="SignalWire REST base URL; `{space}` stands for the account's space "
+        "(default https://{space}.signalwire.com).",
+    )
+    vonage_api_base_url: str | None = Field(
+        default=None, description="Vonage REST base URL (default https://rest.nexmo.com)."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body on /v1 and the dialects' APIs (413 beyond, before parsing).",
+    )
+    max_bulk_body_bytes: int = Field(
+        default=67_108_864,
+        ge=1024,
+        description="Largest body on bulk routes: POST /v1/phone-numbers/import (100,000 rows) and "
+        "Freya's bulk update.",
+    )
     log_level: str = "INFO"
     default_carrier: str = "sandbox"
     idempotency_wait_seconds: float = 10.0
@@ -72,6 +99,11 @@ class Settings(BaseSettings):
     billing_check_seconds: float = Field(
         default=60.0, gt=0, description="How often the worker rolls the billing clock forward."
     )
+
+    def carrier_api_base_url(self, carrier: str) -> str | None:
+        """The operator's base URL for ``carrier``'s API, if one is set."""
+        value = getattr(self, f"{carrier}_api_base_url", None)
+        return value.strip().rstrip("/") if isinstance(value, str) and value.strip() else None
 
 
 @lru_cache(maxsize=1)

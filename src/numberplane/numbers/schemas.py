@@ -16,6 +16,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     SecretStr,
     field_validator,
@@ -24,9 +25,13 @@ from pydantic import (
 
 from numberplane.agents.schemas import LANGUAGE_PATTERN, VoiceSettings
 from numberplane.kernel import e164
-from numberplane.kernel.schemas import HttpUrl, Model, SipUri
+from numberplane.kernel.schemas import HttpUrl, Metadata, Model, SipUri, max_json
 
 MAX_AGENTS_PER_DIRECTION = 20
+EXTRAS_BYTES = 32 * 1024  # every dialect's settings on one number, together
+IMPORT_DEFAULTS_BYTES = 64 * 1024
+Extras = Annotated[dict[str, dict[str, Any]], max_json(EXTRAS_BYTES)]
+ShortText = Annotated[str, Field(max_length=255)]
 MAX_IMPORT_ROWS = 100_000
 DIRECTIONS = ("inbound", "outbound", "inbound_sms", "outbound_sms")
 
@@ -199,6 +204,9 @@ class SipConfig(Model):
     """A SIP leg: for outbound the trunk calls leave through (termination), for inbound where calls
     arrive from (origination). ``password`` is write-only: stored encrypted, never returned."""
 
+    # pydantic cannot apply the model-wide text bound to SecretStr: every field here has its own.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_max_length=None)
+
     enabled: bool = True
     endpoint: str | None = Field(default=None, max_length=255)
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -208,11 +216,13 @@ class SipConfig(Model):
     from_domain: str | None = Field(default=None, max_length=255)
     secure_media: bool | None = None
     headers: list[SipHeader] | None = Field(default=None, max_length=50)
-    codecs: list[str] | None = Field(default=None, max_length=20)
+    codecs: list[ShortText] | None = Field(default=None, max_length=20)
     trunk_id: str | None = Field(default=None, max_length=100)
     dispatch_rule_id: str | None = Field(default=None, max_length=100)
     origination_uri: str | None = Field(default=None, max_length=255)
-    allowed_addresses: list[str] | None = Field(default=None, max_length=100)
+    allowed_addresses: list[Annotated[str, Field(max_length=255)]] | None = Field(
+        default=None, max_length=100
+    )
 
 
 class PhoneNumberConfig(Model):
@@ -239,17 +249,10 @@ class PhoneNumberConfig(Model):
     allowed_inbound_countries: list[CountryCode] | None = Field(default=None, max_length=250)
     allowed_outbound_countries: list[CountryCode] | None = Field(default=None, max_length=250)
     emergency_address_id: str | None = Field(default=None, max_length=64)
-    metadata: dict[str, Any] | None = None
-    extras: dict[str, dict[str, Any]] | None = Field(
+    metadata: Metadata | None = None
+    extras: Extras | None = Field(
         default=None, description="Per-dialect settings with no core meaning, keyed by dialect name."
     )
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(str(value)) > 16_384:
-            raise ValueError("must be at most 16 KiB")
-        return value
 
 
 class PhoneNumberBuy(PhoneNumberConfig):
@@ -284,7 +287,7 @@ class PhoneNumberImport(Model):
 
     # Rows are judged one by one by the service, so even a malformed row fails alone.
     numbers: list[Any] = Field(min_length=1, max_length=MAX_IMPORT_ROWS)
-    defaults: dict[str, Any] | None = Field(
+    defaults: Annotated[dict[str, Any], max_json(IMPORT_DEFAULTS_BYTES)] | None = Field(
         default=None, description="Settings applied to every row unless the row sets them."
     )
 

@@ -11,23 +11,16 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
 from numberplane.routing import metrics
+from numberplane.routing.carrier_auth import Verdict, refused
 from numberplane.routing.decide import CallInfo
 from numberplane.routing.render import CARRIER_FORMAT, render
-from numberplane.routing.service import Router, record, router_of
-from numberplane.routing.verify import (
-    AccountKey,
-    MultiParams,
-    signalwire_valid,
-    telnyx_valid,
-    twilio_valid,
-    vonage_unverified_api_key,
-    vonage_valid,
-)
+from numberplane.routing.service import record, router_of
+from numberplane.routing.verify import MultiParams
 
 log = logging.getLogger("numberplane.routing")
 
@@ -52,17 +45,10 @@ class Outgoing:
     media_type: str | None = None
 
 
-def forbidden(carrier: str) -> Outgoing:
-    """What an unverifiable request learns: a 403 with an empty body."""
-    metrics.SIGNATURE_FAILURES.labels(carrier).inc()
+def forbidden(carrier: str, verdict: Verdict | None = None, path: str = "") -> Outgoing:
+    """What an unverifiable request learns: a 403 with an empty body (the reason goes to the log)."""
+    refused(carrier, verdict or Verdict.refused("too_large", f"body over {MAX_BODY} bytes"), path)
     return Outgoing(403)
-
-
-def signed_url(incoming: Incoming) -> str:
-    """The URL as configured at the carrier: public URL + path (+ query, byte for byte)."""
-    base = incoming.app.state.settings.public_url.rstrip("/")
-    path = incoming.raw_path or incoming.path
-    return f"{base}{path}?{incoming.query}" if incoming.query else f"{base}{path}"
 
 
 def parse_form(text: str) -> list[tuple[str, str]]:
@@ -90,83 +76,6 @@ def _form(raw: bytes) -> MultiParams:
     return MultiParams(parse_form(raw.decode("utf-8", "replace")))
 
 
-# -- Verification per carrier --------------------------------------------------------------------
-
-
-async def _verify_twilio(r: Router, incoming: Incoming, params: MultiParams) -> AccountKey | None:
-    signature = incoming.headers.get("x-twilio-signature")
-    sid = params.get("AccountSid")
-    if not signature or not sid:
-        return None
-    settings_header = incoming.headers.get("x-twilio-webhooks-signature-settings", "")
-    url = signed_url(incoming)
-    for account in await r.accounts.find(("twilio", "sandbox"), ("account_sid",), sid):
-        token = account.secret("auth_token") or ""
-        if twilio_valid(token, url, params, signature, settings_header=settings_header):
-            return account
-    return None
-
-
-async def _verify_signalwire(r: Router, incoming: Incoming, params: MultiParams) -> AccountKey | None:
-    headers = incoming.headers
-    signature = headers.get("x-signalwire-signature") or headers.get("x-twilio-signature")
-    sha256_signature = headers.get("x-signalwire-sha256-signature")
-    sid = params.get("AccountSid") or params.get("ProjectId")
-    if not (signature or sha256_signature) or not sid:
-        return None
-    url = signed_url(incoming)
-    for account in await r.accounts.find(("signalwire",), ("project_id", "account_sid"), sid):
-        key = account.secret("signing_key") or ""
-        if signalwire_valid(
-            key, url, params, incoming.body, signature=signature, sha256_signature=sha256_signature
-        ):
-            return account
-    return None
-
-
-async def _verify_telnyx(r: Router, incoming: Incoming, params: MultiParams) -> AccountKey | None:
-    signature = incoming.headers.get("telnyx-signature-ed25519")
-    timestamp = incoming.headers.get("telnyx-timestamp")
-    if not signature or not timestamp:
-        return None
-    candidates: list[AccountKey] = []
-    sid = params.get("AccountSid")
-    if sid:
-        candidates += await r.accounts.find(("telnyx",), ("account_sid", "user_id"), sid)
-    connection = params.get("ConnectionId")
-    if connection:
-        candidates += await r.accounts.find(
-            ("telnyx",), ("connection_id", "texml_application_id"), connection
-        )
-    if not candidates:
-        candidates = list(await r.accounts.all_of("telnyx"))
-    seen: set[str] = set()
-    for account in candidates:
-        if account.id in seen:
-            continue
-        seen.add(account.id)
-        public_key = account.config.get("public_key") or account.secret("public_key") or ""
-        if telnyx_valid(str(public_key), incoming.body, signature=signature, timestamp=timestamp):
-            return account
-    return None
-
-
-async def _verify_vonage(r: Router, incoming: Incoming) -> AccountKey | None:
-    scheme, _, token = incoming.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return None
-    api_key = vonage_unverified_api_key(token)
-    if not api_key:
-        return None
-    query = parse_qsl(incoming.query, keep_blank_values=True)
-    for account in await r.accounts.find(("vonage",), ("api_key",), api_key):
-        secret = account.secret("signature_secret") or ""
-        if vonage_valid(secret, token, raw_body=incoming.body, query=query, method=incoming.method):
-            return account
-    return None
-
-
 # -- TwiML-family carriers (form POST, XML answer) ---------------------------------------------------
 
 
@@ -179,15 +88,19 @@ async def form_carrier(
         return forbidden(carrier)
     r = router_of(incoming.app)
     params = _form(incoming.body)
-    account: AccountKey | None
-    if carrier == "twilio":
-        account = await _verify_twilio(r, incoming, params)
-    elif carrier == "signalwire":
-        account = await _verify_signalwire(r, incoming, params)
-    else:
-        account = await _verify_telnyx(r, incoming, params)
+    call = CallInfo.parse(
+        to=params.get("To") or params.get("Called"),
+        caller=params.get("From") or params.get("Caller"),
+        call_id=params.get("CallSid"),
+        carrier=carrier,
+        to_country=params.get("ToCountry") or params.get("CalledCountry"),
+        caller_country=params.get("FromCountry") or params.get("CallerCountry"),
+        fallback=fallback,
+    )
+    verdict = await r.carrier_auth.form(incoming, carrier, params, call.to)
+    account = verdict.account
     if account is None:
-        return forbidden(carrier)
+        return forbidden(carrier, verdict, incoming.path)
     label = account.carrier
     if status:
         call_status = params.get("CallStatus") or "unknown"
@@ -202,15 +115,8 @@ async def form_carrier(
             params.get("CallDuration"),
         )
         return Outgoing(204)
-    call = CallInfo.parse(
-        to=params.get("To") or params.get("Called"),
-        caller=params.get("From") or params.get("Caller"),
-        call_id=params.get("CallSid"),
-        carrier=label,
-        to_country=params.get("ToCountry") or params.get("CalledCountry"),
-        caller_country=params.get("FromCountry") or params.get("CallerCountry"),
-        fallback=fallback,
-    )
+    if label != carrier:  # the sandbox answers on Twilio's endpoint
+        call = replace(call, carrier=label)
     decision = await r.route(call, account_id=account.id)
     body, media_type = render(decision, CARRIER_FORMAT[carrier])
     record(decision, label, started)
@@ -239,10 +145,18 @@ async def vonage(incoming: Incoming, *, fallback: bool = False, status: bool = F
     if len(incoming.body) > MAX_BODY:
         return forbidden("vonage")
     r = router_of(incoming.app)
-    account = await _verify_vonage(r, incoming)
-    if account is None:
-        return forbidden("vonage")
     params = _vonage_params(incoming)
+    call = CallInfo.parse(
+        to=_text(params.get("to")),
+        caller=_text(params.get("from")) or _text(params.get("from_user")),
+        call_id=_text(params.get("uuid")) or _text(params.get("conversation_uuid")),
+        carrier="vonage",
+        fallback=fallback,
+    )
+    verdict = await r.carrier_auth.vonage(incoming, call.to)
+    if verdict.account is None:
+        return forbidden("vonage", verdict, incoming.path)
+    account = verdict.account
     if status:
         call_status = _text(params.get("status")) or "unknown"
         metrics.STATUS_CALLBACKS.labels("vonage", call_status[:32]).inc()
@@ -254,13 +168,6 @@ async def vonage(incoming: Incoming, *, fallback: bool = False, status: bool = F
             call_status,
         )
         return Outgoing(200)
-    call = CallInfo.parse(
-        to=_text(params.get("to")),
-        caller=_text(params.get("from")) or _text(params.get("from_user")),
-        call_id=_text(params.get("uuid")) or _text(params.get("conversation_uuid")),
-        carrier="vonage",
-        fallback=fallback,
-    )
     decision = await r.route(call, account_id=account.id)
     body, media_type = render(decision, "ncco")
     record(decision, "vonage", started)

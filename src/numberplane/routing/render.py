@@ -7,6 +7,7 @@ are TwiML-compatible and use the same builder, so one decision reads the same ev
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
@@ -60,7 +61,7 @@ def sip_uri_with_headers(uri: str, headers: dict[str, str]) -> str:
     """``sip:user@host;params?X-A=1&X-B=2``: how TwiML-style ``<Sip>`` carries custom headers."""
     if not headers:
         return uri
-    query = "&".join(f"{name}={quote(value, safe='')}" for name, value in headers.items())
+    query = "&".join(f"{name}={quote(xml_safe(value), safe='')}" for name, value in headers.items())
     return uri + ("&" if "?" in uri else "?") + query
 
 
@@ -99,14 +100,24 @@ def twiml_reference(decision: Decision) -> str:
 
 # ElementTree's (hence VoiceResponse's) escaping, from the standard library.
 _ATTR_ENTITIES = {'"': "&quot;", "\r": "&#13;", "\n": "&#10;", "\t": "&#09;"}
+# Characters XML 1.0 cannot carry at all, escaped or not (its Char production): C0 controls but
+# tab, newline and carriage return; lone surrogates; U+FFFE and U+FFFF. A caller ID, a call id or
+# a stored URL holding one would make the whole document unreadable to the carrier.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+REPLACEMENT = "\ufffd"
+
+
+def xml_safe(value: str) -> str:
+    """``value`` with every character XML cannot carry replaced by U+FFFD (visible, not dropped)."""
+    return _NOT_XML.sub(REPLACEMENT, value)
 
 
 def _attr(value: str) -> str:
-    return escape(value, _ATTR_ENTITIES)
+    return escape(xml_safe(value), _ATTR_ENTITIES)
 
 
 def _text(value: str) -> str:
-    return escape(value)
+    return escape(xml_safe(value))
 
 
 def _el(
@@ -125,7 +136,10 @@ def twiml(decision: Decision) -> str:
     """TwiML (also LaML and TeXML: the verbs used here are shared by all three).
 
     Byte for byte what twilio's ``VoiceResponse`` builds (``twiml_reference``; a property test
-    holds them equal), written directly because ElementTree costs more than the whole decision.
+    holds them equal) for every text XML can carry, written directly because ElementTree costs
+    more than the whole decision. Where ``VoiceResponse`` would write a character XML cannot
+    carry (a control character, a lone surrogate) and so a document no parser reads, this writes
+    U+FFFD instead: the answer is always well-formed (a property test parses every output).
     """
     action = decision.action
     if action == "say_hangup":

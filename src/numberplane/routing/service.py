@@ -18,9 +18,11 @@ import httpx
 from numberplane.kernel import changes
 from numberplane.kernel.changes import asyncpg_dsn
 from numberplane.kernel.db import Database
+from numberplane.kernel.net import CustomerClient
 from numberplane.kernel.settings import Settings
 from numberplane.routing import metrics, snapshot, webhook
 from numberplane.routing.cache import RouteCache
+from numberplane.routing.carrier_auth import CarrierAuth
 from numberplane.routing.decide import CallInfo, Decision, WebhookResult, decide, needs_webhook
 from numberplane.routing.snapshot import AgentTarget, RouteSnapshot
 from numberplane.routing.verify import AccountDirectory
@@ -38,6 +40,7 @@ class Router:
             max_entries=settings.route_cache_size, unknown_ttl=settings.route_unknown_ttl_seconds
         )
         self.accounts = AccountDirectory(db)
+        self.carrier_auth = CarrierAuth(self.accounts, self.lookup)
         self._client: httpx.AsyncClient | None = None
         self._pool: Any = None  # asyncpg pool for the snapshot query (PostgreSQL)
         self._pool_lock = asyncio.Lock()
@@ -56,10 +59,10 @@ class Router:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(
+            self._client = CustomerClient(
+                allow_private=self.settings.allow_private_urls,
                 headers={"Accept": "application/json"},
                 limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-                trust_env=False,
             )
         return self._client
 

@@ -8,8 +8,8 @@
 - Telnyx: Ed25519 over ``f"{telnyx-timestamp}|{raw body}"``, 300 s tolerance, public key in the
   account's ``config["public_key"]``.
 - Vonage: ``Authorization: Bearer <JWT>`` signed HS256 with the account's signature secret; the
-  ``api_key`` claim names the account; ``payload_hash`` (when present) must match; ``iat`` must
-  be fresh.
+  ``api_key`` claim names the account; ``payload_hash`` must match, and is required when the
+  request has a body; ``iat`` must be fresh; a token is accepted once (``routing.carrier_auth``).
 
 The URL checked is the one configured at the carrier: ``settings.public_url`` + path + query,
 never what a proxy in front of us makes the request look like.
@@ -117,6 +117,13 @@ class AccountDirectory:
     async def all_of(self, carrier: str, limit: int = 50) -> tuple[AccountKey, ...]:
         return await self._cached(("*", carrier), lambda: self._query([carrier], (), None, limit=limit))
 
+    async def get(self, account_id: str) -> AccountKey | None:
+        """One account by id (the account that holds a called number), whatever its carrier."""
+        if not account_id or len(account_id) > 64:
+            return None
+        found = await self._cached(("id", account_id), lambda: self._query((), (), None, ids=[account_id]))
+        return found[0] if found else None
+
     async def _cached(self, key: tuple[Any, ...], load: Any) -> tuple[AccountKey, ...]:
         now = time.monotonic()
         hit = self._cache.get(key)
@@ -129,11 +136,18 @@ class AccountDirectory:
         return value
 
     async def _query(
-        self, carriers: Sequence[str], fields: Sequence[str], value: str | None, limit: int = 20
+        self,
+        carriers: Sequence[str],
+        fields: Sequence[str],
+        value: str | None,
+        limit: int = 20,
+        ids: Sequence[str] = (),
     ) -> tuple[AccountKey, ...]:
-        stmt = select(CarrierAccount).where(
-            CarrierAccount.carrier.in_(list(carriers)), CarrierAccount.status.not_in(_DEAD_STATUSES)
-        )
+        stmt = select(CarrierAccount).where(CarrierAccount.status.not_in(_DEAD_STATUSES))
+        if carriers:
+            stmt = stmt.where(CarrierAccount.carrier.in_(list(carriers)))
+        if ids:
+            stmt = stmt.where(CarrierAccount.id.in_(list(ids)))
         if fields:
             stmt = stmt.where(or_(*[CarrierAccount.config[f].as_string() == value for f in fields]))
         stmt = stmt.order_by(CarrierAccount.id).limit(limit)
@@ -289,6 +303,66 @@ def _payload_hashes(raw_body: bytes, query: Sequence[tuple[str, str]], method: s
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class VonageClaims:
+    """A verified Vonage token: what replay protection needs (the token id and its lifetime)."""
+
+    jti: str
+    expires: float  # epoch seconds after which the token is refused anyway
+
+
+def vonage_check(
+    signature_secret: str,
+    token: str,
+    *,
+    raw_body: bytes,
+    query: Sequence[tuple[str, str]],
+    method: str,
+    now: float | None = None,
+) -> VonageClaims | str:
+    """The verified claims, or why the token is refused.
+
+    A request with a body must carry ``payload_hash`` (a token alone would vouch for any body);
+    a GET's query is covered when the hash is there. Replays are the caller's to refuse (the
+    ``jti`` seen before, within ``expires``).
+    """
+    if not signature_secret:
+        return "the account has no signature_secret"
+    if not token:
+        return "no token"
+    try:
+        claims = jwt.decode(
+            token,
+            signature_secret,
+            algorithms=["HS256"],
+            options={"verify_exp": True, "verify_iat": False, "verify_nbf": True, "verify_aud": False},
+        )
+    except jwt.ExpiredSignatureError:
+        return "token expired"
+    except jwt.PyJWTError:
+        return "signature does not match"
+    iat = claims.get("iat")
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        return "token has no iat"
+    current = time.time() if now is None else now
+    if abs(current - float(iat)) > TIMESTAMP_TOLERANCE_S:
+        return f"token issued more than {TIMESTAMP_TOLERANCE_S} s from now"
+    expected = claims.get("payload_hash")
+    if expected is None:
+        if raw_body.strip():
+            return "token has no payload_hash for a request with a body"
+    elif not isinstance(expected, str) or expected.lower() not in _payload_hashes(raw_body, query, method):
+        return "payload_hash does not match the request"
+    jti = claims.get("jti")
+    # Without a jti the token itself is what must not come twice.
+    key = jti if isinstance(jti, str) and jti else "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+    expires = float(iat) + TIMESTAMP_TOLERANCE_S
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and not isinstance(exp, bool):
+        expires = min(expires, float(exp))
+    return VonageClaims(jti=key[:200], expires=expires)
+
+
 def vonage_valid(
     signature_secret: str,
     token: str,
@@ -298,27 +372,6 @@ def vonage_valid(
     method: str,
     now: float | None = None,
 ) -> bool:
-    if not signature_secret or not token:
-        return False
-    try:
-        claims = jwt.decode(
-            token,
-            signature_secret,
-            algorithms=["HS256"],
-            options={"verify_exp": True, "verify_iat": False, "verify_nbf": True, "verify_aud": False},
-        )
-    except jwt.PyJWTError:
-        return False
-    iat = claims.get("iat")
-    if not isinstance(iat, int | float) or isinstance(iat, bool):
-        return False
-    current = time.time() if now is None else now
-    if abs(current - float(iat)) > TIMESTAMP_TOLERANCE_S:
-        return False
-    expected = claims.get("payload_hash")
-    if expected is not None:
-        if not isinstance(expected, str):
-            return False
-        if expected.lower() not in _payload_hashes(raw_body, query, method):
-            return False
-    return True
+    """``vonage_check`` as a yes or no (replays not considered)."""
+    result = vonage_check(signature_secret, token, raw_body=raw_body, query=query, method=method, now=now)
+    return isinstance(result, VonageClaims)
