@@ -142,9 +142,11 @@ async def test_reconcile_says_what_it_skipped_and_sums_up(db_url: str) -> None:
     human = cli("carriers", "reconcile", db_url=db_url, check=False)
     assert "idle sandbox account(s): no numbers and no purchases in flight" in human.stdout
     assert "reconciled " in human.stdout and "numbers checked" in human.stdout
-    lines = [
-        json.loads(line) for line in cli("carriers", "reconcile", "--json", db_url=db_url).stdout.splitlines()
-    ]
+    as_json = cli("carriers", "reconcile", "--json", db_url=db_url, check=False)
+    lines = [json.loads(line) for line in as_json.stdout.splitlines()]
+    # Exit 1 exactly when some account reported an error.
+    incomplete = any(line["object"] == "reconcile_report" and line["errors"] for line in lines)
+    assert as_json.returncode == (1 if incomplete else 0), as_json.stderr
     skipped = [line for line in lines if line["object"] == "reconcile_skipped"]
     assert org["org_id"] and skipped and all(s["carrier"] == "sandbox" and s["reason"] for s in skipped)
 

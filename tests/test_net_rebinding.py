@@ -159,7 +159,7 @@ async def test_event_deliveries_check_where_they_connect(
     monkeypatch: pytest.MonkeyPatch, public_loopback: None, internal: Recorder, db: Database
 ) -> None:
     Resolver(monkeypatch, {"rebind.test": [PUBLIC, INTERNAL]})
-    worker = Worker(db, replace(FAST, allow_private=False), billing=False)
+    worker = Worker(db, replace(FAST, allow_private=False))
     now = dt.datetime.now(dt.UTC)
     item = Claimed(
         delivery_id="d1", token="t", endpoint_id="e1", url=f"http://rebind.test:{internal.port}/events",
