@@ -70,6 +70,13 @@ BULK_ROUTES = (
 # Swagger UI and ReDoc as shipped by the fastapi-offline package, served from this process:
 # /docs and /redoc work on a machine without internet (FastAPI's defaults load them from a CDN).
 DOCS_STATIC = "/docs-static"
+# The pages may load nothing from elsewhere: ReDoc's sidebar asks a CDN for its logo on every
+# view (no option turns it off); the browser refuses it here and ReDoc hides the image.
+DOCS_CSP = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+    "worker-src 'self' blob:; connect-src 'self'"
+}
 
 
 def _docs_assets() -> str:
@@ -86,7 +93,7 @@ def install_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{root}{openapi_url}",
             title=f"{app.title} API",
             oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
@@ -95,6 +102,8 @@ def install_docs(app: FastAPI) -> None:
             swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
             swagger_ui_parameters={"validatorUrl": None},  # the online validator badge: off
         )
+        page.headers.update(DOCS_CSP)
+        return page
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
@@ -103,13 +112,15 @@ def install_docs(app: FastAPI) -> None:
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=f"{root}{openapi_url}",
             title=f"{app.title} API",
             redoc_js_url=f"{root}{DOCS_STATIC}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
             with_google_fonts=False,
         )
+        page.headers.update(DOCS_CSP)
+        return page
 
 
 class RequestIdMiddleware:
