@@ -48,7 +48,7 @@ STATUSES = (
     ("failed", "failed"),
     ("all", "all"),
 )
-CARRIERS = ("sandbox", "twilio", "telnyx", "signalwire", "vonage")
+CARRIERS = ("sandbox", "twilio", "telnyx", "signalwire", "vonage", "sip")
 
 
 def _short(value: str | None, limit: int) -> str | None:
