@@ -3,6 +3,8 @@ sign-in limits, audit as the person, tenancy. Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from numberplane.app import create_app
@@ -163,3 +165,28 @@ async def test_another_orgs_number_answers_like_a_missing_one(  # type: ignore[n
             same
             == missing.text.replace("01a00000-0000-7000-8000-000000000000", "ID").split("Request req_")[0]
         )
+
+
+async def test_a_rare_match_is_found_window_by_window(  # type: ignore[no-untyped-def]
+    app, client: httpx.AsyncClient, org: OrgCreds, owner: ConsoleUser, monkeypatch
+) -> None:
+    from numberplane.console import numbers as console_numbers
+
+    monkeypatch.setattr(console_numbers, "SCAN_WINDOW", 3)  # 100,000 numbers in miniature
+    rows = [{"phone_number": f"+1312555{i:04d}", "name": f"Hay {i}"} for i in range(301, 308)]
+    rows[0]["name"] = "Needle"  # the oldest of seven
+    imported = await client.post("/v1/phone-numbers/import", json={"numbers": rows}, headers=org.bearer)
+    assert imported.json()["created"] == 7
+    async with console_client(app) as http:
+        await sign_in(http, owner.email, owner.password)
+        url = "/console?q=needle"
+        seen = []
+        for _ in range(5):  # windows of 3: the needle is in the third
+            page = await http.get(url)
+            assert page.status_code == 200
+            seen.extend(re.findall(r">(Needle)</a>", page.text))
+            older = re.search(r'<a href="([^"]+)" rel="next">Search older numbers</a>', page.text)
+            if older is None:
+                break
+            url = older.group(1).replace("&amp;", "&")
+        assert seen == ["Needle"]

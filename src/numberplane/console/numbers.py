@@ -27,6 +27,7 @@ from numberplane.console.web import (
     text,
 )
 from numberplane.kernel.errors import ValidationFailed, validation_errors
+from numberplane.kernel.pagination import encode_cursor
 from numberplane.numbers import service as numbers_service
 from numberplane.numbers.schemas import NumberFilters, PhoneNumberBuy, PhoneNumberRead, PhoneNumberUpdate
 from numberplane.routing.decide import CallInfo
@@ -38,6 +39,7 @@ from numberplane.tenancy.users import SessionUser
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 PAGE_SIZE = 50
+SCAN_WINDOW = 10_000  # numbers a filtered page looks through at most (bench/console.py)
 AGENT_ROWS = 5  # inbound agent slots on a number's form
 STATUSES = (
     ("", "live"),
@@ -68,13 +70,25 @@ async def numbers_page(request: Request, user: SessionUser = Depends(require_use
     )
     cursor = _short(params.get("cursor"), 200)
     db = db_of(request)
+    kept = {k: v for k, v in filters.model_dump().items() if v}
+    # A text or column filter may match rarely: each page then scans one window of SCAN_WINDOW
+    # numbers (newest first) and says so, rather than the whole org; the next window continues.
+    scanning = bool(filters.q or filters.carrier or filters.area_code)
+    floor = None
+    if scanning:
+        floor = await numbers_service.scan_floor(
+            db=db, org_id=user.org_id, status=filters.status, cursor=cursor, rows=SCAN_WINDOW
+        )
     page = await numbers_service.list_numbers(
-        db=db, org_id=user.org_id, filters=filters, limit=PAGE_SIZE, cursor=cursor
+        db=db, org_id=user.org_id, filters=filters, limit=PAGE_SIZE, cursor=cursor, floor=floor
     )
+    next_cursor = page.next_cursor
+    older_url = None
+    if next_cursor is None and floor is not None:  # this window is done; older numbers remain
+        older_url = f"{PREFIX}?{urlencode({**kept, 'cursor': encode_cursor(floor)})}"
     agent_ids = sorted({b.agent_id for n in page.data for b in n.inbound_agents})
     agents = await agents_service.get_agents(db=db, org_id=user.org_id, ids=agent_ids) if agent_ids else {}
-    kept = {k: v for k, v in filters.model_dump().items() if v}
-    next_url = f"{PREFIX}?{urlencode({**kept, 'cursor': page.next_cursor})}" if page.next_cursor else None
+    next_url = f"{PREFIX}?{urlencode({**kept, 'cursor': next_cursor})}" if next_cursor else None
     return render(
         request,
         "numbers.html",
@@ -86,6 +100,8 @@ async def numbers_page(request: Request, user: SessionUser = Depends(require_use
         carriers=CARRIERS,
         cursor=cursor,
         next_url=next_url,
+        older_url=older_url,
+        window=SCAN_WINDOW,
         first_url=f"{PREFIX}?{urlencode(kept)}" if kept else PREFIX,
     )
 
