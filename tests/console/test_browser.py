@@ -107,6 +107,28 @@ async def test_owner_buys_renames_releases_imports_and_signs_out(
     await context.close()
 
 
+async def test_changes_work_without_javascript(
+    browser: Browser, live_server: LiveServer, org: OrgCreds, owner: ConsoleUser
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url, headers=org.bearer) as api:
+        imported = await api.post(
+            "/v1/phone-numbers/import", json={"numbers": [{"phone_number": "+17205550160"}]}
+        )
+    number_id = imported.json()["results"][0]["id"]
+    context = await browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = await context.new_page()
+    await _sign_in(page, owner)
+    await page.goto(f"/console/numbers/{number_id}")
+    await page.get_by_label("Name").fill("No-JS line")
+    await page.get_by_label("Allowed countries").fill("us, ca")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_have_text("Saved.")
+    async with httpx.AsyncClient(base_url=live_server.url, headers=org.bearer) as api:
+        read = (await api.get(f"/v1/phone-numbers/{number_id}")).json()
+    assert read["name"] == "No-JS line" and read["allowed_inbound_countries"] == ["US", "CA"]
+    await context.close()
+
+
 async def test_viewer_sees_no_change_buttons_and_cannot_post(
     browser: Browser, live_server: LiveServer, db: Database, org: OrgCreds, viewer: ConsoleUser
 ) -> None:
