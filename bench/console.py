@@ -173,10 +173,10 @@ def main() -> None:
         finally:
             if backend == "postgresql":
                 asyncio.run(drop_pg_database(url))
-        print(f"  {'page':32} {'median':>9} {'p90':>9} {'max':>9}")
+        print(f"  {'page':36} {'median':>9} {'p90':>9} {'max':>9}")
         for name, median, p90, worst in figures:
             flag = "" if p90 <= BUDGET_MS else "  over budget"
-            print(f"  {name:32} {median:7.1f}ms {p90:7.1f}ms {worst:7.1f}ms{flag}")
+            print(f"  {name:36} {median:7.1f}ms {p90:7.1f}ms {worst:7.1f}ms{flag}")
 
 
 if __name__ == "__main__":
