@@ -190,3 +190,24 @@ async def test_a_rare_match_is_found_window_by_window(  # type: ignore[no-untype
                 break
             url = older.group(1).replace("&amp;", "&")
         assert seen == ["Needle"]
+
+
+async def test_bad_form_input_names_the_field_and_changes_nothing(  # type: ignore[no-untyped-def]
+    app, client: httpx.AsyncClient, org: OrgCreds, owner: ConsoleUser
+) -> None:
+    imported = await client.post(
+        "/v1/phone-numbers/import",
+        json={"numbers": [{"phone_number": "+13125550199", "name": "Kept"}]},
+        headers=org.bearer,
+    )
+    number_id = imported.json()["results"][0]["id"]
+    async with console_client(app) as http:
+        await sign_in(http, owner.email, owner.password)
+        page = await http.get(f"/console/numbers/{number_id}")
+        bad = await http.post(
+            f"/console/numbers/{number_id}",
+            data={"csrf": csrf_of(page.text), "name": "Changed", "fallback": "not a number"},
+        )
+        assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
+        assert "<strong>fallback" in bad.text
+    assert (await client.get(f"/v1/phone-numbers/{number_id}", headers=org.bearer)).json()["name"] == "Kept"

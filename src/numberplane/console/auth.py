@@ -34,14 +34,16 @@ def _safe_next(value: str) -> str:
     return PREFIX
 
 
-def _sign_in_page(request: Request, *, status: int = 200, error: str = "", email: str = "") -> Response:
+def _sign_in_page(
+    request: Request, *, status: int = 200, error: str = "", email: str = "", next_url: str | None = None
+) -> Response:
     token = pre_session_token(request)
     response = render(
         request,
         "sign_in.html",
         status=status,
         pre_csrf=token,
-        next=_safe_next(request.query_params.get("next", "")) if request.method == "GET" else PREFIX,
+        next=_safe_next(next_url if next_url is not None else request.query_params.get("next", "")),
         error=error,
         email=email,
     )
@@ -71,7 +73,9 @@ async def sign_in(request: Request) -> Response:
     except AppError as exc:
         if exc.status not in (401, 429, 422):
             raise
-        page = _sign_in_page(request, status=exc.status, error=exc.message, email=email)
+        page = _sign_in_page(
+            request, status=exc.status, error=exc.message, email=email, next_url=text(form, "next", 500)
+        )
         page.headers.update(exc.headers)
         return page
     response = see_other(_safe_next(text(form, "next", 500)))
