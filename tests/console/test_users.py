@@ -211,3 +211,45 @@ async def test_bad_form_input_names_the_field_and_changes_nothing(  # type: igno
         assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
         assert "<strong>fallback" in bad.text
     assert (await client.get(f"/v1/phone-numbers/{number_id}", headers=org.bearer)).json()["name"] == "Kept"
+
+
+async def test_the_number_form_sets_agents_weights_sip_caller_id_and_webhook(  # type: ignore[no-untyped-def]
+    app, client: httpx.AsyncClient, org: OrgCreds, owner: ConsoleUser
+) -> None:
+    agents = [
+        (await client.post("/v1/agents", json={"name": f"Agent {i}"}, headers=org.bearer)).json()["id"]
+        for i in (1, 2)
+    ]
+    imported = await client.post(
+        "/v1/phone-numbers/import", json={"numbers": [{"phone_number": "+13125550166"}]}, headers=org.bearer
+    )
+    number_id = imported.json()["results"][0]["id"]
+    async with console_client(app) as http:
+        await sign_in(http, owner.email, owner.password)
+        page = await http.get(f"/console/numbers/{number_id}")
+        form = {
+            "csrf": csrf_of(page.text),
+            "agent_0": agents[0],
+            "weight_0": "0.75",
+            "agent_1": agents[1],
+            "weight_1": "0.25",
+            "inbound_webhook_url": "https://hooks.example.com/inbound",
+            "fallback": "sip:desk@example.com",
+            "sip_endpoint": "sip.provider.example.com",
+            "verified_caller_id": "+1 312 555 0100",
+        }
+        assert (await http.post(f"/console/numbers/{number_id}", data=form)).status_code == 303
+        again = await http.get(f"/console/numbers/{number_id}")  # the form shows what was saved
+        assert 'value="0.75"' in again.text and 'value="sip.provider.example.com"' in again.text
+    read = (await client.get(f"/v1/phone-numbers/{number_id}", headers=org.bearer)).json()
+    assert [(b["agent_id"], b["weight"]) for b in read["inbound_agents"]] == [
+        (agents[0], 0.75),
+        (agents[1], 0.25),
+    ]
+    assert read["inbound_webhook_url"] == "https://hooks.example.com/inbound"
+    assert (
+        read["fallback"] == {"sip_uri": "sip:desk@example.com"}
+        or read["fallback"]["sip_uri"] == "sip:desk@example.com"
+    )
+    assert read["sip_inbound"]["endpoint"] == "sip.provider.example.com"
+    assert read["verified_caller_id"] == "+13125550100"
