@@ -4,6 +4,7 @@ carrier accounts (verify at the carrier), the audit log's filters."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -78,3 +79,39 @@ async def test_agents_keys_webhooks_accounts_and_audit(  # type: ignore[no-untyp
         assert any(a.startswith("webhook_endpoint") for a in actions), actions
     deliveries = await client.get(f"/v1/webhook-endpoints/{endpoint_id}/deliveries", headers=org.bearer)
     assert deliveries.status_code == 200
+
+
+async def test_import_progress_json_and_report(  # type: ignore[no-untyped-def]
+    app, org: OrgCreds, owner: ConsoleUser
+) -> None:
+    rows = "".join(f"+1 505 555 {i:04d},Line {i}\n" for i in range(1200))  # two batches
+    source = ("phone_number,name\n" + rows + "bad,Broken\n").encode()
+    async with console_client(app) as http:
+        await sign_in(http, owner.email, owner.password)
+        page = await http.get("/console/import")
+        started = await http.post(
+            "/console/import",
+            data={"csrf": csrf_of(page.text)},
+            files={"file": ("numbers.csv", source, "text/csv")},
+        )
+        assert started.status_code == 303
+        job_url = started.headers["location"]
+        for _ in range(600):
+            status = (await http.get(f"{job_url}/status")).json()
+            assert 0 <= status["done"] <= status["total"] == 1201
+            if status["finished"]:
+                break
+            await asyncio.sleep(0.05)
+        assert status == {**status, "done": 1201, "created": 1200, "failed": 1, "error": None}
+        report = (await http.get(f"{job_url}/report.csv")).text.splitlines()
+        assert report[0] == "row,phone_number,status,id,error_field,error"
+        assert len(report) == 1202 and report[-1].startswith("1201,bad,failed,,phone_number,")
+        summary = await http.get(job_url)
+        assert "Imported 1,200, failed 1, of 1,201 rows" in summary.text
+
+        unusable = await http.post(
+            "/console/import",
+            data={"csrf": csrf_of(page.text)},
+            files={"file": ("u32.csv", "phone_number\n+15055550001\n".encode("utf-32"), "text/csv")},
+        )
+        assert unusable.status_code == 422 and "UTF-32" in unusable.text
