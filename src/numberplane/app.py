@@ -11,15 +11,19 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numberplane import __version__
 from numberplane.agents import views as agents_views
 from numberplane.carriers import views as carriers_views
+from numberplane.console import views as console_views
 from numberplane.dialects import freya, helloannie, retell, signalwire, twilio, vapi, vocode, zudu
 from numberplane.events import views as events_views
 from numberplane.events.worker import PeriodicJob, Worker, WorkerConfig
@@ -57,7 +61,66 @@ ROUTERS = (
 )
 
 # Routes that take many rows in one body, and so the larger body limit.
-BULK_ROUTES = (("POST", "/v1/phone-numbers/import"), ("PUT", "/freya/api/v2/phone-numbers"))
+BULK_ROUTES = (
+    ("POST", "/v1/phone-numbers/import"),
+    ("PUT", "/freya/api/v2/phone-numbers"),
+    ("POST", "/console/import"),
+)
+
+# Swagger UI and ReDoc as shipped by the fastapi-offline package, served from this process:
+# /docs and /redoc work on a machine without internet (FastAPI's defaults load them from a CDN).
+DOCS_STATIC = "/docs-static"
+# The pages may load nothing from elsewhere: ReDoc's sidebar asks a CDN for its logo on every
+# view (no option turns it off); the browser refuses it here and ReDoc hides the image.
+DOCS_CSP = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+    "worker-src 'self' blob:; connect-src 'self'"
+}
+
+
+def _docs_assets() -> str:
+    import fastapi_offline
+
+    return str(Path(fastapi_offline.__file__).with_name("static"))
+
+
+def install_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc with every asset from this server; no font or CDN request."""
+    app.mount(DOCS_STATIC, StaticFiles(directory=_docs_assets()), name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} API",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # the online validator badge: off
+        )
+        page.headers.update(DOCS_CSP)
+        return page
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{openapi_url}",
+            title=f"{app.title} API",
+            redoc_js_url=f"{root}{DOCS_STATIC}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers.update(DOCS_CSP)
+        return page
 
 
 class RequestIdMiddleware:
@@ -154,12 +217,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         version=__version__,
         description="Phone numbers for voice-AI agents: buy, import, configure, route, release.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.db = database
     app.state.settings = settings
     app.state.routing = routing
     dialects = (helloannie, freya, signalwire, zudu, retell, vocode, vapi, twilio)
-    errors.install(app, shapes=[d.ERROR_SHAPE for d in dialects])
+    errors.install(app, shapes=[*(d.ERROR_SHAPE for d in dialects), console_views.ERROR_SHAPE])
 
     # Inside the request-id middleware, so a 413 carries the request's id too.
     app.add_middleware(
@@ -183,6 +248,19 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": database.dialect})
 
+    @app.get("/", include_in_schema=False)
+    @app.get("/dashboard", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse(console_views.PREFIX, status_code=307)
+
     for router in ROUTERS:
         app.include_router(router)
+    install_docs(app)
+    # The console: its pages, and its own CSS and JS served from the package.
+    app.include_router(console_views.router)
+    app.mount(
+        f"{console_views.PREFIX}/static",
+        StaticFiles(directory=str(console_views.STATIC_DIR)),
+        name="console-static",
+    )
     return app

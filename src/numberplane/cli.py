@@ -19,6 +19,7 @@ from numberplane.carriers import cli as carriers_cli
 from numberplane.events import cli as events_cli
 from numberplane.kernel.settings import get_settings
 from numberplane.numbers import cli as numbers_cli
+from numberplane.tenancy import cli as tenancy_cli
 
 app = typer.Typer(help="Numberplane: phone numbers for voice-AI agents.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Organisations (tenants).", no_args_is_help=True)
@@ -62,35 +63,62 @@ def migrate() -> None:
 
 
 async def _bootstrap_first_org(host: str, port: int) -> None:
-    """On the very first start (no org yet), create one and print its key once, with a curl to try."""
+    """On the very first start (no org yet), create one and print its key once, with a curl to try;
+    while nobody can sign in to the console, create an owner and print their one-time password."""
+    import secrets
+
     from sqlalchemy import func, select
 
     from numberplane.carriers import service as carriers_service
     from numberplane.kernel.db import Actor
+    from numberplane.tenancy import users
     from numberplane.tenancy.models import Org
 
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     db = database()
+    key = None
     try:
         async with db.session() as session:
             count = await session.scalar(select(func.count()).select_from(Org))
-        if count:
-            return
-        async with db.uow(Actor.cli()) as uow:
-            org, key = await carriers_service.open_org(uow=uow, name="Default")
-            await uow.commit()
+        if not count:
+            async with db.uow(Actor.cli()) as uow:
+                org, key = await carriers_service.open_org(uow=uow, name="Default")
+                await uow.commit()
+        owner = None
+        if not await users.count_users(db=db):
+            async with db.session() as session:
+                first_org = await session.scalar(select(Org.id).order_by(Org.created_at, Org.id).limit(1))
+            password = secrets.token_urlsafe(12)
+            async with db.uow(Actor.cli(first_org)) as uow:
+                owner = await users.create_user(
+                    uow=uow, org_id=str(first_org), email="owner@localhost", role="owner", password=password
+                )
+                await uow.commit()
     finally:
         await db.dispose()
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
-    console.rule("[bold]First start: an org and an API key were created[/bold]")
-    typer.echo(f"org_id  {org.id}\nkey_id  {key.key_id}\nsecret  {key.secret}\ntoken   {key.token}", err=True)
-    console.print("[yellow]The secret is shown only now. Keep it.[/yellow]")
-    # Plain echo, not rich: the curl line must stay on one line to be copied.
-    typer.echo(
-        f"Try:\n  curl -s -H 'Authorization: Bearer {key.token}' "
-        f"'http://{shown}:{port}/v1/available-phone-numbers?country=US&area_code=415&limit=3'",
-        err=True,
-    )
-    console.rule()
+    if key is not None:
+        console.rule("[bold]First start: an org and an API key were created[/bold]")
+        typer.echo(
+            f"org_id  {org.id}\nkey_id  {key.key_id}\nsecret  {key.secret}\ntoken   {key.token}", err=True
+        )
+        console.print("[yellow]The secret is shown only now. Keep it.[/yellow]")
+        # Plain echo, not rich: the curl line must stay on one line to be copied.
+        typer.echo(
+            f"Try:\n  curl -s -H 'Authorization: Bearer {key.token}' "
+            f"'http://{shown}:{port}/v1/available-phone-numbers?country=US&area_code=415&limit=3'",
+            err=True,
+        )
+    if owner is not None:
+        console.rule("[bold]The console: an owner user was created[/bold]")
+        typer.echo(
+            f"console   http://{shown}:{port}/console\nemail     {owner.email}\npassword  {password}",
+            err=True,
+        )
+        console.print(
+            "[yellow]This password is shown only now. Add people with `numberplane users create`.[/yellow]"
+        )
+    if key is not None or owner is not None:
+        console.rule()
 
 
 def _public_url_for(host: str, port: int) -> None:
@@ -350,5 +378,6 @@ def _periodic_jobs(db: Any, settings: Any) -> list[Any]:
 
 
 app.add_typer(carriers_cli.carriers_app, name="carriers")
+app.add_typer(tenancy_cli.users_app, name="users")
 carriers_cli.carriers_app.command("reconcile")(numbers_cli.reconcile)
 app.command("worker")(events_cli.worker_command(_periodic_jobs))

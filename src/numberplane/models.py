@@ -5,7 +5,7 @@ from numberplane.carriers.models import CarrierAccount, SandboxNumber
 from numberplane.kernel.db import Base
 from numberplane.kernel.outbox import AuditEvent, OutboxEvent
 from numberplane.numbers.models import Order, PhoneNumber, PhoneNumberAgent
-from numberplane.tenancy.models import ApiKey, Org
+from numberplane.tenancy.models import ApiKey, Org, SignInFailure, User, UserSession
 
 __all__ = [
     "Agent",
@@ -20,4 +20,7 @@ __all__ = [
     "PhoneNumber",
     "PhoneNumberAgent",
     "SandboxNumber",
+    "SignInFailure",
+    "User",
+    "UserSession",
 ]

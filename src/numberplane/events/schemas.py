@@ -84,8 +84,8 @@ class WebhookDeliveryRead(BaseModel):
 class AuditEventRead(BaseModel):
     id: str
     org_id: str | None
-    actor_type: str = Field(description="api_key, cli or system.")
-    actor_id: str | None = Field(description="The API key id for api_key actors.")
+    actor_type: str = Field(description="api_key, user (a person in the console), cli or system.")
+    actor_id: str | None = Field(description="The API key id for api_key actors; the email for user actors.")
     via: str = Field(description="The API surface: v1, a dialect name, cli, system.")
     action: str
     target_type: str

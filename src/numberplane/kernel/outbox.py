@@ -70,7 +70,7 @@ class AuditEvent(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     actor_type: Mapped[str] = mapped_column(String(16))
-    actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    actor_id: Mapped[str | None] = mapped_column(String(254), nullable=True)  # a key id or an email
     via: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(64))
     target_type: Mapped[str] = mapped_column(String(32))

@@ -209,11 +209,13 @@ async def list_numbers(
     offset: int | None = None,
     order: str = "desc",
     sort_by: str | None = None,
+    floor: str | None = None,
 ) -> Page[PhoneNumberRead]:
     """Keyset pagination over the time-ordered id: a deep page costs what the first does.
 
     ``offset`` and ``sort_by`` (phone_number, name, area_code, updated_at) exist for vendor APIs
-    that page by offset and sort by a column; /v1 uses ``cursor`` over creation order.
+    that page by offset and sort by a column; /v1 uses ``cursor`` over creation order. ``floor``
+    (an id, inclusive) bounds a descending scan from below: see ``scan_floor``.
     """
     check_limit(limit)
     direction = order
@@ -224,6 +226,8 @@ async def list_numbers(
     query = _filtered(select(PhoneNumber), org_id, filters)
     if cursor:
         query = query.where(PhoneNumber.id < after if direction == "desc" else PhoneNumber.id > after)
+    if floor:
+        query = query.where(PhoneNumber.id >= floor)
     if sort_by:
         column = _SORTABLE.get(sort_by)
         if column is None:
@@ -253,6 +257,21 @@ _SORTABLE = {
     "updated_at": PhoneNumber.updated_at,
     "created_at": PhoneNumber.id,
 }
+
+
+async def scan_floor(
+    *, db: Database, org_id: str, status: str | None = None, cursor: str | None = None, rows: int = 10_000
+) -> str | None:
+    """The id ``rows`` numbers below ``cursor`` (newest first, ``status`` as in the list), or None
+    when fewer remain. A text search scans one such window per page (``list_numbers(floor=...)``),
+    so its cost is bounded however rare the matches are; the next window starts below the floor."""
+    query = _filtered(select(PhoneNumber.id), org_id, NumberFilters(status=status))
+    if cursor:
+        after, _direction = decode_cursor(cursor)
+        query = query.where(PhoneNumber.id < after)
+    query = query.order_by(PhoneNumber.id.desc()).offset(max(0, rows - 1)).limit(1)
+    async with db.session() as session:
+        return await session.scalar(query)
 
 
 async def count_numbers(*, db: Database, org_id: str, filters: NumberFilters | None = None) -> int:

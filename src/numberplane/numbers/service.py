@@ -26,6 +26,7 @@ from numberplane.numbers.reading import (
     count_numbers,
     get_number,
     list_numbers,
+    scan_floor,
     snapshot,
     to_read,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "renew_due",
     "resolve_order",
     "resolve_pending_orders",
+    "scan_floor",
     "search_available",
     "snapshot",
     "to_read",

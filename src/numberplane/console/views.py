@@ -1,0 +1,14 @@
+"""The console's routes, gathered for ``app.py`` (which mounts them and the static files)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from numberplane.console import accounts, admin, auth, imports, numbers
+from numberplane.console.web import ERROR_SHAPE, PREFIX, STATIC_DIR
+
+__all__ = ["ERROR_SHAPE", "PREFIX", "STATIC_DIR", "router"]
+
+router = APIRouter()
+for part in (auth.router, numbers.router, admin.router, accounts.router, imports.router):
+    router.include_router(part)
