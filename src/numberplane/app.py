@@ -19,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numberplane import __version__
 from numberplane.agents import views as agents_views
+from numberplane.calls import views as calls_views
+from numberplane.calls.recorder import Recorder
 from numberplane.carriers import views as carriers_views
 from numberplane.dialects import freya, helloannie, retell, signalwire, twilio, vapi, vocode, zudu
 from numberplane.events import views as events_views
@@ -43,6 +45,7 @@ log = logging.getLogger("numberplane")
 ROUTERS = (
     agents_views.make_router(agent_users=numbers_service.agent_users),
     numbers_views.router,
+    calls_views.router,
     carriers_views.make_router(account_users=numbers_service.account_users),
     events_views.router,
     routing_views.router,
@@ -122,6 +125,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     database = db or Database(settings.database_url)
     # The data plane's per-process state: route cache, account directory, webhook client.
     routing = Router(database, settings)
+    # Call records, written behind the data plane's answers (started and stopped in the lifespan).
+    recorder = Recorder(database, interval=settings.call_flush_seconds, batch=settings.call_flush_batch)
+    routing.recorder = recorder
     # With SQLite, `serve` also delivers webhooks and runs the periodic jobs; PostgreSQL
     # deployments run `numberplane worker` processes beside the servers.
     in_process_worker = settings.run_worker_in_process and is_sqlite(database.url)
@@ -131,6 +137,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         listener = ChangeListener(database)
         listener.start()
         fastpath.install(app)
+        recorder.start()
         worker = None
         if in_process_worker:
             config = WorkerConfig.from_settings(settings)
@@ -144,6 +151,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             if worker is not None:
                 app.state.events_worker = None
                 await worker.aclose()
+            await recorder.aclose()
             await routing.aclose()
             await listener.stop()
             if owns_db:
@@ -158,6 +166,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.settings = settings
     app.state.routing = routing
+    app.state.call_recorder = recorder
     dialects = (helloannie, freya, signalwire, zudu, retell, vocode, vapi, twilio)
     errors.install(app, shapes=[d.ERROR_SHAPE for d in dialects])
 

@@ -28,6 +28,8 @@ EVENT_TYPES = (
     "agent.deleted",
     "import.completed",
     "carrier.drift_detected",
+    "call.started",
+    "call.completed",
 )
 
 _SECRET_KEYS = frozenset(
