@@ -119,7 +119,8 @@ def _filtered(query: Select[Any], org_id: str, f: CallFilters) -> Select[Any]:
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    """UTC: SQLite compares timestamps as text, so every bound must be in the zone they are stored in."""
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 async def list_calls(

@@ -20,7 +20,7 @@ from numberplane.calls.schemas import RouteStatus
 from numberplane.routing import metrics, recording
 from numberplane.routing.decide import CallInfo, Decision
 from numberplane.routing.handlers import ENDPOINTS, Incoming, dispatch
-from numberplane.routing.render import FORMAT_CARRIER, render
+from numberplane.routing.render import FORMAT_CARRIER, as_json, render
 from numberplane.routing.service import record, router_of
 from numberplane.routing.trace import trace, webhook_facts
 from numberplane.tenancy.auth import Principal, require_principal
@@ -91,8 +91,8 @@ async def route_call(
     headers = {"X-Numberplane-Outcome": decision.outcome, "Cache-Control": "no-store"}
     if explain:
         explained = {
-            **decision.as_dict(),
-            "webhook_detail": webhook_facts(routed.route, routed.result, decision, routed.webhook_ms),
+            **as_json(decision),
+            "webhook": webhook_facts(routed.route, routed.result, decision, routed.webhook_ms),
             "trace": trace(routed.route, call, routed.result, decision, routed.webhook_ms),
         }
         return JSONResponse(explained, headers=headers)
