@@ -1,0 +1,106 @@
+"""POST /v1/test-calls: the number's carrier calls the running server over HTTP, signed with the
+account's own credentials, then sends its status callbacks; the settled record comes back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from numberplane.app import create_app
+from numberplane.kernel.db import Database
+from numberplane.kernel.settings import Settings
+from tests.routing.world import World
+from tests.support import LiveServer, OrgCreds, free_port
+
+
+@pytest.fixture(scope="module")
+def own_server(settings: Settings, db_url: str) -> Iterator[LiveServer]:
+    """The app on loopback with NUMBERPLANE_PUBLIC_URL naming itself, as a fresh install has it."""
+    port = free_port()
+    mine = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
+    server = LiveServer(create_app(settings=mine, db=Database(db_url)), port=port).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def api(own_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=own_server.url, timeout=30) as c:
+        yield c
+
+
+async def test_sandbox_number_answered_and_completed(
+    api: httpx.AsyncClient, world: World, org: OrgCreds, db: Database
+) -> None:
+    agent = await world.agent(stream_url="wss://agents.example.com/tc", versions=3)
+    number = await world.number(world.sandbox, agents=[(agent, None, 1.0)])
+    national = f"({number.phone_number[2:5]}) {number.phone_number[5:8]}-{number.phone_number[8:]}"
+    response = await api.post(
+        "/v1/test-calls",
+        json={"to": national, "from": "+12125550123", "duration_s": 42, "answer": True},
+        headers=org.bearer,
+    )
+    assert response.status_code == 201, response.text
+    call = response.json()
+    assert call["object"] == "call" and call["carrier"] == "sandbox"
+    assert call["phone_number_id"] == number.id and call["from"] == "+12125550123"
+    assert call["status"] == "completed" and call["duration_s"] == 42
+    assert call["answered_at"] is not None and call["ended_at"] is not None
+    assert (call["outcome"], call["agent_id"], call["agent_version"]) == ("agent_stream", agent, 3)
+    assert [s["step"] for s in call["trace"]] == ["number", "country", "webhook", "agent"]
+    answer = call["answer"]
+    assert answer["status"] == 200 and answer["content_type"].startswith("application/xml")
+    assert '<Stream url="wss://agents.example.com/tc">' in answer["body"]
+    assert call["carrier_call_id"] in answer["body"]  # the call id the agent receives
+    again = await api.get(f"/v1/calls/{call['id']}", headers=org.bearer)
+    assert again.status_code == 200
+    assert {k: v for k, v in call.items() if k != "answer"} == again.json()
+
+
+async def test_unanswered_call(api: httpx.AsyncClient, world: World, org: OrgCreds) -> None:
+    number = await world.number(world.sandbox)  # no agent, no fallback: not in service
+    response = await api.post(
+        "/v1/test-calls", json={"to": number.phone_number, "answer": False}, headers=org.bearer
+    )
+    assert response.status_code == 201, response.text
+    call = response.json()
+    assert call["status"] == "no_answer" and call["answered_at"] is None
+    assert (call["outcome"], call["reason"]) == ("not_in_service", "no_agent")
+    assert "not in service" in call["answer"]["body"]
+    assert call["trace"][-1]["step"] == "fallback" and call["trace"][-1]["result"] == "none"
+
+
+@pytest.mark.parametrize("carrier", ["twilio", "signalwire", "vonage"])
+async def test_real_carrier_accounts_sign_with_their_credentials(
+    api: httpx.AsyncClient, world: World, org: OrgCreds, carrier: str
+) -> None:
+    agent = await world.agent(sip_uri="sip:bot@sip.example.com")
+    number = await world.number(world.accounts[carrier], agents=[(agent, None, 1.0)])
+    response = await api.post(
+        "/v1/test-calls", json={"to": number.phone_number, "duration_s": 7}, headers=org.bearer
+    )
+    assert response.status_code == 201, response.text
+    call = response.json()
+    assert call["carrier"] == carrier and call["outcome"] == "agent_sip"
+    assert call["status"] == "completed" and call["duration_s"] == 7
+    assert call["answer"]["status"] == 200
+
+
+async def test_to_must_be_one_of_the_orgs_numbers(
+    api: httpx.AsyncClient, world: World, org: OrgCreds, other_org: OrgCreds
+) -> None:
+    number = await world.number(world.sandbox)
+    for to in ("+14155550199", "not a number", number.id):
+        response = await api.post("/v1/test-calls", json={"to": to}, headers=other_org.bearer)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "to"
+    telnyx = await world.number(world.accounts["telnyx"])
+    refused = await api.post("/v1/test-calls", json={"to": telnyx.phone_number}, headers=org.bearer)
+    assert refused.status_code == 422 and "private key" in refused.json()["errors"][0]["message"]
+    bad_from = await api.post(
+        "/v1/test-calls", json={"to": number.phone_number, "from": "nobody"}, headers=org.bearer
+    )
+    assert bad_from.status_code == 422 and bad_from.json()["errors"][0]["field"] == "from"
+    assert (await api.post("/v1/test-calls", json={"to": number.phone_number})).status_code == 401
