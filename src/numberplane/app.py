@@ -19,10 +19,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numberplane import __version__
 from numberplane.agents import views as agents_views
+from numberplane.calls import retention as calls_retention
 from numberplane.calls import views as calls_views
 from numberplane.calls.recorder import Recorder
 from numberplane.carriers import views as carriers_views
 from numberplane.dialects import freya, helloannie, retell, signalwire, twilio, vapi, vocode, zudu
+from numberplane.events import retention as events_retention
 from numberplane.events import views as events_views
 from numberplane.events.worker import PeriodicJob, Worker, WorkerConfig
 from numberplane.kernel import errors
@@ -101,7 +103,20 @@ def periodic_jobs(db: Database, settings: Settings) -> list[PeriodicJob]:
         renewed = await billing.renew_due(db=db)
         return f"{renewed} number-month(s) renewed"
 
-    return [PeriodicJob(name="billing", every=settings.billing_check_seconds, run=renew)]
+    async def prune() -> str:
+        calls = await calls_retention.prune_calls(db=db, days=settings.call_retention_days)
+        pruned = await events_retention.prune_events(
+            db=db,
+            event_days=settings.event_retention_days,
+            delivery_days=settings.delivery_retention_days,
+            audit_days=settings.audit_retention_days,
+        )
+        return f"pruned {calls} call(s), " + ", ".join(f"{n} {kind}" for kind, n in pruned.items())
+
+    return [
+        PeriodicJob(name="billing", every=settings.billing_check_seconds, run=renew),
+        PeriodicJob(name="retention", every=settings.retention_check_seconds, run=prune),
+    ]
 
 
 def _freeze_startup_objects() -> None:

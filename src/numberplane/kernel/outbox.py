@@ -61,7 +61,8 @@ class OutboxEvent(Base):
 
 
 class AuditEvent(Base):
-    """Who changed what, through which API. Append-only: nothing updates or deletes these rows."""
+    """Who changed what, through which API. Append-only: nothing updates these rows; only retention
+    (``events.retention``) deletes them, past ``NUMBERPLANE_AUDIT_RETENTION_DAYS``."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
