@@ -104,14 +104,15 @@ def periodic_jobs(db: Database, settings: Settings) -> list[PeriodicJob]:
         return f"{renewed} number-month(s) renewed"
 
     async def prune() -> str:
-        calls = await calls_retention.prune_calls(db=db, days=settings.call_retention_days)
+        calls = await calls_retention.retain_calls(db=db, days=settings.call_retention_days)
         pruned = await events_retention.prune_events(
             db=db,
             event_days=settings.event_retention_days,
             delivery_days=settings.delivery_retention_days,
             audit_days=settings.audit_retention_days,
         )
-        return f"pruned {calls} call(s), " + ", ".join(f"{n} {kind}" for kind, n in pruned.items())
+        events = ", ".join(f"{n} {kind}" for kind, n in pruned.items())
+        return f"pruned: {calls.summary()}; {events}"
 
     return [
         PeriodicJob(name="billing", every=settings.billing_check_seconds, run=renew),
@@ -142,7 +143,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     routing = Router(database, settings)
     # Call records, written behind the data plane's answers (started and stopped in the lifespan).
     recorder = Recorder(database, interval=settings.call_flush_seconds, batch=settings.call_flush_batch)
-    routing.recorder = recorder
+    routing.recorder = recorder if settings.call_records else None
     # With SQLite, `serve` also delivers webhooks and runs the periodic jobs; PostgreSQL
     # deployments run `numberplane worker` processes beside the servers.
     in_process_worker = settings.run_worker_in_process and is_sqlite(database.url)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from numberplane.app import periodic_jobs
+from numberplane.calls import partitions
 from numberplane.calls.models import Call
-from numberplane.calls.retention import prune_calls
+from numberplane.calls.retention import prune_calls, retain_calls
 from numberplane.calls.service import Observation, write_batch
 from numberplane.events.models import WebhookDelivery, WebhookEndpoint
 from numberplane.events.retention import id_before, prune_events
@@ -149,4 +151,32 @@ async def test_the_worker_runs_retention(db: Database, settings: Settings) -> No
     jobs = {job.name: job for job in periodic_jobs(db, settings)}
     assert jobs["retention"].every == settings.retention_check_seconds
     summary = await jobs["retention"].run()
-    assert summary.startswith("pruned ") and "audit_events" in summary
+    assert summary.startswith("pruned: ") and "call(s) deleted" in summary and "audit_events" in summary
+
+
+async def test_postgresql_partitions_by_month(db: Database, org: OrgCreds, backend: str) -> None:
+    """PostgreSQL: next month's partition is made ahead; a month wholly past retention is dropped."""
+    if backend != "postgresql":
+        pytest.skip("monthly partitions are PostgreSQL's; SQLite deletes in batches (tested above)")
+    long_ago = dt.datetime(2020, 1, 15, tzinfo=dt.UTC)
+    assert await partitions.ensure(db, now=long_ago, ahead=0) == ["calls_p202001"]
+    old = Observation(org_id=org.org_id, carrier="api", carrier_call_id="p-2020", at=long_ago)
+    await write_batch(db=db, observations=[old])
+    async with db.engine.connect() as conn:
+        where = await conn.scalar(
+            text("SELECT tableoid::regclass::text FROM calls WHERE carrier_call_id = 'p-2020'")
+        )
+    assert where == "calls_p202001"
+    result = await retain_calls(db=db, days=90)
+    assert "calls_p202001" in result.partitions_dropped
+    names = await partitions.partitions(db)
+    this_month = partitions.month_of(utcnow())
+    assert partitions.name_of(this_month) in names
+    assert partitions.name_of(partitions.next_month(this_month)) in names
+    assert "calls_p202001" not in names
+    assert await count(db, Call, Call.carrier_call_id == "p-2020") == 0
+    # A month ahead is made once; running again makes nothing new.
+    ahead = partitions.next_month(partitions.next_month(this_month))
+    made = await partitions.ensure(db, now=partitions.next_month(this_month))
+    assert made == [partitions.name_of(ahead)]
+    assert await partitions.ensure(db, now=partitions.next_month(this_month)) == []

@@ -18,6 +18,10 @@ from numberplane.kernel.db import Base, utcnow
 
 
 class Call(Base):
+    """On SQLite as declared here. On PostgreSQL (migration 0007) the table is range-partitioned by
+    month on ``started_at``: its primary key is (id, started_at) and the carrier key below is a
+    plain index, calls being serialised per key with advisory locks (``calls.service``)."""
+
     __tablename__ = "calls"
     __table_args__ = (
         UniqueConstraint("org_id", "carrier", "carrier_call_id"),

@@ -1,4 +1,6 @@
-"""Call records past ``NUMBERPLANE_CALL_RETENTION_DAYS``: deleted in bounded batches.
+"""Call records past ``NUMBERPLANE_CALL_RETENTION_DAYS``: whole monthly partitions dropped on
+PostgreSQL (``calls.partitions``, which also prepares next month's), then what is left deleted in
+bounded batches (all of it on SQLite).
 
 Each batch is its own short transaction (``batch`` rows through the ``started_at`` index), and
 one run does at most ``max_batches``, so pruning never holds a lock for long nor runs unbounded;
@@ -9,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 
+from numberplane.calls import partitions
 from numberplane.calls.models import Call
 from numberplane.kernel.db import Actor, Database, utcnow
 
@@ -35,3 +39,30 @@ async def prune_calls(
             break
         await asyncio.sleep(0)
     return total
+
+
+@dataclass
+class CallRetention:
+    deleted: int = 0
+    partitions_created: list[str] = field(default_factory=list)
+    partitions_dropped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        out = f"{self.deleted} call(s) deleted"
+        if self.partitions_created:
+            out += f"; call partitions created: {', '.join(self.partitions_created)}"
+        if self.partitions_dropped:
+            out += f"; call partitions dropped: {', '.join(self.partitions_dropped)}"
+        return out
+
+
+async def retain_calls(*, db: Database, days: int, now: dt.datetime | None = None) -> CallRetention:
+    """The retention job's call step: partitions (PostgreSQL), then the bounded deletes."""
+    now = now or utcnow()
+    out = CallRetention()
+    if db.dialect == "postgresql":
+        out.partitions_created = await partitions.ensure(db, now=now)
+        if days > 0:
+            out.partitions_dropped = await partitions.drop_expired(db, cutoff=now - dt.timedelta(days=days))
+    out.deleted = await prune_calls(db=db, days=days, now=now)
+    return out

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, insert, select, tuple_, update
+from sqlalchemy import Table, insert, select, text, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from numberplane.calls.models import Call
@@ -37,6 +38,9 @@ log = logging.getLogger("numberplane.calls")
 FINAL = frozenset({"completed", "busy", "no_answer", "failed", "canceled"})
 RANK = {"ringing": 0, "in_progress": 1, **{s: 2 for s in FINAL}}
 ATTEMPTS = 4
+# pg_advisory_xact_lock(namespace, bucket) for call writes ("NP" + 2), and the buckets.
+LOCK_NAMESPACE = 0x4E50_0002
+LOCK_BUCKETS = 16_384
 _calls: Table = Call.__table__  # type: ignore[assignment]
 
 # Carriers' status words -> ours (Twilio, SignalWire and Telnyx TeXML share CallStatus values).
@@ -228,6 +232,7 @@ async def write_batch(*, db: Database, observations: Sequence[Observation]) -> i
 async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
     """Merge ``observations`` into the calls table inside ``uow``, with their events."""
     keys = sorted({obs.key for obs in observations})
+    await _lock(uow, keys)
     existing = await _existing(uow, keys)
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     created: set[tuple[str, str, str]] = set()
@@ -263,6 +268,24 @@ async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
     await _events(uow, [rows[k] for k in keys if k in created], "call.started")
     await _events(uow, [rows[k] for k in dict.fromkeys(finished)], "call.completed")
     return len(rows)
+
+
+async def _lock(uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]) -> None:
+    """Hold the batch's calls until commit, so no other writer merges into them meanwhile.
+
+    PostgreSQL: advisory locks by hash bucket, taken in one order (writers never deadlock); the
+    partitioned table cannot hold a unique key without the partition key, so this is also what
+    keeps two processes from creating one call twice. SQLite: take the database's write lock
+    before reading (a write statement that changes nothing), so the rows read are current.
+    """
+    if uow.db.dialect == "sqlite":
+        await uow.session.execute(text("UPDATE calls SET status = status WHERE 0"))
+        return
+    buckets = sorted({zlib.crc32("\x00".join(key).encode()) % LOCK_BUCKETS for key in keys})
+    await uow.session.execute(
+        text("SELECT pg_advisory_xact_lock(:ns, b) FROM unnest(CAST(:buckets AS integer[])) AS b ORDER BY b"),
+        {"ns": LOCK_NAMESPACE, "buckets": buckets},
+    )
 
 
 async def _existing(

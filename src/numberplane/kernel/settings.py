@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     )
 
     # Calls (numberplane.calls) and retention (a worker's periodic job).
+    call_records: bool = Field(
+        default=True, description="Record every call the data plane answers (false: log and metrics only)."
+    )
     call_flush_seconds: float = Field(
         default=0.5, gt=0, le=5, description="How long a call record may wait before it is written."
     )

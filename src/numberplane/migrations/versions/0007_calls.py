@@ -16,6 +16,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        _upgrade_postgresql()
+        return
     op.create_table(
         "calls",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -55,7 +58,66 @@ def upgrade() -> None:
         batch_op.create_index("ix_calls_started_at", ["started_at"], unique=False)
 
 
+# PostgreSQL: the same columns, range-partitioned by month on started_at (calls.partitions keeps
+# next month's partition ready and drops expired ones). A partitioned table's primary key and
+# unique keys must include the partition key, so the primary key is (id, started_at) and the
+# carrier's call id is an ordinary index: writers serialise per call with advisory locks instead
+# (calls.service).
+_COLUMNS = """
+    id varchar(36) NOT NULL,
+    org_id varchar(36) NOT NULL,
+    phone_number_id varchar(36),
+    phone_number varchar(32),
+    from_number varchar(128),
+    direction varchar(16) NOT NULL,
+    carrier varchar(16) NOT NULL,
+    carrier_account_id varchar(36),
+    carrier_call_id varchar(128) NOT NULL,
+    status varchar(16) NOT NULL,
+    outcome varchar(32),
+    reason varchar(64),
+    agent_id varchar(36),
+    agent_version integer,
+    webhook json,
+    decision_ms double precision,
+    trace json,
+    sip_code integer,
+    started_at timestamptz NOT NULL,
+    answered_at timestamptz,
+    ended_at timestamptz,
+    duration_s integer,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    CONSTRAINT pk_calls PRIMARY KEY (id, started_at)
+"""
+
+
+def _upgrade_postgresql() -> None:
+    import datetime as dt
+
+    op.execute(f"CREATE TABLE calls ({_COLUMNS}) PARTITION BY RANGE (started_at)")
+    op.execute("CREATE TABLE calls_default PARTITION OF calls DEFAULT")
+    op.execute("CREATE INDEX ix_calls_org_id_id ON calls (org_id, id)")
+    op.execute("CREATE INDEX ix_calls_phone_number_id_started_at ON calls (phone_number_id, started_at)")
+    op.execute("CREATE INDEX ix_calls_started_at ON calls (started_at)")
+    op.execute(
+        "CREATE INDEX ix_calls_org_id_carrier_carrier_call_id ON calls (org_id, carrier, carrier_call_id)"
+    )
+    now = dt.datetime.now(dt.UTC)
+    month = dt.datetime(now.year, now.month, 1, tzinfo=dt.UTC)
+    for _ in range(2):  # this month and the next: the worker keeps one month ahead from here on
+        following = dt.datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=dt.UTC)
+        op.execute(
+            f"CREATE TABLE calls_p{month:%Y%m} PARTITION OF calls "
+            f"FOR VALUES FROM ('{month.isoformat()}') TO ('{following.isoformat()}')"
+        )
+        month = following
+
+
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TABLE calls")  # the partitions go with it
+        return
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_index("ix_calls_started_at")
         batch_op.drop_index("ix_calls_phone_number_id_started_at")
