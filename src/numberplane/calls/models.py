@@ -24,7 +24,8 @@ class Call(Base):
 
     __tablename__ = "calls"
     __table_args__ = (
-        UniqueConstraint("org_id", "carrier", "carrier_call_id"),
+        # Leading with the call id: a batch finds its calls by ``carrier_call_id IN (...)``.
+        UniqueConstraint("carrier_call_id", "org_id", "carrier"),
         Index("ix_calls_org_id_id", "org_id", "id"),
         Index("ix_calls_phone_number_id_started_at", "phone_number_id", "started_at"),
         Index("ix_calls_started_at", "started_at"),

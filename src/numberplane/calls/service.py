@@ -25,11 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, insert, select, text, tuple_, update
+from sqlalchemy import String, Table, any_, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from numberplane.calls.models import Call
-from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, utcnow
+from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, copy_rows, utcnow
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.outbox import emit_many
 
@@ -87,7 +88,7 @@ class DecisionFacts:
     reason: str
     agent_id: str | None = None
     agent_version: int | None = None
-    webhook: dict[str, Any] | None = None
+    webhook: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
     decision_ms: float | None = None
     trace: list[dict[str, str]] | Callable[[], list[dict[str, str]]] | None = None
 
@@ -162,7 +163,7 @@ def merge(row: dict[str, Any], obs: Observation) -> bool:
             reason=facts.reason,
             agent_id=facts.agent_id,
             agent_version=facts.agent_version,
-            webhook=facts.webhook,
+            webhook=facts.webhook() if callable(facts.webhook) else facts.webhook,
             decision_ms=facts.decision_ms,
             trace=trace,
         )
@@ -256,7 +257,9 @@ async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
             await asyncio.sleep(0)  # a large batch never holds the event loop for long
     session = uow.session
     if created:
-        await session.execute(insert(_calls), [rows[k] for k in keys if k in created])
+        fresh = [rows[k] for k in keys if k in created]
+        if not await copy_rows(session, _calls, fresh):
+            await session.execute(insert(_calls), fresh)
     for key in keys:
         if key in changed and key not in created:
             row = rows[key]
@@ -291,18 +294,22 @@ async def _lock(uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]) -> None:
 async def _existing(
     uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], dict[str, Any]]:
-    if not keys:
-        return {}
+    """The rows already written for ``keys``, found by the carrier's call ids (one index probe
+    each; on PostgreSQL the ids go as one array parameter)."""
+    wanted = set(keys)
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        query = select(_calls).where(
-            tuple_(_calls.c.org_id, _calls.c.carrier, _calls.c.carrier_call_id).in_(chunk)
-        )
-        if uow.db.dialect == "postgresql":
-            query = query.with_for_update()
-        for row in (await uow.session.execute(query)).mappings():
-            out[(row["org_id"], row["carrier"], row["carrier_call_id"])] = dict(row)
+    ids = sorted({key[2] for key in keys})
+    postgresql = uow.db.dialect == "postgresql"
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        if postgresql:
+            where = _calls.c.carrier_call_id == any_(bindparam("ids", chunk, type_=ARRAY(String(128))))
+        else:
+            where = _calls.c.carrier_call_id.in_(chunk)
+        for row in (await uow.session.execute(select(_calls).where(where))).mappings():
+            key = (row["org_id"], row["carrier"], row["carrier_call_id"])
+            if key in wanted:
+                out[key] = dict(row)
     return out
 
 

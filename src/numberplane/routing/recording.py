@@ -13,8 +13,46 @@ from functools import partial
 
 from numberplane.calls.service import DecisionFacts, Observation, duration_of, status_of
 from numberplane.kernel.db import utcnow
+from numberplane.routing.decide import CallInfo, Decision, WebhookResult
 from numberplane.routing.service import Routed, Router
-from numberplane.routing.trace import trace, webhook_facts
+from numberplane.routing.snapshot import RouteSnapshot
+from numberplane.routing.trace import Step, trace, webhook_facts
+
+_TRACES: dict[tuple[object, ...], list[Step]] = {}
+_TRACES_MAX = 4096
+
+
+def trace_of(
+    route: RouteSnapshot | None,
+    call: CallInfo,
+    result: WebhookResult | None,
+    decision: Decision,
+    webhook_ms: float | None,
+) -> list[Step]:
+    """``trace``, shared between calls whose trace is the same: without a webhook it depends on
+    the snapshot, the caller's country and where the call went, never on the call id (a busy
+    number's records share one list, encoded once per batch)."""
+    if result is not None:
+        return trace(route, call, result, decision, webhook_ms)
+    key = (
+        route,
+        call.to if route is None else None,
+        call.caller_country,
+        decision.outcome,
+        decision.reason,
+        decision.agent_id,
+        decision.agent_version,
+        decision.stream_url,
+        decision.sip_uri,
+        decision.dial_number,
+        decision.redirect_url,
+    )
+    steps = _TRACES.get(key)
+    if steps is None:
+        if len(_TRACES) >= _TRACES_MAX:
+            _TRACES.clear()
+        steps = _TRACES[key] = trace(route, call, result, decision, webhook_ms)
+    return steps
 
 
 def decided(
@@ -39,9 +77,9 @@ def decided(
         reason=decision.reason,
         agent_id=decision.agent_id,
         agent_version=decision.agent_version,
-        webhook=webhook_facts(route, routed.result, decision, routed.webhook_ms),
+        webhook=partial(webhook_facts, route, routed.result, decision, routed.webhook_ms),
         decision_ms=round((time.perf_counter() - started) * 1000, 3),
-        trace=partial(trace, route, call, routed.result, decision, routed.webhook_ms),
+        trace=partial(trace_of, route, call, routed.result, decision, routed.webhook_ms),
     )
     recorder.add(
         Observation(

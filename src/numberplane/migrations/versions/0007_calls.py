@@ -47,7 +47,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_calls")),
         sa.UniqueConstraint(
-            "org_id", "carrier", "carrier_call_id", name=op.f("uq_calls_org_id_carrier_carrier_call_id")
+            "carrier_call_id", "org_id", "carrier", name=op.f("uq_calls_carrier_call_id_org_id_carrier")
         ),
     )
     with op.batch_alter_table("calls", schema=None) as batch_op:
@@ -101,7 +101,7 @@ def _upgrade_postgresql() -> None:
     op.execute("CREATE INDEX ix_calls_phone_number_id_started_at ON calls (phone_number_id, started_at)")
     op.execute("CREATE INDEX ix_calls_started_at ON calls (started_at)")
     op.execute(
-        "CREATE INDEX ix_calls_org_id_carrier_carrier_call_id ON calls (org_id, carrier, carrier_call_id)"
+        "CREATE INDEX ix_calls_carrier_call_id_org_id_carrier ON calls (carrier_call_id, org_id, carrier)"
     )
     now = dt.datetime.now(dt.UTC)
     month = dt.datetime(now.year, now.month, 1, tzinfo=dt.UTC)
