@@ -156,22 +156,28 @@ async def number_stats(*, db: Database, org_id: str, ref: str, window: str) -> N
             Call.started_at <= until,
         )
         answered = Call.answered_at.is_not(None)
-        totals = (
-            await session.execute(
-                select(
-                    func.count(),
-                    func.count(case((answered, 1))),
-                    func.avg(case((answered, Call.duration_s))),
-                    func.count(case((answered & (Call.duration_s < SHORT_CALL_S), 1))),
-                    func.count(case((Call.outcome.in_(FALLBACK_OUTCOMES), 1))),
-                    func.count(case((Call.outcome == "rejected", 1))),
-                    func.count(Call.decision_ms),
-                ).where(*scope)
-            )
-        ).one()
-        calls, n_answered, avg_duration, short, fallbacks, rejected, timed = totals
-        p50 = await _percentile(session, scope, timed, 0.50)
-        p99 = await _percentile(session, scope, timed, 0.99)
+        columns: list[Any] = [
+            func.count(),
+            func.count(case((answered, 1))),
+            func.avg(case((answered, Call.duration_s))),
+            func.count(case((answered & (Call.duration_s < SHORT_CALL_S), 1))),
+            func.count(case((Call.outcome.in_(FALLBACK_OUTCOMES), 1))),
+            func.count(case((Call.outcome == "rejected", 1))),
+            func.count(Call.decision_ms),
+        ]
+        if db.dialect == "postgresql":
+            # percentile_disc is the nearest rank: the value SQLite's two ordered reads find.
+            columns += [
+                func.percentile_disc(0.5).within_group(Call.decision_ms),
+                func.percentile_disc(0.99).within_group(Call.decision_ms),
+            ]
+        totals = (await session.execute(select(*columns).where(*scope))).one()
+        calls, n_answered, avg_duration, short, fallbacks, rejected, timed = totals[:7]
+        if db.dialect == "postgresql":
+            p50, p99 = (float(v) if v is not None else None for v in totals[7:])
+        else:
+            p50 = await _percentile(session, scope, timed, 0.50)
+            p99 = await _percentile(session, scope, timed, 0.99)
     return NumberStats(
         phone_number_id=number.id,
         phone_number=number.phone_number,
