@@ -10,9 +10,10 @@ import pytest
 
 from numberplane.app import create_app
 from numberplane.kernel.db import Database
-from numberplane.kernel.settings import Settings
+from numberplane.kernel.settings import Settings, get_settings
+from tests.fakes.twilio import FakeTwilio
 from tests.routing.world import World
-from tests.support import LiveServer, OrgCreds, free_port
+from tests.support import AreaCodes, LiveServer, OrgCreds, free_port, operator_base_url
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +105,50 @@ async def test_to_must_be_one_of_the_orgs_numbers(
     )
     assert bad_from.status_code == 422 and bad_from.json()["errors"][0]["field"] == "from"
     assert (await api.post("/v1/test-calls", json={"to": number.phone_number})).status_code == 401
+
+
+async def test_a_number_bought_at_the_fake_twilio_rings_through_its_own_webhook(
+    api: httpx.AsyncClient,
+    own_server: LiveServer,
+    org: OrgCreds,
+    area_codes: AreaCodes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The whole path a new user sees: connect a Twilio account (the fake, checking requests as
+    Twilio does), buy a number there (its voice URL set to this server), ring it."""
+    fake = FakeTwilio()
+    fake.start()
+    try:
+        operator_base_url(monkeypatch, "twilio", fake.url)
+        # The buy flow tells the carrier the process's public URL: this server's own.
+        monkeypatch.setattr(get_settings(), "public_url", own_server.url)
+        account = await api.post(
+            "/v1/carrier-accounts",
+            json={
+                "carrier": "twilio",
+                "name": "Twilio",
+                "credentials": {"account_sid": fake.account_sid, "auth_token": fake.auth_token},
+                "timeout_seconds": 2,
+            },
+            headers=org.bearer,
+        )
+        assert account.status_code == 201, account.text
+        number = f"+1{area_codes.take()}5550100"
+        bought = await api.post(
+            "/v1/phone-numbers",
+            json={"phone_number": number, "carrier_account_id": account.json()["id"]},
+            headers=org.bearer,
+        )
+        assert bought.status_code in (201, 202), bought.text
+        at_carrier = fake.by_number(number)
+        assert at_carrier is not None and at_carrier["voice_url"] == f"{own_server.url}/voice/twilio"
+        response = await api.post(
+            "/v1/test-calls", json={"to": number, "duration_s": 12, "answer": True}, headers=org.bearer
+        )
+        assert response.status_code == 201, response.text
+        call = response.json()
+        assert call["carrier"] == "twilio" and call["phone_number_id"] == bought.json()["id"]
+        assert call["status"] == "completed" and call["duration_s"] == 12
+        assert call["outcome"] == "not_in_service" and call["answer"]["status"] == 200
+    finally:
+        fake.stop()
