@@ -9,6 +9,7 @@ import itertools
 from sqlalchemy import func, select
 
 from numberplane.calls.models import Call
+from numberplane.calls.recorder import Recorder
 from numberplane.calls.service import DecisionFacts, Observation, merge, new_row, status_of, write_batch
 from numberplane.kernel.db import Database, utcnow
 from numberplane.kernel.outbox import OutboxEvent
@@ -84,3 +85,20 @@ async def test_concurrent_writers_make_one_call(db: Database, org: OrgCreds) -> 
             select(func.count()).select_from(OutboxEvent).where(OutboxEvent.subject_id == rows[0].id)
         )
     assert events == 2  # call.started and one call.completed
+
+
+async def test_the_recorder_queue_is_bounded(db: Database, org: OrgCreds) -> None:
+    recorder = Recorder(db, batch=2, max_queue=3)
+    for i in range(5):
+        recorder.add(
+            Observation(
+                org_id=org.org_id, carrier="api", carrier_call_id=f"bounded-{i}", at=utcnow(), status="busy"
+            )
+        )
+    assert len(recorder) == 3 and recorder.dropped == 2
+    assert await recorder.flush() == 3 and len(recorder) == 0
+    async with db.session() as session:
+        ids = set(
+            await session.scalars(select(Call.carrier_call_id).where(Call.carrier_call_id.like("bounded-%")))
+        )
+    assert ids == {"bounded-0", "bounded-1", "bounded-2"}

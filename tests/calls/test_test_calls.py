@@ -13,7 +13,7 @@ from numberplane.kernel.db import Database
 from numberplane.kernel.settings import Settings, get_settings
 from tests.fakes.twilio import FakeTwilio
 from tests.routing.world import World
-from tests.support import AreaCodes, LiveServer, OrgCreds, free_port, operator_base_url
+from tests.support import AreaCodes, LiveServer, OrgCreds, free_port, operator_base_url, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,22 @@ async def test_a_number_bought_at_the_fake_twilio_rings_through_its_own_webhook(
         assert call["outcome"] == "not_in_service" and call["answer"]["status"] == 200
     finally:
         fake.stop()
+
+
+async def test_the_running_server_writes_records_behind_its_answers(
+    api: httpx.AsyncClient, own_server: LiveServer, world: World, org: OrgCreds
+) -> None:
+    """No explicit flush: the recorder started by the app's lifespan writes within its interval."""
+    agent = await world.agent(stream_url="wss://agents.example.com/behind")
+    number = await world.number(world.accounts["twilio"], agents=[(agent, None, 1.0)])
+    world.public_url = own_server.url  # signed for the URL this server is reached at
+    call = {"CallSid": "CA-behind-1", "From": "+12125550123", "To": number.phone_number}
+    answer = await world.post(api, world.twilio_request(world.accounts["twilio"], call))
+    assert answer.status_code == 200 and b"<Stream" in answer.content
+
+    async def recorded() -> list[dict[str, object]]:
+        response = await api.get("/v1/calls", params={"phone_number_id": number.id}, headers=org.bearer)
+        return list(response.json()["data"])
+
+    (record,) = await wait_for(recorded, timeout=10)
+    assert record["carrier_call_id"] == "CA-behind-1" and record["agent_id"] == agent
