@@ -174,3 +174,18 @@ async def test_unsigned_requests_leave_no_record(
     await flush()
     response = await client.get("/v1/calls", params={"phone_number": number.phone_number}, headers=org.bearer)
     assert response.json()["data"] == []
+
+
+async def test_metrics_show_the_write_behind_queue(
+    client: httpx.AsyncClient, world: World, flush: Flush
+) -> None:
+    account = world.accounts["twilio"]
+    number = await world.number(account)
+    call = {"CallSid": "CA-metrics-1", "From": CALLER, "To": number.phone_number}
+    await flush()
+    assert (await world.post(client, world.twilio_request(account, call))).status_code == 200
+    waiting = (await client.get("/metrics")).text
+    assert "numberplane_call_records_pending 1.0" in waiting
+    await flush()
+    assert "numberplane_call_records_pending 0.0" in (await client.get("/metrics")).text
+    assert "numberplane_call_records_dropped 0.0" in waiting

@@ -137,5 +137,8 @@ async def prometheus_metrics(request: Request) -> Response:
     routing = getattr(request.app.state, "routing", None)
     if routing is not None:
         metrics.CACHE_SIZE.set(len(routing.cache))
+        if routing.recorder is not None:
+            metrics.CALL_RECORDS_PENDING.set(len(routing.recorder))
+            metrics.CALL_RECORDS_DROPPED.set(routing.recorder.dropped + routing.recorder.failed)
     body = generate_latest(metrics.REGISTRY) + generate_latest(DEFAULT_REGISTRY)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
