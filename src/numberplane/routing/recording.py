@@ -55,6 +55,22 @@ def trace_of(
     return steps
 
 
+# The webhook object of every call whose webhook was not asked: one shared (read-only) dict each.
+_UNASKED: dict[str, dict[str, object]] = {}
+
+
+def _unasked(status: str) -> dict[str, object]:
+    facts = _UNASKED.get(status)
+    if facts is None:
+        facts = _UNASKED[status] = {
+            "asked": False,
+            "status": status,
+            "latency_ms": None,
+            "overrode_agent": False,
+        }
+    return facts
+
+
 def decided(
     router: Router,
     routed: Routed,
@@ -77,7 +93,11 @@ def decided(
         reason=decision.reason,
         agent_id=decision.agent_id,
         agent_version=decision.agent_version,
-        webhook=partial(webhook_facts, route, routed.result, decision, routed.webhook_ms),
+        webhook=(
+            _unasked(decision.webhook)
+            if routed.result is None
+            else partial(webhook_facts, route, routed.result, decision, routed.webhook_ms)
+        ),
         decision_ms=round((time.perf_counter() - started) * 1000, 3),
         trace=partial(trace_of, route, call, routed.result, decision, routed.webhook_ms),
     )
