@@ -171,3 +171,19 @@ async def test_the_running_server_writes_records_behind_its_answers(
 
     (record,) = await wait_for(recorded, timeout=10)
     assert record["carrier_call_id"] == "CA-behind-1" and record["agent_id"] == agent
+
+
+async def test_an_unreachable_public_url_is_a_clear_502(
+    settings: Settings, db: Database, world: World, org: OrgCreds
+) -> None:
+    nowhere = settings.model_copy(
+        update={"public_url": f"http://127.0.0.1:{free_port()}", "test_call_timeout_seconds": 2.0}
+    )
+    app = create_app(settings=nowhere, db=db)
+    number = await world.number(world.sandbox)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        response = await c.post("/v1/test-calls", json={"to": number.phone_number}, headers=org.bearer)
+    await app.state.routing.aclose()
+    assert response.status_code == 502, response.text
+    body = response.json()
+    assert body["code"] == "test_call_failed" and nowhere.public_url in body["detail"]
