@@ -224,7 +224,10 @@ async def main() -> None:
             lambda: reading.list_calls(db=db, org_id=org_id, limit=50, cursor=deep_cursor[0]),
         )
         await timed("list: busy number's calls", args.repeat, page(phone_number=busy.phone_number))
-        await timed("list: a typical number's calls", args.repeat, page(phone_number_id=typical.id))
+        await timed("list: a typical number's calls (by id)", args.repeat, page(phone_number_id=typical.id))
+        await timed(
+            "list: a typical number's calls (by E.164)", args.repeat, page(phone_number=typical.phone_number)
+        )
         await timed("list: status=no_answer,busy", args.repeat, page(status="no_answer,busy"))
         for who, pn in (("busy", busy), ("typical", typical)):
             for window in ("30d", "24h"):

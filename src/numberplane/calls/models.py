@@ -27,6 +27,8 @@ class Call(Base):
         # Leading with the call id: a batch finds its calls by ``carrier_call_id IN (...)``.
         UniqueConstraint("carrier_call_id", "org_id", "carrier"),
         Index("ix_calls_org_id_id", "org_id", "id"),
+        # The log filtered by the called number (any format, any holder of it), newest first.
+        Index("ix_calls_org_id_phone_number_id", "org_id", "phone_number", "id"),
         Index("ix_calls_phone_number_id_started_at", "phone_number_id", "started_at"),
         Index("ix_calls_started_at", "started_at"),
     )

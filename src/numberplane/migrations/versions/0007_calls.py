@@ -53,6 +53,9 @@ def upgrade() -> None:
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.create_index("ix_calls_org_id_id", ["org_id", "id"], unique=False)
         batch_op.create_index(
+            "ix_calls_org_id_phone_number_id", ["org_id", "phone_number", "id"], unique=False
+        )
+        batch_op.create_index(
             "ix_calls_phone_number_id_started_at", ["phone_number_id", "started_at"], unique=False
         )
         batch_op.create_index("ix_calls_started_at", ["started_at"], unique=False)
@@ -98,6 +101,7 @@ def _upgrade_postgresql() -> None:
     op.execute(f"CREATE TABLE calls ({_COLUMNS}) PARTITION BY RANGE (started_at)")
     op.execute("CREATE TABLE calls_default PARTITION OF calls DEFAULT")
     op.execute("CREATE INDEX ix_calls_org_id_id ON calls (org_id, id)")
+    op.execute("CREATE INDEX ix_calls_org_id_phone_number_id ON calls (org_id, phone_number, id)")
     # Covering: a number's stats read only this index (an index-only scan), not the rows.
     op.execute(
         "CREATE INDEX ix_calls_phone_number_id_started_at ON calls (phone_number_id, started_at) "
@@ -125,5 +129,6 @@ def downgrade() -> None:
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_index("ix_calls_started_at")
         batch_op.drop_index("ix_calls_phone_number_id_started_at")
+        batch_op.drop_index("ix_calls_org_id_phone_number_id")
         batch_op.drop_index("ix_calls_org_id_id")
     op.drop_table("calls")
