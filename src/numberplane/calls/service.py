@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from numberplane.calls.models import Call
-from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, copy_rows, utcnow
+from numberplane.kernel.db import Actor, Database, RawJSON, UnitOfWork, as_utc, copy_rows, utcnow
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.outbox import emit_many
 
@@ -90,7 +90,7 @@ class DecisionFacts:
     agent_version: int | None = None
     webhook: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
     decision_ms: float | None = None
-    trace: list[dict[str, str]] | Callable[[], list[dict[str, str]]] | None = None
+    trace: list[dict[str, str]] | RawJSON | Callable[[], list[dict[str, str]] | RawJSON] | None = None
 
 
 @dataclass(slots=True)

@@ -83,7 +83,16 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+class RawJSON(str):
+    """JSON text already encoded (a value shared by many rows, encoded once): a JSON column
+    stores it as it is."""
+
+    __slots__ = ()
+
+
 def _dumps(value: Any) -> str:
+    if isinstance(value, RawJSON):
+        return str.__str__(value)
     return json.dumps(value, separators=(",", ":"), default=str)
 
 

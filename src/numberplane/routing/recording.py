@@ -8,18 +8,19 @@ touches the database.
 
 from __future__ import annotations
 
+import json
 import time
 from functools import partial
 
 from numberplane.calls.service import DecisionFacts, Observation, duration_of, status_of
-from numberplane.kernel.db import utcnow
+from numberplane.kernel.db import RawJSON, utcnow
 from numberplane.routing.decide import CallInfo, Decision, WebhookResult
 from numberplane.routing.service import Routed, Router
 from numberplane.routing.snapshot import RouteSnapshot
 from numberplane.routing.trace import Step, trace, webhook_facts
 
-_TRACES: dict[tuple[object, ...], list[Step]] = {}
-_TRACES_MAX = 4096
+_TRACES: dict[tuple[object, ...], RawJSON] = {}
+_TRACES_MAX = 65_536
 
 
 def trace_of(
@@ -28,10 +29,11 @@ def trace_of(
     result: WebhookResult | None,
     decision: Decision,
     webhook_ms: float | None,
-) -> list[Step]:
-    """``trace``, shared between calls whose trace is the same: without a webhook it depends on
-    the snapshot, the caller's country and where the call went, never on the call id (a busy
-    number's records share one list, encoded once per batch)."""
+) -> list[Step] | RawJSON:
+    """``trace``, built and encoded once for every call whose trace is the same. Without a
+    webhook it depends on the snapshot, the caller's country and where the call went, never on
+    the call id, so the calls to one number share it. Kept as JSON text: a plain string, which
+    the garbage collector never walks however many are kept (oldest dropped first)."""
     if result is not None:
         return trace(route, call, result, decision, webhook_ms)
     key = (
@@ -47,12 +49,13 @@ def trace_of(
         decision.dial_number,
         decision.redirect_url,
     )
-    steps = _TRACES.get(key)
-    if steps is None:
+    encoded = _TRACES.get(key)
+    if encoded is None:
         if len(_TRACES) >= _TRACES_MAX:
-            _TRACES.clear()
-        steps = _TRACES[key] = trace(route, call, result, decision, webhook_ms)
-    return steps
+            _TRACES.pop(next(iter(_TRACES)), None)
+        steps = trace(route, call, result, decision, webhook_ms)
+        encoded = _TRACES[key] = RawJSON(json.dumps(steps, separators=(",", ":")))
+    return encoded
 
 
 # The webhook object of every call whose webhook was not asked: one shared (read-only) dict each.
