@@ -208,10 +208,26 @@ async def explain(url: str) -> None:
             print("    " + line.strip())
 
 
+async def count_calls(url: str) -> None:
+    """How many call records the recorded run left (every answered request should be one)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    conn = await asyncpg.connect(
+        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    calls = await conn.fetchval("SELECT count(*) FROM calls")
+    events = await conn.fetchval("SELECT count(*) FROM events WHERE type = 'call.started'")
+    await conn.close()
+    print(f"  call records written by the recorded run: {calls:,} ({events:,} call.started events)")
+
+
 # -- Load generation ----------------------------------------------------------------------------------
 
 
-def signed_requests(seed: Seed, base: str, numbers: list[str]) -> list[bytes]:
+def signed_requests(seed: Seed, base: str, numbers: list[str], tag: int = 0) -> list[bytes]:
+    """One Twilio-signed request per number; ``tag`` keeps call ids apart between phases (each
+    request is a new call, as the call records see it)."""
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(seed.auth_token)
@@ -221,7 +237,7 @@ def signed_requests(seed: Seed, base: str, numbers: list[str]) -> list[bytes]:
         params = {
             "AccountSid": seed.account_sid,
             "ApiVersion": "2010-04-01",
-            "CallSid": f"CA{i:032x}",
+            "CallSid": f"CA{tag:04x}{i:028x}",
             "CallStatus": "ringing",
             "Direction": "inbound",
             "From": "+12125550123",
@@ -489,13 +505,14 @@ async def main() -> None:
 
         port = 18_000 + os.getpid() % 1000
         public = f"http://127.0.0.1:{port}"
-        warm_requests = signed_requests(seed, public, cold)
         sets = {
-            "warmup": signed_requests(seed, public, warmup),
-            "cold": warm_requests,
-            "warm": warm_requests,
-            "steady": [warm_requests[i % len(warm_requests)] for i in range(steady_count)],
-            "steady_cold": signed_requests(seed, public, steady_cold),
+            "warmup": signed_requests(seed, public, warmup, tag=1),
+            "cold": signed_requests(seed, public, cold, tag=2),
+            "warm": signed_requests(seed, public, cold, tag=3),
+            "steady": signed_requests(
+                seed, public, [cold[i % len(cold)] for i in range(steady_count)], tag=4
+            ),
+            "steady_cold": signed_requests(seed, public, steady_cold, tag=5),
         }
         env = {
             **os.environ,
@@ -510,11 +527,22 @@ async def main() -> None:
         print(
             f"uvicorn (uvloop, httptools, 1 worker); load from this process, {args.concurrency} connections"
         )
+        # Without call records, then with: the difference is what writing a record behind every
+        # answer costs. (The order was the other way first; swapping it moved the figures by less
+        # than the machine's noise.)
+        proc = start_server(
+            "numberplane.app:create_app", port, {**env, "NUMBERPLANE_CALL_RECORDS": "0"}, True
+        )
+        try:
+            unrecorded = await bench_target("numberplane, no call records", proc, port, sets, args, cold=True)
+        finally:
+            stop_server(proc)
         proc = start_server("numberplane.app:create_app", port, env, factory=True)
         try:
             ours = await bench_target("numberplane", proc, port, sets, args, cold=True)
         finally:
             stop_server(proc)
+        await count_calls(url)
         bare_env = {**env, "PYTHONPATH": REPO_ROOT}
         proc = start_server("bench.routing:bare_app", port, bare_env, factory=False)
         try:
@@ -535,6 +563,19 @@ async def main() -> None:
         print(
             f"  p99 at {args.rate:.0f}/s: warm {ours[2].pct(99):.2f} ms, cold {ours[3].pct(99):.2f} ms, "
             f"bare {bare[1].pct(99):.2f} ms"
+        )
+        print(
+            f"  call records: decisions/s with/without, warm {warm.rate / unrecorded[1].rate:.2f}, "
+            f"cold {ours[0].rate / unrecorded[0].rate:.2f}"
+        )
+        if warm.cpu_us and unrecorded[1].cpu_us:
+            print(
+                "  call records: server CPU per request without/with (warm): "
+                f"{unrecorded[1].cpu_us / warm.cpu_us:.2f}"
+            )
+        print(
+            f"  call records: p99 at {args.rate:.0f}/s with/without: warm {ours[2].pct(99):.2f} / "
+            f"{unrecorded[2].pct(99):.2f} ms, cold {ours[3].pct(99):.2f} / {unrecorded[3].pct(99):.2f} ms"
         )
     finally:
         if not args.keep:

@@ -22,9 +22,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numberplane import __version__
 from numberplane.agents import views as agents_views
+from numberplane.calls import retention as calls_retention
+from numberplane.calls import views as calls_views
+from numberplane.calls.recorder import Recorder
 from numberplane.carriers import views as carriers_views
 from numberplane.console import views as console_views
 from numberplane.dialects import freya, helloannie, retell, signalwire, twilio, vapi, vocode, zudu
+from numberplane.events import retention as events_retention
 from numberplane.events import views as events_views
 from numberplane.events.worker import PeriodicJob, Worker, WorkerConfig
 from numberplane.kernel import errors
@@ -47,6 +51,7 @@ log = logging.getLogger("numberplane")
 ROUTERS = (
     agents_views.make_router(agent_users=numbers_service.agent_users),
     numbers_views.router,
+    calls_views.router,
     carriers_views.make_router(account_users=numbers_service.account_users),
     events_views.router,
     routing_views.router,
@@ -161,7 +166,21 @@ def periodic_jobs(db: Database, settings: Settings) -> list[PeriodicJob]:
         renewed = await billing.renew_due(db=db)
         return f"{renewed} number-month(s) renewed"
 
-    return [PeriodicJob(name="billing", every=settings.billing_check_seconds, run=renew)]
+    async def prune() -> str:
+        calls = await calls_retention.retain_calls(db=db, days=settings.call_retention_days)
+        pruned = await events_retention.prune_events(
+            db=db,
+            event_days=settings.event_retention_days,
+            delivery_days=settings.delivery_retention_days,
+            audit_days=settings.audit_retention_days,
+        )
+        events = ", ".join(f"{n} {kind}" for kind, n in pruned.items())
+        return f"pruned: {calls.summary()}; {events}"
+
+    return [
+        PeriodicJob(name="billing", every=settings.billing_check_seconds, run=renew),
+        PeriodicJob(name="retention", every=settings.retention_check_seconds, run=prune),
+    ]
 
 
 def _freeze_startup_objects() -> None:
@@ -185,6 +204,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     database = db or Database(settings.database_url)
     # The data plane's per-process state: route cache, account directory, webhook client.
     routing = Router(database, settings)
+    # Call records, written behind the data plane's answers (started and stopped in the lifespan).
+    recorder = Recorder(database, interval=settings.call_flush_seconds, batch=settings.call_flush_batch)
+    routing.recorder = recorder if settings.call_records else None
     # With SQLite, `serve` also delivers webhooks and runs the periodic jobs; PostgreSQL
     # deployments run `numberplane worker` processes beside the servers.
     in_process_worker = settings.run_worker_in_process and is_sqlite(database.url)
@@ -194,6 +216,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         listener = ChangeListener(database)
         listener.start()
         fastpath.install(app)
+        recorder.start()
         worker = None
         if in_process_worker:
             config = WorkerConfig.from_settings(settings)
@@ -207,6 +230,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             if worker is not None:
                 app.state.events_worker = None
                 await worker.aclose()
+            await recorder.aclose()
             await routing.aclose()
             await listener.stop()
             if owns_db:
@@ -223,6 +247,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.settings = settings
     app.state.routing = routing
+    app.state.call_recorder = recorder
     dialects = (helloannie, freya, signalwire, zudu, retell, vocode, vapi, twilio)
     errors.install(app, shapes=[*(d.ERROR_SHAPE for d in dialects), console_views.ERROR_SHAPE])
 

@@ -1,6 +1,7 @@
 """Every table, imported in one place so metadata (and Alembic) sees them all."""
 
 from numberplane.agents.models import Agent, AgentVersion
+from numberplane.calls.models import Call
 from numberplane.carriers.models import CarrierAccount, SandboxNumber
 from numberplane.kernel.db import Base
 from numberplane.kernel.outbox import AuditEvent, OutboxEvent
@@ -13,6 +14,7 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Call",
     "CarrierAccount",
     "Order",
     "Org",

@@ -83,8 +83,43 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+class RawJSON(str):
+    """JSON text already encoded (a value shared by many rows, encoded once): a JSON column
+    stores it as it is."""
+
+    __slots__ = ()
+
+
 def _dumps(value: Any) -> str:
+    if isinstance(value, RawJSON):
+        return str.__str__(value)
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+async def copy_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> bool:
+    """Insert ``rows`` into ``table`` with PostgreSQL's COPY, inside the session's transaction (a
+    fraction of a multi-row INSERT's cost per row). JSON columns are serialised here. False on
+    other databases: the caller inserts the ordinary way."""
+    if session.bind is None or session.bind.dialect.name != "postgresql" or not rows:
+        return False
+    columns = list(rows[0])
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    encoded: dict[int, str] = {}  # one object shared by many rows (a memoised trace) is encoded once
+
+    def as_json(value: Any) -> str | None:
+        if value is None:
+            return None
+        text = encoded.get(id(value))
+        if text is None:
+            text = encoded[id(value)] = _dumps(value)
+        return text
+
+    records = [tuple(as_json(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection  # asyncpg's Connection
+    await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    return True
 
 
 class Database:

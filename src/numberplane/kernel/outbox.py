@@ -14,7 +14,7 @@ from sqlalchemy import Index, String, insert, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from numberplane.kernel import changes
-from numberplane.kernel.db import Base, UnitOfWork, utcnow
+from numberplane.kernel.db import Base, UnitOfWork, copy_rows, utcnow
 from numberplane.kernel.ids import new_id
 
 EVENT_TYPES = (
@@ -28,6 +28,8 @@ EVENT_TYPES = (
     "agent.deleted",
     "import.completed",
     "carrier.drift_detected",
+    "call.started",
+    "call.completed",
 )
 
 _SECRET_KEYS = frozenset(
@@ -59,7 +61,8 @@ class OutboxEvent(Base):
 
 
 class AuditEvent(Base):
-    """Who changed what, through which API. Append-only: nothing updates or deletes these rows."""
+    """Who changed what, through which API. Append-only: nothing updates these rows; only retention
+    (``events.retention``) deletes them, past ``NUMBERPLANE_AUDIT_RETENTION_DAYS``."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
@@ -88,7 +91,7 @@ def redact(value: Any) -> Any:
             k: (
                 REDACTED
                 if (k in _SECRET_KEYS or k.endswith(("_password", "_secret", "_token"))) and v
-                else redact(v)
+                else (redact(v) if isinstance(v, dict | list) else v)
             )
             for k, v in value.items()
         }
@@ -150,7 +153,8 @@ async def emit_many(
         }
         for subject_id, data in items
     ]
-    await uow.session.execute(insert(OutboxEvent.__table__), rows)  # type: ignore[arg-type]
+    if not await copy_rows(uow.session, OutboxEvent.__table__, rows):
+        await uow.session.execute(insert(OutboxEvent.__table__), rows)  # type: ignore[arg-type]
     events_written(uow)
 
 

@@ -100,6 +100,36 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="How often the worker rolls the billing clock forward."
     )
 
+    # Calls (numberplane.calls) and retention (a worker's periodic job).
+    call_records: bool = Field(
+        default=True, description="Record every call the data plane answers (false: log and metrics only)."
+    )
+    call_flush_seconds: float = Field(
+        default=0.5, gt=0, le=5, description="How long a call record may wait before it is written."
+    )
+    call_flush_batch: int = Field(
+        default=500, ge=1, le=5000, description="Call records written per batch (sooner when this many wait)."
+    )
+    call_retention_days: int = Field(default=90, ge=0, description="Days a call record is kept (0: forever).")
+    event_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="Days an event is kept once every delivery of it has finished (0: forever).",
+    )
+    delivery_retention_days: int = Field(
+        default=90, ge=0, description="Days a finished (succeeded or failed) delivery is kept (0: forever)."
+    )
+    audit_retention_days: int = Field(default=90, ge=0, description="Days an audit row is kept (0: forever).")
+    retention_check_seconds: float = Field(
+        default=3600.0, gt=0, description="How often the worker prunes rows past their retention."
+    )
+    test_call_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="Time a test call's request to this server's public URL may take.",
+    )
+
     def carrier_api_base_url(self, carrier: str) -> str | None:
         """The operator's base URL for ``carrier``'s API, if one is set."""
         value = getattr(self, f"{carrier}_api_base_url", None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
-from numberplane.routing import metrics
+from numberplane.routing import metrics, recording
 from numberplane.routing.carrier_auth import Verdict, refused
 from numberplane.routing.decide import CallInfo
 from numberplane.routing.render import CARRIER_FORMAT, render
@@ -114,13 +114,31 @@ async def form_carrier(
             call_status,
             params.get("CallDuration"),
         )
+        await recording.status_reported(
+            r,
+            carrier=label,
+            org_id=account.org_id,
+            account_id=account.id,
+            call_id=call.call_id,
+            to=call.to,
+            caller=call.caller or call.raw_caller,
+            status=call_status,
+            duration=params.get("CallDuration"),
+            sip_code=_int(params.get("SipResponseCode")),
+        )
         return Outgoing(204)
     if label != carrier:  # the sandbox answers on Twilio's endpoint
         call = replace(call, carrier=label)
-    decision = await r.route(call, account_id=account.id)
+    routed = await r.route_full(call, account_id=account.id)
+    decision = routed.decision
     body, media_type = render(decision, CARRIER_FORMAT[carrier])
     record(decision, label, started)
+    recording.decided(r, routed, carrier=label, org_id=account.org_id, account_id=account.id, started=started)
     return Outgoing(200, body, media_type)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) <= 3 else None
 
 
 # -- Vonage (GET query or POST JSON, NCCO answer) ----------------------------------------------------
@@ -167,10 +185,25 @@ async def vonage(incoming: Incoming, *, fallback: bool = False, status: bool = F
             _text(params.get("from")),
             call_status,
         )
+        await recording.status_reported(
+            r,
+            carrier="vonage",
+            org_id=account.org_id,
+            account_id=account.id,
+            call_id=call.call_id,
+            to=call.to,
+            caller=call.caller or call.raw_caller,
+            status=call_status,
+            duration=params.get("duration"),
+        )
         return Outgoing(200)
-    decision = await r.route(call, account_id=account.id)
+    routed = await r.route_full(call, account_id=account.id)
+    decision = routed.decision
     body, media_type = render(decision, "ncco")
     record(decision, "vonage", started)
+    recording.decided(
+        r, routed, carrier="vonage", org_id=account.org_id, account_id=account.id, started=started
+    )
     return Outgoing(200, body, media_type)
 
 

@@ -55,6 +55,16 @@ STATUS_CALLBACKS = Counter(
     ["carrier", "status"],
     registry=REGISTRY,
 )
+CALL_RECORDS_PENDING = Gauge(
+    "numberplane_call_records_pending",
+    "Call observations waiting to be written (the write-behind queue).",
+    registry=REGISTRY,
+)
+CALL_RECORDS_DROPPED = Gauge(
+    "numberplane_call_records_dropped",
+    "Call observations dropped since the process started (queue full, or a batch the database refused).",
+    registry=REGISTRY,
+)
 
 # Pre-bound children for the hot path (label lookups cost more than the increment).
 _cache_hit = CACHE_LOOKUPS.labels("hit")

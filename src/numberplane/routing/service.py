@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
+from numberplane.calls.recorder import Recorder
 from numberplane.kernel import changes
 from numberplane.kernel.changes import asyncpg_dsn
 from numberplane.kernel.db import Database
@@ -32,6 +33,16 @@ log = logging.getLogger("numberplane.routing")
 POOL_SIZE = 10
 
 
+class Routed(NamedTuple):
+    """A decision and what it was made from."""
+
+    route: RouteSnapshot | None
+    call: CallInfo
+    result: WebhookResult | None
+    webhook_ms: float | None
+    decision: Decision
+
+
 class Router:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -42,6 +53,8 @@ class Router:
         self.accounts = AccountDirectory(db)
         self.carrier_auth = CarrierAuth(self.accounts, self.lookup)
         self._client: httpx.AsyncClient | None = None
+        # Where call observations go (``calls.recorder.Recorder``); the app sets it. None: no records.
+        self.recorder: Recorder | None = None
         self._pool: Any = None  # asyncpg pool for the snapshot query (PostgreSQL)
         self._pool_lock = asyncio.Lock()
         self._sql = snapshot.postgresql_sql() if db.dialect == "postgresql" else None
@@ -120,19 +133,34 @@ class Router:
     ) -> Decision:
         """Decide ``call``. The number counts as unknown unless it belongs to ``account_id`` (the
         verified carrier account) or ``org_id`` (the API key's org), whichever is given."""
+        routed = await self.route_full(call, account_id=account_id, org_id=org_id, ask_webhook=ask_webhook)
+        return routed.decision
+
+    async def route_full(
+        self,
+        call: CallInfo,
+        *,
+        account_id: str | None = None,
+        org_id: str | None = None,
+        ask_webhook: bool = True,
+    ) -> Routed:
+        """``route``, with what the decision was made from (for the call record and its trace)."""
         route = await self.lookup(call.to) if call.to else None
         if route is not None and account_id is not None and route.carrier_account_id != account_id:
             route = None
         if route is not None and org_id is not None and route.org_id != org_id:
             route = None
         result: WebhookResult | None = None
+        webhook_ms: float | None = None
         if needs_webhook(route, call):
             assert route is not None
             if call.fallback or not ask_webhook:
                 result = WebhookResult.failed("skipped")
             else:
+                asked = time.perf_counter()
                 result = await self._ask(route, call)
-        return decide(route, call, result)
+                webhook_ms = (time.perf_counter() - asked) * 1000
+        return Routed(route, call, result, webhook_ms, decide(route, call, result))
 
     async def _ask(self, route: RouteSnapshot, call: CallInfo) -> WebhookResult:
         started = time.perf_counter()

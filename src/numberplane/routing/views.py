@@ -12,14 +12,17 @@ import time
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
-from numberplane.routing import metrics
+from numberplane.calls.schemas import RouteStatus
+from numberplane.routing import metrics, recording
 from numberplane.routing.decide import CallInfo, Decision
 from numberplane.routing.handlers import ENDPOINTS, Incoming, dispatch
-from numberplane.routing.render import FORMAT_CARRIER, render
+from numberplane.routing.render import FORMAT_CARRIER, as_json, render
 from numberplane.routing.service import record, router_of
+from numberplane.routing.trace import trace, webhook_facts
 from numberplane.tenancy.auth import Principal, require_principal
 
 log = logging.getLogger("numberplane.routing")
@@ -75,16 +78,55 @@ async def route_call(
         "json", description="json: the decision; otherwise exactly the body that carrier would receive"
     ),
     webhook: bool = Query(True, description="Ask the number's inbound webhook (false: skip it)"),
+    explain: bool = Query(
+        False, description="Answer the decision (JSON) with its `trace`, and record no call"
+    ),
     principal: Principal = Depends(require_principal),
 ) -> Response:
     started = time.perf_counter()
     r = router_of(request.app)
     call = CallInfo.parse(to=to, caller=from_, call_id=call_id, carrier=FORMAT_CARRIER[format])
-    decision: Decision = await r.route(call, org_id=principal.org_id, ask_webhook=webhook)
+    routed = await r.route_full(call, org_id=principal.org_id, ask_webhook=webhook)
+    decision: Decision = routed.decision
+    headers = {"X-Numberplane-Outcome": decision.outcome, "Cache-Control": "no-store"}
+    if explain:
+        explained = {
+            **as_json(decision),
+            "webhook": webhook_facts(routed.route, routed.result, decision, routed.webhook_ms),
+            "trace": trace(routed.route, call, routed.result, decision, routed.webhook_ms),
+        }
+        return JSONResponse(explained, headers=headers)
     body, media_type = render(decision, format)
     record(decision, "api", started)
-    headers = {"X-Numberplane-Outcome": decision.outcome, "Cache-Control": "no-store"}
+    if call_id:
+        recording.decided(r, routed, carrier="api", org_id=principal.org_id, account_id=None, started=started)
     return Response(body, media_type=media_type, headers=headers)
+
+
+@router.post(
+    "/v1/route/status",
+    tags=["routing"],
+    summary="Report a routed call's progress (SIP platforms): ringing, in_progress, completed...",
+    status_code=202,
+)
+async def route_status(
+    request: Request, body: RouteStatus, principal: Principal = Depends(require_principal)
+) -> dict[str, str]:
+    """Merged into the call record ``/v1/route`` made for the same ``call_id`` (created if that
+    record is missing); late or repeated reports never move a call backwards."""
+    await recording.status_reported(
+        router_of(request.app),
+        carrier="api",
+        org_id=principal.org_id,
+        account_id=None,
+        call_id=body.call_id,
+        to=None,
+        caller=None,
+        status=body.status,
+        duration=body.duration_s,
+        sip_code=body.sip_code,
+    )
+    return {"object": "call_status", "call_id": body.call_id, "status": body.status}
 
 
 # -- Metrics --------------------------------------------------------------------------------------
@@ -95,5 +137,8 @@ async def prometheus_metrics(request: Request) -> Response:
     routing = getattr(request.app.state, "routing", None)
     if routing is not None:
         metrics.CACHE_SIZE.set(len(routing.cache))
+        if routing.recorder is not None:
+            metrics.CALL_RECORDS_PENDING.set(len(routing.recorder))
+            metrics.CALL_RECORDS_DROPPED.set(routing.recorder.dropped + routing.recorder.failed)
     body = generate_latest(metrics.REGISTRY) + generate_latest(DEFAULT_REGISTRY)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,211 @@
+"""Reading call records: one call, a filtered page (newest first), a number's stats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from sqlalchemy import Select, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from numberplane.calls.models import Call
+from numberplane.calls.schemas import (
+    CARRIERS,
+    OUTCOMES,
+    STATUSES,
+    CallFilters,
+    CallRead,
+    NumberStats,
+    TraceStep,
+    webhook_view,
+)
+from numberplane.kernel import e164
+from numberplane.kernel.db import Database, as_utc, utcnow
+from numberplane.kernel.errors import NotFound, ValidationFailed
+from numberplane.kernel.ids import is_uuid
+from numberplane.kernel.pagination import Page, keyset, page
+from numberplane.numbers.reading import resolve
+
+WINDOWS = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
+SHORT_CALL_S = 10
+FALLBACK_OUTCOMES = ("fallback_number", "fallback_sip")
+
+
+def to_read(row: Call) -> CallRead:
+    started = as_utc(row.started_at)
+    assert started is not None
+    return CallRead(
+        id=row.id,
+        phone_number_id=row.phone_number_id,
+        phone_number=row.phone_number,
+        from_=row.from_number,
+        direction=row.direction,
+        carrier=row.carrier,
+        carrier_call_id=row.carrier_call_id,
+        status=row.status,
+        outcome=row.outcome,
+        reason=row.reason,
+        agent_id=row.agent_id,
+        agent_version=row.agent_version,
+        webhook=webhook_view(row.webhook),
+        decision_ms=row.decision_ms,
+        started_at=started,
+        answered_at=as_utc(row.answered_at),
+        ended_at=as_utc(row.ended_at),
+        duration_s=row.duration_s,
+        sip_code=row.sip_code,
+        trace=[TraceStep.model_validate(s) for s in row.trace or []],
+    )
+
+
+def _not_found(call_id: str) -> NotFound:
+    return NotFound(f"call {call_id[:64]} not found", code="call_not_found")
+
+
+async def get_call(*, db: Database, org_id: str, call_id: str) -> CallRead:
+    """The org's call; another org's answers exactly like a missing one."""
+    if not is_uuid(call_id):
+        raise _not_found(call_id)
+    async with db.session() as session:
+        row = await session.get(Call, call_id)
+    if row is None or row.org_id != org_id:
+        raise _not_found(call_id)
+    return to_read(row)
+
+
+async def find_call(*, db: Database, org_id: str, carrier: str, carrier_call_id: str) -> CallRead | None:
+    """The org's call by the id its carrier gave it."""
+    async with db.session() as session:
+        row = await session.scalar(
+            select(Call).where(
+                Call.org_id == org_id, Call.carrier == carrier, Call.carrier_call_id == carrier_call_id
+            )
+        )
+    return to_read(row) if row is not None else None
+
+
+def _choice(field: str, value: str, allowed: tuple[str, ...]) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise ValidationFailed.field(field, f"must be among {', '.join(allowed)} (got {bad[0][:32]})")
+    return items
+
+
+def _filtered(query: Select[Any], org_id: str, f: CallFilters) -> Select[Any]:
+    query = query.where(Call.org_id == org_id)
+    if f.phone_number:
+        try:
+            number = e164.to_e164(f.phone_number.strip())
+        except e164.InvalidPhoneNumber as exc:
+            raise ValidationFailed.field("phone_number", exc.reason) from None
+        query = query.where(Call.phone_number == number)
+    if f.phone_number_id:
+        query = query.where(Call.phone_number_id == f.phone_number_id)
+    if f.agent_id:
+        query = query.where(Call.agent_id == f.agent_id)
+    if f.status:
+        query = query.where(Call.status.in_(_choice("status", f.status, STATUSES)))
+    if f.outcome:
+        query = query.where(Call.outcome.in_(_choice("outcome", f.outcome, OUTCOMES)))
+    if f.carrier:
+        query = query.where(Call.carrier.in_(_choice("carrier", f.carrier, CARRIERS)))
+    if f.since:
+        query = query.where(Call.started_at >= _aware(f.since))
+    if f.until:
+        query = query.where(Call.started_at < _aware(f.until))
+    return query
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """UTC: SQLite compares timestamps as text, so every bound must be in the zone they are stored in."""
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+async def list_calls(
+    *,
+    db: Database,
+    org_id: str,
+    filters: CallFilters | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[CallRead]:
+    """The org's calls, newest first, a keyset page at a time."""
+    query = keyset(
+        _filtered(select(Call), org_id, filters or CallFilters()), Call.id, limit=limit, cursor=cursor
+    )
+    async with db.session() as session:
+        rows = list(await session.scalars(query))
+    return page(rows, limit=limit, read=to_read)
+
+
+async def number_stats(*, db: Database, org_id: str, ref: str, window: str) -> NumberStats:
+    """Calls to one of the org's numbers over the last ``window`` (24h, 7d, 30d)."""
+    span = WINDOWS.get(window)
+    if span is None:
+        raise ValidationFailed.field("window", f"must be one of {', '.join(WINDOWS)}")
+    until = utcnow()
+    since = until - span
+    async with db.session() as session:
+        number = await resolve(session, org_id, ref)
+        scope = (
+            Call.org_id == org_id,
+            Call.phone_number_id == number.id,
+            Call.started_at >= since,
+            Call.started_at <= until,
+        )
+        answered = Call.answered_at.is_not(None)
+        columns: list[Any] = [
+            func.count(),
+            func.count(case((answered, 1))),
+            func.avg(case((answered, Call.duration_s))),
+            func.count(case((answered & (Call.duration_s < SHORT_CALL_S), 1))),
+            func.count(case((Call.outcome.in_(FALLBACK_OUTCOMES), 1))),
+            func.count(case((Call.outcome == "rejected", 1))),
+            func.count(Call.decision_ms),
+        ]
+        if db.dialect == "postgresql":
+            # percentile_disc is the nearest rank: the value SQLite's two ordered reads find.
+            columns += [
+                func.percentile_disc(0.5).within_group(Call.decision_ms),
+                func.percentile_disc(0.99).within_group(Call.decision_ms),
+            ]
+        totals = (await session.execute(select(*columns).where(*scope))).one()
+        calls, n_answered, avg_duration, short, fallbacks, rejected, timed = totals[:7]
+        if db.dialect == "postgresql":
+            p50, p99 = (float(v) if v is not None else None for v in totals[7:])
+        else:
+            p50 = await _percentile(session, scope, timed, 0.50)
+            p99 = await _percentile(session, scope, timed, 0.99)
+    return NumberStats(
+        phone_number_id=number.id,
+        phone_number=number.phone_number,
+        window=window,
+        since=since,
+        until=until,
+        calls=calls,
+        answered=n_answered,
+        answer_rate=round(n_answered / calls, 4) if calls else None,
+        avg_duration_s=round(float(avg_duration), 2) if avg_duration is not None else None,
+        short_calls=short,
+        fallbacks=fallbacks,
+        rejected=rejected,
+        decision_ms_p50=p50,
+        decision_ms_p99=p99,
+    )
+
+
+async def _percentile(session: AsyncSession, scope: tuple[Any, ...], count: int, p: float) -> float | None:
+    """The nearest-rank percentile of ``decision_ms``: the same value on SQLite and PostgreSQL."""
+    if not count:
+        return None
+    rank = max(1, math.ceil(p * count))
+    value = await session.scalar(
+        select(Call.decision_ms)
+        .where(*scope, Call.decision_ms.is_not(None))
+        .order_by(Call.decision_ms)
+        .offset(rank - 1)
+        .limit(1)
+    )
+    return float(value) if value is not None else None

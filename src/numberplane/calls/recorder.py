@@ -1,0 +1,108 @@
+"""Write-behind for call records: the data plane answers first, the record follows.
+
+Routing hands each observation to ``Recorder.add`` (a list append: nothing on the answer's path
+waits for the database). A background task writes what has gathered every ``interval`` seconds,
+or sooner once ``batch`` are waiting, one unit of work per batch (``service.write_batch``). A
+crash loses at most what was not yet written; the carriers' status callbacks repair what they
+can (a callback for an unknown call creates it). The queue is bounded: past ``max_queue`` new
+observations are dropped and counted rather than growing the process without limit.
+
+``app.py`` creates one per process and starts and stops it in its lifespan; ``flush`` writes
+everything now (test calls, shutdown, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from numberplane.calls.service import Observation, write_batch
+from numberplane.kernel.db import Database
+
+log = logging.getLogger("numberplane.calls")
+
+
+class Recorder:
+    def __init__(
+        self, db: Database, *, interval: float = 0.5, batch: int = 500, max_queue: int = 200_000
+    ) -> None:
+        self.db = db
+        self.interval = interval
+        self.batch = batch
+        self.max_queue = max_queue
+        self.dropped = 0
+        self.written = 0
+        self.failed = 0
+        self._queue: list[Observation] = []
+        self._lock: asyncio.Lock | None = None
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_drop_log = 0.0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, obs: Observation) -> None:
+        """Queue ``obs`` for the next batch. Never blocks, never raises."""
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            self.dropped += 1
+            now = time.monotonic()
+            if now - self._last_drop_log > 60:
+                self._last_drop_log = now
+                log.warning(
+                    "call recorder queue full (%d); %d observation(s) dropped", len(queue), self.dropped
+                )
+            return
+        queue.append(obs)
+        if len(queue) >= self.batch and self._wake is not None:
+            self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._wake = asyncio.Event()
+            self._task = asyncio.create_task(self._run(), name="numberplane-call-recorder")
+
+    async def aclose(self) -> None:
+        """Stop the background task and write what is left."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._wake = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        wake = self._wake
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=self.interval)
+            wake.clear()
+            try:
+                await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # logged; the next interval tries the rest
+                log.exception("writing call records failed")
+
+    async def flush(self) -> int:
+        """Write everything queued so far, a batch per unit of work; returns the calls written.
+        A batch the database refuses (after ``write_batch``'s retries) is logged and dropped."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        written = 0
+        async with self._lock:
+            while self._queue:
+                batch = self._queue[: self.batch]
+                del self._queue[: self.batch]
+                try:
+                    written += await write_batch(db=self.db, observations=batch)
+                except Exception:
+                    self.failed += len(batch)
+                    log.exception("dropped a batch of %d call observation(s)", len(batch))
+        self.written += written
+        return written

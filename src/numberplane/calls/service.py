@@ -1,0 +1,321 @@
+"""Writing call records: observations (a routing decision, a status report) merged into rows.
+
+A call is learned about piecewise and out of order: the routing decision, the carrier's status
+callbacks (which may arrive twice, late, or for a call whose record was lost), a SIP platform's
+``/v1/route/status``. Each is an ``Observation``; ``merge`` folds one into a row so that the
+result does not depend on the order they arrive in:
+
+* status only moves forward by rank (ringing < in_progress < a final status); a late
+  ``ringing`` never overwrites ``completed``, and the first final status stays;
+* the decision's fields come from the latest decision (a carrier's fallback request re-decides);
+* ``started_at`` is the earliest time seen; an unknown call's callback creates the row.
+
+``write_batch`` writes a batch in one unit of work with its ``call.started`` /
+``call.completed`` events, retrying the whole batch when another process wrote one of its calls
+at the same moment (a unique key collision, or SQLite's busy snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import String, Table, any_, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from numberplane.calls.models import Call
+from numberplane.kernel.db import Actor, Database, RawJSON, UnitOfWork, as_utc, copy_rows, utcnow
+from numberplane.kernel.ids import new_id
+from numberplane.kernel.outbox import emit_many
+
+log = logging.getLogger("numberplane.calls")
+
+FINAL = frozenset({"completed", "busy", "no_answer", "failed", "canceled"})
+RANK = {"ringing": 0, "in_progress": 1, **{s: 2 for s in FINAL}}
+ATTEMPTS = 4
+# pg_advisory_xact_lock(namespace, bucket) for call writes ("NP" + 2), and the buckets.
+LOCK_NAMESPACE = 0x4E50_0002
+LOCK_BUCKETS = 16_384
+_calls: Table = Call.__table__  # type: ignore[assignment]
+
+# Carriers' status words -> ours (Twilio, SignalWire and Telnyx TeXML share CallStatus values).
+CARRIER_STATUS = {
+    "queued": "ringing",
+    "initiated": "ringing",
+    "ringing": "ringing",
+    "started": "ringing",
+    "in-progress": "in_progress",
+    "in_progress": "in_progress",
+    "answered": "in_progress",
+    "completed": "completed",
+    "busy": "busy",
+    "failed": "failed",
+    "rejected": "failed",
+    "no-answer": "no_answer",
+    "no_answer": "no_answer",
+    "unanswered": "no_answer",
+    "timeout": "no_answer",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+}
+
+
+def status_of(raw: str | None) -> str | None:
+    """Our status for a carrier's (None: not a status we track, e.g. Vonage's ``machine``)."""
+    return CARRIER_STATUS.get((raw or "").strip().lower())
+
+
+def duration_of(raw: Any) -> int | None:
+    try:
+        value = int(str(raw).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if 0 <= value <= 7 * 86400 else None
+
+
+@dataclass(slots=True)
+class DecisionFacts:
+    """What routing decided for a call. ``trace`` may be a function that builds it: the trace
+    is then built when the record is written, off the answer's path."""
+
+    outcome: str
+    reason: str
+    agent_id: str | None = None
+    agent_version: int | None = None
+    webhook: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
+    decision_ms: float | None = None
+    trace: list[dict[str, str]] | RawJSON | Callable[[], list[dict[str, str]] | RawJSON] | None = None
+
+
+@dataclass(slots=True)
+class Observation:
+    """One thing learned about one call, at ``at``."""
+
+    org_id: str
+    carrier: str
+    carrier_call_id: str
+    at: dt.datetime = field(default_factory=utcnow)
+    phone_number_id: str | None = None
+    phone_number: str | None = None
+    from_number: str | None = None
+    carrier_account_id: str | None = None
+    status: str | None = None
+    duration_s: int | None = None
+    sip_code: int | None = None
+    decision: DecisionFacts | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.org_id, self.carrier, self.carrier_call_id)
+
+
+def new_row(obs: Observation) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "org_id": obs.org_id,
+        "phone_number_id": None,
+        "phone_number": None,
+        "from_number": None,
+        "direction": "inbound",
+        "carrier": obs.carrier,
+        "carrier_account_id": None,
+        "carrier_call_id": obs.carrier_call_id,
+        "status": "ringing",
+        "outcome": None,
+        "reason": None,
+        "agent_id": None,
+        "agent_version": None,
+        "webhook": None,
+        "decision_ms": None,
+        "trace": None,
+        "sip_code": None,
+        "started_at": obs.at,
+        "answered_at": None,
+        "ended_at": None,
+        "duration_s": None,
+        "created_at": obs.at,
+        "updated_at": obs.at,
+    }
+
+
+def merge(row: dict[str, Any], obs: Observation) -> bool:
+    """Fold ``obs`` into ``row`` (in place). True when the call reached a final status now."""
+    for name in ("phone_number_id", "phone_number", "from_number", "carrier_account_id"):
+        value = getattr(obs, name)
+        if value is not None and row[name] is None:
+            row[name] = value
+    started = as_utc(row["started_at"])
+    if started is None or obs.at < started:
+        row["started_at"] = obs.at
+    if obs.sip_code is not None:
+        row["sip_code"] = obs.sip_code
+    facts = obs.decision
+    if facts is not None:
+        trace = facts.trace() if callable(facts.trace) else facts.trace
+        row.update(
+            outcome=facts.outcome,
+            reason=facts.reason,
+            agent_id=facts.agent_id,
+            agent_version=facts.agent_version,
+            webhook=facts.webhook() if callable(facts.webhook) else facts.webhook,
+            decision_ms=facts.decision_ms,
+            trace=trace,
+        )
+    finished = False
+    new = obs.status
+    if new is not None and RANK.get(new, -1) > RANK[row["status"]]:
+        row["status"] = new
+        if new == "in_progress" and row["answered_at"] is None:
+            row["answered_at"] = obs.at
+        if new in FINAL:
+            finished = True
+            row["ended_at"] = obs.at
+    if obs.duration_s is not None and row["status"] in FINAL and row["duration_s"] is None:
+        row["duration_s"] = obs.duration_s
+        ended = as_utc(row["ended_at"]) or obs.at
+        if row["status"] == "completed" and obs.duration_s > 0 and row["answered_at"] is None:
+            row["answered_at"] = ended - dt.timedelta(seconds=obs.duration_s)
+    row["updated_at"] = max(as_utc(row["updated_at"]) or obs.at, obs.at)
+    return finished
+
+
+def event_data(row: dict[str, Any]) -> dict[str, Any]:
+    """What ``call.started`` / ``call.completed`` carry: enough to act on without a read."""
+    return {
+        "id": row["id"],
+        "phone_number_id": row["phone_number_id"],
+        "phone_number": row["phone_number"],
+        "from": row["from_number"],
+        "carrier": row["carrier"],
+        "carrier_call_id": row["carrier_call_id"],
+        "status": row["status"],
+        "outcome": row["outcome"],
+        "reason": row["reason"],
+        "agent_id": row["agent_id"],
+        "agent_version": row["agent_version"],
+        "duration_s": row["duration_s"],
+        "started_at": _iso(row["started_at"]),
+        "ended_at": _iso(row["ended_at"]),
+    }
+
+
+def _iso(value: Any) -> str | None:
+    value = as_utc(value)
+    return value.isoformat() if value is not None else None
+
+
+async def write_batch(*, db: Database, observations: Sequence[Observation]) -> int:
+    """Write ``observations`` (in arrival order) in one unit of work; returns the calls touched."""
+    if not observations:
+        return 0
+    for attempt in range(ATTEMPTS):
+        try:
+            async with db.uow(Actor.system()) as uow:
+                touched = await write_in(uow, observations)
+                await uow.commit()
+            return touched
+        except (IntegrityError, DBAPIError) as exc:
+            # Another process inserted or locked one of these calls at the same moment: the
+            # merge is order-independent, so doing the whole batch again is right.
+            if attempt == ATTEMPTS - 1:
+                raise
+            log.info("call batch collided (%s); retrying", exc.__class__.__name__)
+            await asyncio.sleep(0.02 * (attempt + 1))
+    return 0  # pragma: no cover - the loop returns or raises
+
+
+async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
+    """Merge ``observations`` into the calls table inside ``uow``, with their events."""
+    keys = sorted({obs.key for obs in observations})
+    await _lock(uow, keys)
+    existing = await _existing(uow, keys)
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    created: set[tuple[str, str, str]] = set()
+    changed: set[tuple[str, str, str]] = set()
+    finished: list[tuple[str, str, str]] = []
+    for index, obs in enumerate(observations):
+        key = obs.key
+        row = rows.get(key)
+        if row is None:
+            found = existing.get(key)
+            if found is None:
+                row = new_row(obs)
+                created.add(key)
+            else:
+                row = found
+            rows[key] = row
+        if merge(row, obs):
+            finished.append(key)
+        changed.add(key)
+        if index % 100 == 99:
+            await asyncio.sleep(0)  # a large batch never holds the event loop for long
+    session = uow.session
+    if created:
+        fresh = [rows[k] for k in keys if k in created]
+        if not await copy_rows(session, _calls, fresh):
+            await session.execute(insert(_calls), fresh)
+    for key in keys:
+        if key in changed and key not in created:
+            row = rows[key]
+            await session.execute(
+                update(_calls)
+                .where(_calls.c.id == row["id"])
+                .values({k: v for k, v in row.items() if k not in ("id", "org_id", "created_at")})
+            )
+    await _events(uow, [rows[k] for k in keys if k in created], "call.started")
+    await _events(uow, [rows[k] for k in dict.fromkeys(finished)], "call.completed")
+    return len(rows)
+
+
+async def _lock(uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]) -> None:
+    """Hold the batch's calls until commit, so no other writer merges into them meanwhile.
+
+    PostgreSQL: advisory locks by hash bucket, taken in one order (writers never deadlock); the
+    partitioned table cannot hold a unique key without the partition key, so this is also what
+    keeps two processes from creating one call twice. SQLite: take the database's write lock
+    before reading (a write statement that changes nothing), so the rows read are current.
+    """
+    if uow.db.dialect == "sqlite":
+        await uow.session.execute(text("UPDATE calls SET status = status WHERE 0"))
+        return
+    buckets = sorted({zlib.crc32("\x00".join(key).encode()) % LOCK_BUCKETS for key in keys})
+    await uow.session.execute(
+        text("SELECT pg_advisory_xact_lock(:ns, b) FROM unnest(CAST(:buckets AS integer[])) AS b ORDER BY b"),
+        {"ns": LOCK_NAMESPACE, "buckets": buckets},
+    )
+
+
+async def _existing(
+    uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The rows already written for ``keys``, found by the carrier's call ids (one index probe
+    each; on PostgreSQL the ids go as one array parameter)."""
+    wanted = set(keys)
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    ids = sorted({key[2] for key in keys})
+    postgresql = uow.db.dialect == "postgresql"
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        if postgresql:
+            where = _calls.c.carrier_call_id == any_(bindparam("ids", chunk, type_=ARRAY(String(128))))
+        else:
+            where = _calls.c.carrier_call_id.in_(chunk)
+        for row in (await uow.session.execute(select(_calls).where(where))).mappings():
+            key = (row["org_id"], row["carrier"], row["carrier_call_id"])
+            if key in wanted:
+                out[key] = dict(row)
+    return out
+
+
+async def _events(uow: UnitOfWork, rows: list[dict[str, Any]], type_: str) -> None:
+    by_org: dict[str, list[tuple[str | None, dict[str, Any]]]] = {}
+    for row in rows:
+        by_org.setdefault(row["org_id"], []).append((row["id"], event_data(row)))
+    for org_id, items in by_org.items():
+        await emit_many(uow, type=type_, org_id=org_id, subject_type="call", items=items)
