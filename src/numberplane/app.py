@@ -27,6 +27,7 @@ from numberplane.kernel import errors
 from numberplane.kernel.changes import ChangeListener
 from numberplane.kernel.db import Database, is_sqlite
 from numberplane.kernel.deps import request_id
+from numberplane.kernel.inputs import TextGuard
 from numberplane.kernel.limits import BodyLimits
 from numberplane.kernel.settings import Settings, get_settings
 from numberplane.numbers import billing
@@ -34,6 +35,7 @@ from numberplane.numbers import service as numbers_service
 from numberplane.numbers import views as numbers_views
 from numberplane.routing import fastpath
 from numberplane.routing import views as routing_views
+from numberplane.routing.handlers import ENDPOINTS
 from numberplane.routing.service import Router
 
 log = logging.getLogger("numberplane")
@@ -161,7 +163,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     dialects = (helloannie, freya, signalwire, zudu, retell, vocode, vapi, twilio)
     errors.install(app, shapes=[d.ERROR_SHAPE for d in dialects])
 
-    # Inside the request-id middleware, so a 413 carries the request's id too.
+    # Text no database can store is refused before any route sees it; an import's rows one by one.
+    app.add_middleware(
+        TextGuard, row_paths={("POST", "/v1/phone-numbers/import"): "numbers"}, exempt=frozenset(ENDPOINTS)
+    )
+    # Outside the text guard (a body is limited before it is read), inside the request-id
+    # middleware, so a 413 carries the request's id too.
     app.add_middleware(
         BodyLimits,
         default=settings.max_body_bytes,

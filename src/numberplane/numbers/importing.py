@@ -38,6 +38,7 @@ from numberplane.kernel.changes import numbers_changed
 from numberplane.kernel.db import Actor, Database, epoch_ms, utcnow
 from numberplane.kernel.errors import Conflict, FieldError, ValidationFailed
 from numberplane.kernel.ids import new_id
+from numberplane.kernel.inputs import unstorable
 from numberplane.kernel.outbox import audit, emit, emit_many
 from numberplane.numbers.accounts import account_for
 from numberplane.numbers.configuration import apply_config, binding_rows, carrier_config, config_fields
@@ -187,6 +188,10 @@ def _parse_rows(
             results[index] = _failed(index, None, "invalid", "row", "must be an object")
             continue
         merged = {**base, **raw}
+        bad = next(unstorable(merged), None)  # text no database stores fails this row alone
+        if bad is not None:
+            results[index] = _failed(index, None, bad.code, bad.field, bad.message)
+            continue
         try:
             row = _ROW.validate_python(merged)
         except ValidationError as exc:

@@ -1,0 +1,136 @@
+"""Hostile input answers a clear 4xx naming the field, in the API's own shape, on both databases.
+
+NUL characters and lone surrogates (text PostgreSQL cannot store), huge integers, invalid JSON
+and nesting, and the validation gaps of issue 10 (items 8, 9 and 10).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dialects.helpers import v1_buy
+from tests.support import AreaCodes, OrgCreds
+
+NUL = "a\u0000b"
+
+
+def fields_of(response: httpx.Response) -> list[str]:
+    return [e["field"] for e in response.json().get("errors", [])]
+
+
+async def test_nul_in_v1_bodies_is_refused_naming_the_field(
+    client: httpx.AsyncClient, org: OrgCreds, area_codes: AreaCodes
+) -> None:
+    number = await v1_buy(client, org, area_codes.take(), name="kept")
+    cases: list[tuple[str, str, Any, str]] = [
+        ("PATCH", f"/v1/phone-numbers/{number['id']}", {"name": NUL}, "name"),
+        ("PATCH", f"/v1/phone-numbers/{number['id']}", {"metadata": {"k": [1, NUL]}}, "metadata.k[1]"),
+        ("PATCH", f"/v1/phone-numbers/{number['id']}", {"metadata": {NUL: 1}}, "metadata"),
+        ("PATCH", f"/v1/phone-numbers/{number['id']}", {"voice": {"voice_id": NUL}}, "voice.voice_id"),
+        ("POST", "/v1/agents", {"name": NUL}, "name"),
+        (
+            "POST",
+            "/v1/webhook-endpoints",
+            {"url": "https://example.com/h", "description": NUL},
+            "description",
+        ),
+        (
+            "POST",
+            "/v1/phone-numbers/import",
+            {"numbers": [{"phone_number": "+12025550100"}], "defaults": {"name": NUL}},
+            "defaults.name",
+        ),
+    ]
+    for method, path, body, field in cases:
+        response = await client.request(method, path, json=body, headers=org.bearer)
+        assert response.status_code == 422, (path, body, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert fields_of(response) == [field], response.text
+        assert "NUL" in response.json()["errors"][0]["message"]
+    # A lone surrogate (JSON's \ud800 escape) cannot be stored either: no UTF-8 encoder writes it.
+    response = await client.patch(
+        f"/v1/phone-numbers/{number['id']}",
+        content=b'{"name": "a\\ud800b"}',
+        headers={**org.bearer, "content-type": "application/json"},
+    )
+    assert response.status_code == 422 and fields_of(response) == ["name"], response.text
+    # A surrogate pair is a character (an emoji): stored and read back.
+    response = await client.patch(
+        f"/v1/phone-numbers/{number['id']}",
+        content=b'{"name": "call \\ud83d\\ude00"}',
+        headers={**org.bearer, "content-type": "application/json"},
+    )
+    assert response.status_code == 200 and response.json()["name"] == "call \U0001f600", response.text
+    # Nothing half-written.
+    got = await client.get(f"/v1/phone-numbers/{number['id']}", headers=org.bearer)
+    assert got.json()["metadata"] == {}
+
+
+async def test_nul_in_query_and_path_parameters(client: httpx.AsyncClient, org: OrgCreds) -> None:
+    for path, param in [
+        ("/v1/phone-numbers", "q"),
+        ("/v1/phone-numbers", "carrier"),
+        ("/v1/phone-numbers", "name"),
+        ("/v1/audit-events", "action"),
+        ("/v1/agents", "cursor"),
+    ]:
+        response = await client.get(f"{path}?{param}=a%00b", headers=org.bearer)
+        assert response.status_code == 422, (path, response.text)
+        assert fields_of(response) == [param]
+    response = await client.get("/v1/phone-numbers/pn_a%00b", headers=org.bearer)
+    assert response.status_code == 404, response.text
+
+
+async def test_an_import_row_with_nul_fails_alone(
+    client: httpx.AsyncClient, org: OrgCreds, area_codes: AreaCodes
+) -> None:
+    area = area_codes.take()
+    rows = [
+        {"phone_number": f"+1{area}5550181", "name": "fine"},
+        {"phone_number": f"+1{area}5550182", "name": NUL},
+        {"phone_number": f"+1{area}5550183", "metadata": {"a\u0000": 1}},
+        {"phone_number": f"+1{area}5550184"},
+    ]
+    response = await client.post("/v1/phone-numbers/import", json={"numbers": rows}, headers=org.bearer)
+    assert response.status_code in (200, 201), response.text
+    report = response.json()
+    assert (report["created"], report["failed"]) == (2, 2)
+    statuses = [(r["status"], (r.get("error") or {}).get("field")) for r in report["results"]]
+    assert statuses == [("created", None), ("failed", "name"), ("failed", "metadata"), ("created", None)]
+
+
+# Each dialect answers in its own shape, naming the field (query or body), before any route runs.
+DIALECT_CASES = [
+    ("PATCH", "/retell/update-phone-number/+12025550100", {"nickname": NUL}, "nickname"),
+    ("POST", "/retell/create-phone-number", {"nickname": NUL}, "nickname"),
+    ("GET", "/retell/v2/list-phone-numbers?pagination_key=a%00b", None, "pagination_key"),
+    ("PATCH", "/zudu/api/phone-numbers/+12025550100", {"number_provider": NUL}, "number_provider"),
+    ("GET", "/zudu/api/phone-numbers?search=a%00b", None, "search"),
+    ("POST", "/vocode/v1/numbers/update?phone_number=%2B12025550100", {"label": NUL}, "label"),
+    ("PATCH", "/vapi/phone-number/x", {"name": NUL}, "name"),
+    ("PATCH", "/helloannie/v1/phone-numbers/x", {"friendly_name": NUL}, "friendly_name"),
+    ("PUT", "/freya/api/v2/phone-numbers", {"phoneNumbers": [{"name": NUL}]}, "phoneNumbers[0].name"),
+    ("PUT", "/api/relay/rest/phone_numbers/x", {"name": NUL}, "name"),
+    ("GET", "/api/relay/rest/phone_numbers?filter_name=a%00b", None, "filter_name"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), DIALECT_CASES)
+async def test_nul_through_each_dialect(
+    client: httpx.AsyncClient, org: OrgCreds, method: str, path: str, body: Any, field: str
+) -> None:
+    response = await client.request(method, path, json=body, headers=org.bearer)
+    assert response.status_code in (400, 422), response.text
+    assert "problem+json" not in response.headers["content-type"]  # the dialect's shape, not /v1's
+    assert field in response.text and "NUL" in response.text, response.text
+
+
+async def test_nul_in_a_twilio_form(client: httpx.AsyncClient, org: OrgCreds) -> None:
+    path = f"/2010-04-01/Accounts/{org.key_id}/IncomingPhoneNumbers/PNx.json"
+    response = await client.post(path, data={"FriendlyName": NUL}, auth=org.basic)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["status"] == 400 and "FriendlyName" in body["message"], body
