@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.dialects.helpers import v1_buy
+from tests.dialects.helpers import make_agent, v1_buy
 from tests.support import AreaCodes, OrgCreds
 
 NUL = "a\u0000b"
@@ -134,3 +134,92 @@ async def test_nul_in_a_twilio_form(client: httpx.AsyncClient, org: OrgCreds) ->
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["status"] == 400 and "FriendlyName" in body["message"], body
+
+
+# ── 9. huge integers ────────────────────────────────────────────────────────────────────────
+
+HUGE = "15553577635642440949856758600302592"
+
+
+def _integer_inputs(app: Any) -> list[tuple[str, str, str, str]]:
+    """(method, path, where, name) for every integer query parameter and top-level integer body
+    field in the OpenAPI document: every one must be bounded."""
+    spec = app.openapi()
+    schemas = spec.get("components", {}).get("schemas", {})
+
+    def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+        for option in schema.get("anyOf", []):
+            if "$ref" in option or option.get("type") == "object":
+                return resolve(option)
+        return schema
+
+    def is_int(schema: dict[str, Any]) -> bool:
+        options = schema.get("anyOf", [schema])
+        return any(o.get("type") == "integer" for o in options)
+
+    found = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for param in op.get("parameters", []):
+                if param["in"] == "query" and is_int(param.get("schema", {})):
+                    found.append((method.upper(), path, "query", param["name"]))
+            body = op.get("requestBody", {}).get("content", {})
+            for media in body.values():
+                props = resolve(media.get("schema", {})).get("properties", {})
+                for name, schema in props.items():
+                    if is_int(resolve(schema) if "$ref" in schema else schema):
+                        found.append((method.upper(), path, "body", name))
+    return found
+
+
+async def test_every_integer_input_is_bounded(app: Any, org: OrgCreds) -> None:
+    inputs = _integer_inputs(app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    client = httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)
+    assert len(inputs) > 20  # the document lists them (limits, pages, versions, ports...)
+    failures = []
+    for method, template, where, name in inputs:
+        path = template.replace("{AccountSid}", org.key_id)
+        for part in ("{phone_number_id}", "{phone_number}", "{agent_id}", "{version}", "{Sid}", "{Kind}"):
+            path = path.replace(part, "x")
+        path = path.replace("{CountryCode}", "US").replace("{", "").replace("}", "")
+        for value in (HUGE, "-" + HUGE):
+            if where == "query":
+                response = await client.request(method, f"{path}?{name}={value}", headers=org.bearer)
+            else:
+                response = await client.request(
+                    method,
+                    path,
+                    content=f'{{"{name}": {value}}}'.encode(),
+                    headers={**org.bearer, "content-type": "application/json"},
+                )
+            if response.status_code >= 500:
+                failures.append((method, template, where, name, response.status_code, response.text[:200]))
+    await client.aclose()
+    assert failures == []
+
+
+async def test_huge_pages_named_in_the_dialects(client: httpx.AsyncClient, org: OrgCreds) -> None:
+    response = await client.get(
+        "/api/relay/rest/phone_numbers?page_number=1330426714229622016", headers=org.bearer
+    )
+    assert response.status_code == 422 and "page_number" in response.text, response.text
+    response = await client.get(f"/zudu/api/phone-numbers?page={HUGE}", headers=org.bearer)
+    assert response.status_code == 400 and "page" in response.text, response.text
+    path = f"/2010-04-01/Accounts/{org.key_id}/IncomingPhoneNumbers.json?Page={HUGE}"
+    response = await client.get(path, auth=org.basic)
+    assert response.status_code == 400 and "Page" in response.json()["message"], response.text
+
+
+async def test_a_huge_agent_version_is_refused(
+    client: httpx.AsyncClient, org: OrgCreds, area_codes: AreaCodes
+) -> None:
+    agent = await make_agent(client, org)
+    number = await v1_buy(client, org, area_codes.take())
+    binding = {"agent_id": agent["id"], "version": int(HUGE)}
+    response = await client.patch(
+        f"/v1/phone-numbers/{number['id']}", json={"inbound_agents": [binding]}, headers=org.bearer
+    )
+    assert response.status_code == 422 and fields_of(response) == ["inbound_agents[0].version"], response.text

@@ -18,6 +18,7 @@ from numberplane.dialects import common
 from numberplane.dialects import freya_map as fm
 from numberplane.kernel import e164
 from numberplane.kernel.errors import ErrorInfo, ErrorShape, Forbidden
+from numberplane.kernel.pagination import MAX_OFFSET
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -96,7 +97,7 @@ async def update_phone_numbers(body: fm.BulkUpdateBody, ctx: common.Ctx = Contex
 async def list_phone_numbers(
     workspace_id: str | None = Query(None, alias="workspaceId"),
     limit: int = Query(25, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ctx: common.Ctx = Context,
 ) -> dict[str, Any]:
     _check_workspace(workspace_id, ctx)

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from numberplane.dialects import common
 from numberplane.dialects import signalwire_map as sm
 from numberplane.kernel.errors import ErrorInfo, ErrorShape
+from numberplane.kernel.pagination import MAX_PAGE
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -59,7 +60,7 @@ async def list_phone_numbers(
     request: Request,
     filter_name: str | None = None,
     filter_number: str | None = None,
-    page_number: int = Query(0, ge=0),
+    page_number: int = Query(0, ge=0, le=MAX_PAGE),
     page_size: int = Query(50, ge=1, le=1000),
     page_token: str | None = None,
     ctx: common.Ctx = Context,

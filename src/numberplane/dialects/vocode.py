@@ -22,6 +22,7 @@ from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from numberplane.dialects import common
 from numberplane.dialects import vocode_map as vm
 from numberplane.kernel.errors import ErrorInfo, ErrorShape
+from numberplane.kernel.pagination import MAX_PAGE
 from numberplane.numbers import providers
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
@@ -130,7 +131,7 @@ async def link_number(body: vm.LinkBody, ctx: common.Ctx = Context) -> dict[str,
 
 @router.get("/list", summary="List numbers")
 async def list_numbers(
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     size: int = Query(50, ge=1, le=1000),
     sort_column: str | None = None,
     sort_desc: bool = True,
