@@ -223,3 +223,88 @@ async def test_a_huge_agent_version_is_refused(
         f"/v1/phone-numbers/{number['id']}", json={"inbound_agents": [binding]}, headers=org.bearer
     )
     assert response.status_code == 422 and fields_of(response) == ["inbound_agents[0].version"], response.text
+
+
+# ── 10. validation gaps ─────────────────────────────────────────────────────────────────────
+
+
+async def test_language_is_a_tag_carriers_accept(
+    client: httpx.AsyncClient, org: OrgCreds, area_codes: AreaCodes
+) -> None:
+    number = await v1_buy(client, org, area_codes.take())
+    path = f"/v1/phone-numbers/{number['id']}"
+    for bad in ("xx-NOPE", "xx", "en-NOPE", "fr-ZZ", "english", "en-US-x"):
+        response = await client.patch(path, json={"language": bad}, headers=org.bearer)
+        assert response.status_code == 422 and fields_of(response) == ["language"], (bad, response.text)
+        response = await client.post("/v1/agents", json={"name": "a", "language": bad}, headers=org.bearer)
+        assert response.status_code == 422 and fields_of(response) == ["language"], (bad, response.text)
+    for good, stored in (
+        ("en-US", "en-US"),
+        ("en-us", "en-US"),
+        ("es-419", "es-419"),
+        ("zh-Hans-CN", "zh-Hans-CN"),
+    ):
+        response = await client.patch(path, json={"language": good}, headers=org.bearer)
+        assert response.status_code == 200 and response.json()["language"] == stored, response.text
+
+
+async def test_import_number_type_is_a_known_type(
+    client: httpx.AsyncClient, org: OrgCreds, area_codes: AreaCodes
+) -> None:
+    area = area_codes.take()
+    rows = [
+        {"phone_number": f"+1{area}5550191", "number_type": "satellite"},
+        {"phone_number": f"+1{area}5550192", "number_type": "toll_free"},
+    ]
+    report = (
+        await client.post("/v1/phone-numbers/import", json={"numbers": rows}, headers=org.bearer)
+    ).json()
+    first, second = report["results"]
+    assert first["status"] == "failed" and first["error"]["field"] == "number_type", first
+    assert second["status"] == "created", second
+
+
+async def test_an_unknown_status_filter_is_refused(client: httpx.AsyncClient, org: OrgCreds) -> None:
+    response = await client.get("/v1/phone-numbers?status=bogus", headers=org.bearer)
+    assert response.status_code == 422 and fields_of(response) == ["status"], response.text
+    response = await client.get("/v1/phone-numbers?status=active,released", headers=org.bearer)
+    assert response.status_code == 200
+
+
+async def test_route_needs_to(client: httpx.AsyncClient, org: OrgCreds) -> None:
+    for query in ("", "?to=", "?to=%20", "?from=%2B12025550100"):
+        response = await client.get(f"/v1/route{query}", headers=org.bearer)
+        assert response.status_code == 422 and fields_of(response) == ["to"], (query, response.text)
+
+
+INVALID_BODIES = [
+    (b'{"name": "a",}', "line 1 column 14 (char 13)"),
+    (b'{"name":\n  "a" "b"}', "line 2 column 7 (char 15)"),
+    (b"[" * 5000 + b"]" * 5000, "nested deeper than 200 levels at line 1 column 201 (char 200)"),
+    (b'{"name": "\xff"}', "not UTF-8: byte 0xff at position 10"),
+]
+
+
+@pytest.mark.parametrize(("body", "where"), INVALID_BODIES)
+async def test_invalid_json_is_one_clear_error_everywhere(
+    client: httpx.AsyncClient, org: OrgCreds, body: bytes, where: str
+) -> None:
+    headers = {**org.bearer, "content-type": "application/json"}
+    response = await client.post("/v1/agents", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["code"] == "invalid_json" and where in problem["detail"], problem
+    assert problem["errors"] == [{"field": "body", "message": problem["detail"], "code": "invalid_json"}]
+    for path, status in (
+        ("/retell/create-phone-number", 400),
+        ("/zudu/api/phone-numbers/create", 400),
+        ("/vocode/v1/numbers/buy", 422),  # Vocode's API (FastAPI) answers every bad body 422
+        ("/vapi/phone-number", 400),
+        ("/helloannie/v1/phone-numbers", 400),
+        ("/freya/api/v2/phone-numbers", 400),
+        ("/api/relay/rest/phone_numbers", 422),  # SignalWire answers invalid input 422
+    ):
+        response = await client.post(path, content=body, headers=headers)
+        assert response.status_code == status, (path, response.text)
+        assert "problem+json" not in response.headers["content-type"]
+        assert where in response.text, (path, response.text)
