@@ -4,7 +4,7 @@ from numberplane.agents.models import Agent, AgentVersion
 from numberplane.carriers.models import CarrierAccount, SandboxNumber
 from numberplane.kernel.db import Base
 from numberplane.kernel.outbox import AuditEvent, OutboxEvent
-from numberplane.numbers.models import Order, PhoneNumber, PhoneNumberAgent
+from numberplane.numbers.models import ImportRequest, Order, PhoneNumber, PhoneNumberAgent
 from numberplane.tenancy.models import ApiKey, Org
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "CarrierAccount",
+    "ImportRequest",
     "Order",
     "Org",
     "OutboxEvent",

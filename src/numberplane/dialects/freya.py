@@ -9,6 +9,7 @@ all or nothing.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -70,10 +71,14 @@ async def create_phone_number(body: fm.CreateBody, ctx: common.Ctx = Context) ->
     return fm.envelope("Phone number created", {"phoneNumber": shaped})
 
 
+def _patch_for(item: Any, names: dict[str, str], now: PhoneNumberRead) -> PhoneNumberUpdate:
+    return common.build(PhoneNumberUpdate, fm.update_patch(item, now), names=names)
+
+
 @router.put("/phone-numbers", summary="Update phone numbers (bulk, all or nothing)")
 async def update_phone_numbers(body: fm.BulkUpdateBody, ctx: common.Ctx = Context) -> dict[str, Any]:
     _check_workspace(body.workspace_id, ctx)
-    patches: list[tuple[str, PhoneNumberUpdate]] = []
+    patches: list[tuple[str, numbers.PatchFor]] = []
     for i, item in enumerate(body.phone_numbers):
         current = await common.get_held(ctx, item.id)
         if item.number is not None:
@@ -86,8 +91,10 @@ async def update_phone_numbers(body: fm.BulkUpdateBody, ctx: common.Ctx = Contex
                     f"phoneNumbers[{i}].number", "cannot be changed: register the new number instead"
                 )
         names = {k: f"phoneNumbers[{i}].{v}" for k, v in fm.FIELD_NAMES.items()}
+        common.build(PhoneNumberUpdate, fm.update_patch(item, current), names=names)  # refuse early
         patches.append(
-            (current.id, common.build(PhoneNumberUpdate, fm.update_patch(item, current), names=names))
+            # Recomputed from the number as it is inside the update's transaction (row locked).
+            (current.id, partial(_patch_for, item, names))
         )
     updated = await numbers.update_numbers(db=ctx.db, actor=ctx.actor, patches=patches)
     return fm.envelope(f"{len(updated)} phone numbers updated", {"updated": await _shaped(ctx, updated)})

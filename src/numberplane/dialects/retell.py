@@ -113,7 +113,11 @@ async def update_phone_number(
     phone_number: str, body: rm.UpdateBody, ctx: common.Ctx = Context
 ) -> dict[str, Any]:
     current = await common.get_held(ctx, phone_number)
-    patch = common.build(PhoneNumberUpdate, rm.update_request(body, current), names=rm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, rm.update_request(body, current), names=rm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, rm.update_request(body, now), names=rm.FIELD_NAMES)
+
     return await _one(
         ctx, await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch)
     )

@@ -24,6 +24,7 @@ from numberplane.numbers.schemas import (
     NumberFilters,
     PhoneNumberBuy,
     PhoneNumberImportRow,
+    PhoneNumberRead,
     PhoneNumberUpdate,
 )
 
@@ -139,7 +140,11 @@ async def update_phone_number(
     phone_number_id: str, body: sm.UpdateBody, ctx: common.Ctx = Context
 ) -> dict[str, Any]:
     current = await common.get_held(ctx, phone_number_id)
-    patch = common.build(PhoneNumberUpdate, sm.update_request(body, current), names=sm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, sm.update_request(body, current), names=sm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, sm.update_request(body, now), names=sm.FIELD_NAMES)
+
     return sm.phone_number(
         await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch)
     )

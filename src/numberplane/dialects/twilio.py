@@ -334,7 +334,11 @@ async def _update(request: Request, ctx: common.Ctx, sid: str) -> dict[str, Any]
     form = await _form(request, tm.UpdateForm)
     if form.AccountSid and form.AccountSid != ctx.key_id:
         raise Invalid.field("AccountSid", "moving a number to another account is not supported")
-    patch = common.build(PhoneNumberUpdate, tm.settings(form, current), names=tm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, tm.settings(form, current), names=tm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, tm.settings(form, now), names=tm.FIELD_NAMES)
+
     updated = await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch)
     return _one(updated, ctx)
 

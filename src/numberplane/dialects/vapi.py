@@ -275,7 +275,11 @@ async def update_phone_number(
             raise common.invalid("twilioAccountSid", "this phone number is not imported from Twilio")
         _unchanged("twilioAccountSid", body.twilioAccountSid, sid)
     # The whole request is validated before anything changes.
-    patch = common.build(PhoneNumberUpdate, vm.settings(body, current), names=vm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, vm.settings(body, current), names=vm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, vm.settings(body, now), names=vm.FIELD_NAMES)
+
     if sid and (body.twilioAuthToken or body.twilioApiKey):
         # New secrets for the same Twilio account: checked at Twilio, then stored encrypted.
         creds = _twilio_credentials(body.model_copy(update={"twilioAccountSid": sid}))

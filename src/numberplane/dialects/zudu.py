@@ -200,7 +200,11 @@ async def update_phone_number(
 ) -> dict[str, Any]:
     _check_org(body.organization_id, ctx)
     current = await common.get_held(ctx, phone_number)
-    patch = common.build(PhoneNumberUpdate, zm.update_request(body, current), names=zm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, zm.update_request(body, current), names=zm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, zm.update_request(body, now), names=zm.FIELD_NAMES)
+
     updated = await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch)
     return zm.envelope("Phone number updated successfully", await _one(ctx, updated))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -33,13 +33,14 @@ from numberplane.carriers.base import CarrierAdapter, CarrierError
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import adapter_for
 from numberplane.carriers.schemas import ROUTING_ONLY
-from numberplane.kernel import e164
+from numberplane.kernel import e164, faults
 from numberplane.kernel.changes import numbers_changed
 from numberplane.kernel.db import Actor, Database, epoch_ms, utcnow
 from numberplane.kernel.errors import Conflict, FieldError, ValidationFailed
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.inputs import unstorable
 from numberplane.kernel.outbox import audit, emit, emit_many
+from numberplane.numbers import import_retry
 from numberplane.numbers.accounts import account_for
 from numberplane.numbers.configuration import apply_config, binding_rows, carrier_config, config_fields
 from numberplane.numbers.models import HOLDING_STATUSES, PhoneNumber, PhoneNumberAgent
@@ -118,9 +119,11 @@ async def import_numbers(
     progress: Any = None,
     new_inbound_agent: AgentCreate | None = None,
     first_row: int = 1,
+    heartbeat: Callable[[], Awaitable[None]] | None = None,
 ) -> ImportReport:
     """Register numbers the org already owns (nothing is bought). Each row stands alone.
-    ``first_row`` is the row number a person sees for ``rows[0]`` (a CSV batch's offset)."""
+    ``first_row`` is the row number a person sees for ``rows[0]`` (a CSV batch's offset);
+    ``heartbeat`` is awaited after each committed chunk (an idempotent import's claim)."""
     assert actor.org_id is not None
     org_id = actor.org_id
     results: dict[int, ImportRowResult] = {}
@@ -137,6 +140,9 @@ async def import_numbers(
         await _insert_chunk(db, actor, chunk, results, new_inbound_agent)
         if progress is not None:
             progress(chunk_no + 1, total_chunks)
+        faults.point("import.after_chunk")
+        if heartbeat is not None:
+            await heartbeat()
 
     if len(prepared) >= ANALYZE_AFTER_ROWS and db.dialect == "postgresql":
         # Fresh statistics, so the planner does not treat a just-filled table as empty.
@@ -144,7 +150,14 @@ async def import_numbers(
             await conn.execute(text("ANALYZE phone_numbers"))
     ordered = [results[i].model_copy(update={"row": first_row + i}) for i in sorted(results)]
     created = sum(1 for r in ordered if r.status == "created")
-    report = ImportReport(total=len(ordered), created=created, failed=len(ordered) - created, results=ordered)
+    unchanged = sum(1 for r in ordered if r.status == "unchanged")
+    report = ImportReport(
+        total=len(ordered),
+        created=created,
+        unchanged=unchanged,
+        failed=len(ordered) - created - unchanged,
+        results=ordered,
+    )
     if emit_completed:
         async with db.uow(actor) as uow:
             emit(
@@ -153,7 +166,12 @@ async def import_numbers(
                 org_id=org_id,
                 subject_type="import",
                 subject_id=new_id(),
-                data={"total": report.total, "created": report.created, "failed": report.failed},
+                data={
+                    "total": report.total,
+                    "created": report.created,
+                    "unchanged": report.unchanged,
+                    "failed": report.failed,
+                },
             )
             audit(
                 uow,
@@ -282,11 +300,20 @@ async def _check_holders(
                 )
             )
             holders.update({r.phone_number: (r.org_id, r.id) for r in rows})
+    # A retried import: rows this org already imported with exactly these settings are unchanged.
+    now = utcnow()
+    ours = [p for p in prepared if holders.get(p.parsed.e164, ("",))[0] == org_id]
+    wanted = [(holders[p.parsed.e164][1], *_import_row_values(p, org_id, now)) for p in ours]
+    same = await import_retry.unchanged_ids(db, wanted)
     keep = []
     for p in prepared:
         holder = holders.get(p.parsed.e164)
         if holder is None:
             keep.append(p)
+        elif holder[0] == org_id and holder[1] in same:
+            results[p.index] = ImportRowResult(
+                index=p.index, phone_number=p.parsed.e164, status="unchanged", id=holder[1]
+            )
         elif holder[0] == org_id:
             _fail_rows(
                 [p],

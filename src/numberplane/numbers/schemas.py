@@ -318,7 +318,10 @@ class ImportRowResult(BaseModel):
         default=0, description="1-based row number, as a person counts (the CSV's data row in the CLI)"
     )
     phone_number: str | None
-    status: Literal["created", "failed"]
+    status: Literal["created", "unchanged", "failed"] = Field(
+        description="unchanged: the org already holds this number, imported with exactly these "
+        "settings (a retried import)"
+    )
     id: str | None = None
     error: dict[str, str] | None = None
 
@@ -326,6 +329,7 @@ class ImportRowResult(BaseModel):
 class ImportReport(BaseModel):
     total: int
     created: int
+    unchanged: int = 0
     failed: int
     results: list[ImportRowResult]
 

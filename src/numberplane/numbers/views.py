@@ -85,11 +85,20 @@ async def buy(
     summary="Register numbers the org already owns (1 to 100,000; per-row results)",
 )
 async def import_numbers(
-    body: PhoneNumberImport, request: Request, principal: Principal = Depends(require_principal)
-) -> ImportReport:
-    return await service.import_numbers(
-        db=get_db(request), actor=actor_for(request, principal), rows=body.numbers, defaults=body.defaults
+    body: PhoneNumberImport,
+    request: Request,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=255),
+    principal: Principal = Depends(require_principal),
+) -> JSONResponse:
+    db, actor = get_db(request), actor_for(request, principal)
+    if idempotency_key is None:
+        report = await service.import_numbers(db=db, actor=actor, rows=body.numbers, defaults=body.defaults)
+        return JSONResponse(report.model_dump(mode="json"))
+    report, replayed = await service.import_numbers_once(
+        db=db, actor=actor, rows=body.numbers, defaults=body.defaults, idempotency_key=idempotency_key
     )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(report.model_dump(mode="json"), headers=headers)
 
 
 @router.get("/phone-numbers", response_model=Page[PhoneNumberRead], summary="List numbers, newest first")
