@@ -4,6 +4,8 @@ running the first attempt was killed between two committed chunks."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -59,8 +61,12 @@ async def test_an_import_cut_off_by_a_killed_server_is_retried_safely(
     try:
         doomed.wait_ready()
         with pytest.raises(httpx.HTTPError):  # killed after its first chunk committed
-            httpx.post(
-                doomed.url + "/v1/phone-numbers/import", json={"numbers": rows}, headers=headers, timeout=60
+            await asyncio.to_thread(
+                httpx.post,
+                doomed.url + "/v1/phone-numbers/import",
+                json={"numbers": rows},
+                headers=headers,
+                timeout=60,
             )
     finally:
         doomed.stop()

@@ -3,9 +3,9 @@
 The first request records its fingerprint under the key (``ImportRequest``); a retry with the
 same key gets the first report back (``Idempotent-Replayed: true``). A retry while the first is
 still running waits for it (bounded); a claim whose heartbeat (renewed after each committed
-chunk) is older than ``Settings.import_stale_seconds`` (its server died) is taken over and the import runs again:
-rows the first run committed then read ``unchanged`` (``import_retry``). The same key with a
-different request is refused.
+chunk) is older than ``Settings.import_stale_seconds`` (its server died) is taken over and the
+import runs again: rows the first run committed then read ``unchanged`` (``import_retry``).
+The same key with a different request is refused.
 """
 
 from __future__ import annotations
