@@ -121,7 +121,7 @@ async def test_import_report_rows_are_the_csv_data_rows(db_url: str, tmp_path: P
         "numbers", "import", str(source), "--org", org["org_id"], "--report", str(report),
         "--batch-size", "2", db_url=db_url, check=False,
     )  # fmt: skip
-    assert done.returncode == 0 and "unchanged 1" in done.stdout
+    assert done.returncode == 0 and "unchanged 1" in done.stderr
     rows = list(csv.DictReader(report.open()))
     assert [r["row"] for r in rows] == ["1", "2", "3", "4", "5"]
     # Row 4 repeats row 1 (in an earlier batch) with the same settings: already imported, so
