@@ -34,6 +34,9 @@ from numberplane.kernel.db import Actor, Database
 from numberplane.migrate import upgrade
 
 
+EXTRA_ENV = dict(item.split("=", 1) for item in os.environ.get("BENCH_SERVER_ENV", "").split(",") if item)
+
+
 def numbers(count: int) -> list[str]:
     out = []
     for area in ["212", "213", "303", "312", "404", "415", "512", "617", "646", "702", "713", "818"]:
@@ -83,7 +86,7 @@ async def route_loop(
 async def run(url: str, rows: int, rate: float) -> None:
     routed = await make_org(url, "routed")
     importer = await make_org(url, "importer")
-    server = ServerProcess(url, env={"NUMBERPLANE_LOG_LEVEL": "WARNING"})
+    server = ServerProcess(url, env={"NUMBERPLANE_LOG_LEVEL": "WARNING", **EXTRA_ENV})
     try:
         server.wait_ready()
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
