@@ -33,7 +33,6 @@ from numberplane.carriers import service as carriers_service
 from numberplane.kernel.db import Actor, Database
 from numberplane.migrate import upgrade
 
-
 EXTRA_ENV = dict(item.split("=", 1) for item in os.environ.get("BENCH_SERVER_ENV", "").split(",") if item)
 
 
