@@ -163,8 +163,8 @@ def _integer_inputs(app: Any) -> list[tuple[str, str, str, str]]:
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
             for param in op.get("parameters", []):
-                if param["in"] == "query" and is_int(param.get("schema", {})):
-                    found.append((method.upper(), path, "query", param["name"]))
+                if param["in"] in ("query", "path") and is_int(param.get("schema", {})):
+                    found.append((method.upper(), path, param["in"], param["name"]))
             body = op.get("requestBody", {}).get("content", {})
             for media in body.values():
                 props = resolve(media.get("schema", {})).get("properties", {})
@@ -180,13 +180,21 @@ async def test_every_integer_input_is_bounded(app: Any, org: OrgCreds) -> None:
     client = httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30)
     assert len(inputs) > 20  # the document lists them (limits, pages, versions, ports...)
     failures = []
+    agent = await make_agent(client, org)  # a real one: a version is looked up under it
     for method, template, where, name in inputs:
-        path = template.replace("{AccountSid}", org.key_id)
-        for part in ("{phone_number_id}", "{phone_number}", "{agent_id}", "{version}", "{Sid}", "{Kind}"):
+        path = template.replace("{AccountSid}", org.key_id).replace("{agent_id}", agent["id"])
+        for part in ("{phone_number_id}", "{phone_number}", "{Sid}", "{Kind}"):
             path = path.replace(part, "x")
-        path = path.replace("{CountryCode}", "US").replace("{", "").replace("}", "")
+        path = (
+            path.replace("{CountryCode}", "US")
+            .replace("{" + name + "}", "__INT__")
+            .replace("{", "")
+            .replace("}", "")
+        )
         for value in (HUGE, "-" + HUGE):
-            if where == "query":
+            if where == "path":
+                response = await client.request(method, path.replace("__INT__", value), headers=org.bearer)
+            elif where == "query":
                 response = await client.request(method, f"{path}?{name}={value}", headers=org.bearer)
             else:
                 response = await client.request(
