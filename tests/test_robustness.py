@@ -104,9 +104,10 @@ async def test_no_body_makes_a_v1_write_route_fail_with_500(
     assert count == 0  # nothing half-written
 
 
-async def test_malformed_json_is_a_clear_422(client: httpx.AsyncClient, org: OrgCreds) -> None:
+async def test_malformed_json_is_a_clear_400(client: httpx.AsyncClient, org: OrgCreds) -> None:
     response = await client.post(
         "/v1/agents", content=b"{not json", headers={**org.bearer, "content-type": "application/json"}
     )
-    assert response.status_code == 422
-    assert response.json()["code"] == "validation_failed"
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_json"
+    assert "line 1 column 2 (char 1)" in response.json()["detail"]

@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -35,13 +36,16 @@ from numberplane.kernel import errors
 from numberplane.kernel.changes import ChangeListener
 from numberplane.kernel.db import Database, is_sqlite
 from numberplane.kernel.deps import request_id
+from numberplane.kernel.inputs import TextGuard
 from numberplane.kernel.limits import BodyLimits
+from numberplane.kernel.openapi import Link, add_links
 from numberplane.kernel.settings import Settings, get_settings
 from numberplane.numbers import billing
 from numberplane.numbers import service as numbers_service
 from numberplane.numbers import views as numbers_views
 from numberplane.routing import fastpath
 from numberplane.routing import views as routing_views
+from numberplane.routing.handlers import ENDPOINTS
 from numberplane.routing.service import Router
 
 log = logging.getLogger("numberplane")
@@ -63,6 +67,53 @@ ROUTERS = (
     vocode.router,
     vapi.router,
     twilio.router,
+)
+
+# OpenAPI links from create to read/change/delete (``kernel.openapi``): where each API surface
+# has the created resource's id in its response, and the links a path pattern cannot find.
+ID_POINTERS = {
+    "/helloannie": "/data/id",
+    "/freya": "/data/result/phoneNumber/id",
+    "/zudu": "/data/phone_number",
+    "/2010-04-01": "/sid",
+}
+_RETELL_BY_NUMBER = {"phone_number": "$response.body#/phone_number"}
+_VOCODE_BY_NUMBER = {"query.phone_number": "$response.body#/number"}
+EXTRA_LINKS: tuple[Link, ...] = (
+    *(
+        (
+            "POST",
+            f"/retell/{create}-phone-number",
+            f"/retell/{op}-phone-number/{{phone_number}}",
+            _RETELL_BY_NUMBER,
+        )
+        for create in ("create", "import")
+        for op in ("get", "update", "delete")
+    ),
+    *(
+        ("POST", f"/vocode/v1/numbers/{create}", f"/vocode/v1/numbers{op}", _VOCODE_BY_NUMBER)
+        for create in ("buy", "link")
+        for op in ("", "/update", "/cancel")
+    ),
+    (
+        "POST",
+        "/zudu/api/phone-numbers/create",
+        "/zudu/api/phone-numbers/{phone_number}",
+        {"phone_number": "$response.body#/data/phone_number"},
+    ),
+    (
+        "POST",
+        "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json",
+        "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Sid}.json",
+        {"Sid": "$response.body#/sid"},
+    ),
+    (
+        "POST",
+        "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json",
+        "/2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers/{Kind}.json",
+        {"Kind": "$response.body#/sid"},
+    ),
+    ("POST", "/v1/phone-numbers/import", "/v1/phone-numbers/{ref}", {"ref": "$response.body#/results/0/id"}),
 )
 
 # Routes that take many rows in one body, and so the larger body limit.
@@ -251,7 +302,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     dialects = (helloannie, freya, signalwire, zudu, retell, vocode, vapi, twilio)
     errors.install(app, shapes=[*(d.ERROR_SHAPE for d in dialects), console_views.ERROR_SHAPE])
 
-    # Inside the request-id middleware, so a 413 carries the request's id too.
+    # Text no database can store is refused before any route sees it; an import's rows one by one.
+    app.add_middleware(
+        TextGuard, row_paths={("POST", "/v1/phone-numbers/import"): "numbers"}, exempt=frozenset(ENDPOINTS)
+    )
+    # Outside the text guard (a body is limited before it is read), inside the request-id
+    # middleware, so a 413 carries the request's id too.
     app.add_middleware(
         BodyLimits,
         default=settings.max_body_bytes,
@@ -288,4 +344,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         StaticFiles(directory=str(console_views.STATIC_DIR)),
         name="console-static",
     )
+    plain_openapi = app.openapi
+
+    def openapi_with_links() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(plain_openapi(), id_pointers=ID_POINTERS, extra=EXTRA_LINKS)
+        return app.openapi_schema
+
+    app.openapi = openapi_with_links  # type: ignore[method-assign]
     return app

@@ -5,7 +5,7 @@ from numberplane.calls.models import Call
 from numberplane.carriers.models import CarrierAccount, SandboxNumber
 from numberplane.kernel.db import Base
 from numberplane.kernel.outbox import AuditEvent, OutboxEvent
-from numberplane.numbers.models import Order, PhoneNumber, PhoneNumberAgent
+from numberplane.numbers.models import ImportRequest, Order, PhoneNumber, PhoneNumberAgent
 from numberplane.tenancy.models import ApiKey, Org, SignInFailure, User, UserSession
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "Base",
     "Call",
     "CarrierAccount",
+    "ImportRequest",
     "Order",
     "Org",
     "OutboxEvent",

@@ -207,7 +207,7 @@ async def test_errors_and_tenancy(
     assert (await v1_get(http, org, e164))["name"] == "Mine"
 
     before = await v1_count(http, org)
-    with pytest.raises(retell.UnprocessableEntityError):
+    with pytest.raises(retell.BadRequestError):  # Retell documents 400 (not 422) for create
         await call(
             mine.phone_number.create,
             area_code=int(area_codes.take()),

@@ -7,9 +7,15 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from numberplane.kernel.schemas import HttpUrl, Metadata, Model, ReadModel, SipUri, WsUrl
-
-LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z]{2,4})?(-[A-Z]{2}|-\d{3})?$"
+from numberplane.kernel.schemas import (
+    HttpUrl,
+    Language,
+    Metadata,
+    Model,
+    ReadModel,
+    SipUri,
+    WsUrl,
+)
 
 
 class VoiceSettings(Model):
@@ -83,7 +89,7 @@ class AgentConnect(Model):
 
 
 class AgentFields(Model):
-    language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
+    language: Language | None = None
     voice: VoiceSettings | None = None
     prompt: str | None = Field(default=None, max_length=100_000)
     initial_message: str | None = Field(default=None, max_length=5_000)

@@ -6,7 +6,7 @@ asked of the function the app passes to ``make_router``.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from numberplane.agents import service
 from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
@@ -43,7 +43,10 @@ async def get_agent(
 
 @_routes.get("/{agent_id}/versions/{version}", response_model=AgentVersionRead)
 async def get_agent_version(
-    agent_id: str, version: int, request: Request, principal: Principal = Depends(require_principal)
+    agent_id: str,
+    request: Request,
+    version: int = Path(ge=1, le=2**31 - 1),  # a bound, so no value overflows the database
+    principal: Principal = Depends(require_principal),
 ) -> AgentVersionRead:
     return await service.get_agent_version(
         db=get_db(request), org_id=principal.org_id, agent_id=agent_id, version=version

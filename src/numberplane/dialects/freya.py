@@ -9,6 +9,7 @@ all or nothing.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,6 +19,7 @@ from numberplane.dialects import common
 from numberplane.dialects import freya_map as fm
 from numberplane.kernel import e164
 from numberplane.kernel.errors import ErrorInfo, ErrorShape, Forbidden
+from numberplane.kernel.pagination import MAX_OFFSET
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
     NumberFilters,
@@ -69,10 +71,14 @@ async def create_phone_number(body: fm.CreateBody, ctx: common.Ctx = Context) ->
     return fm.envelope("Phone number created", {"phoneNumber": shaped})
 
 
+def _patch_for(item: Any, names: dict[str, str], now: PhoneNumberRead) -> PhoneNumberUpdate:
+    return common.build(PhoneNumberUpdate, fm.update_patch(item, now), names=names)
+
+
 @router.put("/phone-numbers", summary="Update phone numbers (bulk, all or nothing)")
 async def update_phone_numbers(body: fm.BulkUpdateBody, ctx: common.Ctx = Context) -> dict[str, Any]:
     _check_workspace(body.workspace_id, ctx)
-    patches: list[tuple[str, PhoneNumberUpdate]] = []
+    patches: list[tuple[str, numbers.PatchFor]] = []
     for i, item in enumerate(body.phone_numbers):
         current = await common.get_held(ctx, item.id)
         if item.number is not None:
@@ -85,8 +91,10 @@ async def update_phone_numbers(body: fm.BulkUpdateBody, ctx: common.Ctx = Contex
                     f"phoneNumbers[{i}].number", "cannot be changed: register the new number instead"
                 )
         names = {k: f"phoneNumbers[{i}].{v}" for k, v in fm.FIELD_NAMES.items()}
+        common.build(PhoneNumberUpdate, fm.update_patch(item, current), names=names)  # refuse early
         patches.append(
-            (current.id, common.build(PhoneNumberUpdate, fm.update_patch(item, current), names=names))
+            # Recomputed from the number as it is inside the update's transaction (row locked).
+            (current.id, partial(_patch_for, item, names))
         )
     updated = await numbers.update_numbers(db=ctx.db, actor=ctx.actor, patches=patches)
     return fm.envelope(f"{len(updated)} phone numbers updated", {"updated": await _shaped(ctx, updated)})
@@ -96,7 +104,7 @@ async def update_phone_numbers(body: fm.BulkUpdateBody, ctx: common.Ctx = Contex
 async def list_phone_numbers(
     workspace_id: str | None = Query(None, alias="workspaceId"),
     limit: int = Query(25, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     ctx: common.Ctx = Context,
 ) -> dict[str, Any]:
     _check_workspace(workspace_id, ctx)

@@ -75,7 +75,11 @@ async def update_phone_number(
     phone_number_id: str, body: hm.UpdateBody, ctx: common.Ctx = Context
 ) -> dict[str, Any]:
     current = await common.get_held(ctx, phone_number_id)
-    patch = common.build(PhoneNumberUpdate, hm.update_request(body, current), names=hm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, hm.update_request(body, current), names=hm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, hm.update_request(body, now), names=hm.FIELD_NAMES)
+
     updated = await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch)
     return await _one(ctx, updated, "Phone number updated")
 

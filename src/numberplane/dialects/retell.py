@@ -32,11 +32,17 @@ Context = Depends(common.context("retell"))
 NOT_FOUND = "Cannot find requested asset under given api key."
 
 
+# Retell's document lists 422 (its not-found) only for operations on an existing number; create
+# and import list 400, 401, 500, so an unknown agent named in their body is a 400 there (the
+# retell-sdk then raises BadRequestError, as a client of Retell expects).
+_NO_422 = frozenset({PREFIX + "/create-phone-number", PREFIX + "/import-phone-number"})
+
+
 def error_shape(request: Request, info: ErrorInfo) -> Response:
     status = info.status
     message = common.message_of(info)
     if common.is_not_found(info):
-        status = 422
+        status = 400 if request.url.path in _NO_422 else 422
         message = f"{NOT_FOUND} ({message})"
     elif status in (409, 422):
         status = 400
@@ -113,7 +119,11 @@ async def update_phone_number(
     phone_number: str, body: rm.UpdateBody, ctx: common.Ctx = Context
 ) -> dict[str, Any]:
     current = await common.get_held(ctx, phone_number)
-    patch = common.build(PhoneNumberUpdate, rm.update_request(body, current), names=rm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, rm.update_request(body, current), names=rm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, rm.update_request(body, now), names=rm.FIELD_NAMES)
+
     return await _one(
         ctx, await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch)
     )

@@ -13,7 +13,7 @@ invalid parameter (all 400).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -26,7 +26,7 @@ from numberplane.dialects import common
 from numberplane.dialects import twilio_map as tm
 from numberplane.kernel.errors import ErrorInfo, ErrorShape, NotFound, Unauthorized, validation_errors
 from numberplane.kernel.errors import ValidationFailed as Invalid
-from numberplane.kernel.pagination import encode_cursor
+from numberplane.kernel.pagination import MAX_PAGE, encode_cursor
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import NumberFilters, PhoneNumberBuy, PhoneNumberRead, PhoneNumberUpdate
 
@@ -241,17 +241,22 @@ async def _scan(
     return _Page(data=out, has_more=False, next_cursor=None)
 
 
+def _integer(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name) or ""
+    if not raw:
+        return default
+    if len(raw) > 12 or not raw.lstrip("-").isdigit():
+        raise Invalid.field(name, f"must be an integer between {low} and {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise Invalid.field(name, f"must be between {low} and {high}")
+    return value
+
+
 async def _list(request: Request, ctx: common.Ctx, number_type: str | None) -> dict[str, Any]:
     params = request.query_params
-    try:
-        size = int(params.get("PageSize") or 50)
-        page = int(params.get("Page") or 0)
-    except ValueError:
-        raise Invalid.field("PageSize", "must be an integer") from None
-    if not 1 <= size <= 1000:
-        raise Invalid.field("PageSize", "must be between 1 and 1000")
-    if page < 0:
-        raise Invalid.field("Page", "must not be negative")
+    size = _integer(params, "PageSize", 50, 1, 1000)
+    page = _integer(params, "Page", 0, 0, MAX_PAGE)
     phone, friendly = params.get("PhoneNumber"), params.get("FriendlyName")
     origin, token = params.get("Origin"), params.get("PageToken")
     if origin not in (None, "", "twilio", "hosted"):
@@ -329,7 +334,11 @@ async def _update(request: Request, ctx: common.Ctx, sid: str) -> dict[str, Any]
     form = await _form(request, tm.UpdateForm)
     if form.AccountSid and form.AccountSid != ctx.key_id:
         raise Invalid.field("AccountSid", "moving a number to another account is not supported")
-    patch = common.build(PhoneNumberUpdate, tm.settings(form, current), names=tm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, tm.settings(form, current), names=tm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, tm.settings(form, now), names=tm.FIELD_NAMES)
+
     updated = await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch)
     return _one(updated, ctx)
 

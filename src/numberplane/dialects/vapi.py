@@ -25,6 +25,7 @@ from numberplane.dialects import common
 from numberplane.dialects import vapi_map as vm
 from numberplane.kernel import e164
 from numberplane.kernel.errors import ErrorInfo, ErrorShape
+from numberplane.kernel.pagination import MAX_PAGE
 from numberplane.numbers import providers
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
@@ -209,7 +210,7 @@ async def list_phone_numbers(
 @router.get("/v2/phone-number", summary="List phone numbers, page by page")
 async def list_phone_numbers_paginated(
     search: str | None = Query(None, max_length=100),
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     sortOrder: Literal["ASC", "DESC"] = "DESC",
     sortBy: Literal["createdAt"] = "createdAt",
     limit: int = Query(100, ge=1, le=1000),
@@ -274,7 +275,11 @@ async def update_phone_number(
             raise common.invalid("twilioAccountSid", "this phone number is not imported from Twilio")
         _unchanged("twilioAccountSid", body.twilioAccountSid, sid)
     # The whole request is validated before anything changes.
-    patch = common.build(PhoneNumberUpdate, vm.settings(body, current), names=vm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, vm.settings(body, current), names=vm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, vm.settings(body, now), names=vm.FIELD_NAMES)
+
     if sid and (body.twilioAuthToken or body.twilioApiKey):
         # New secrets for the same Twilio account: checked at Twilio, then stored encrypted.
         creds = _twilio_credentials(body.model_copy(update={"twilioAccountSid": sid}))

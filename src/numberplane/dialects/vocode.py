@@ -22,6 +22,7 @@ from numberplane.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from numberplane.dialects import common
 from numberplane.dialects import vocode_map as vm
 from numberplane.kernel.errors import ErrorInfo, ErrorShape
+from numberplane.kernel.pagination import MAX_PAGE
 from numberplane.numbers import providers
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
@@ -130,7 +131,7 @@ async def link_number(body: vm.LinkBody, ctx: common.Ctx = Context) -> dict[str,
 
 @router.get("/list", summary="List numbers")
 async def list_numbers(
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     size: int = Query(50, ge=1, le=1000),
     sort_column: str | None = None,
     sort_desc: bool = True,
@@ -168,8 +169,8 @@ async def update_number(
 ) -> dict[str, Any]:
     body = body or vm.UpdateBody()
     current = await common.get_held(ctx, phone_number)
-    data = vm.update_request(body, current)
     agent_change: numbers.InboundAgentChange | None = None
+    bindings: dict[str, Any] = {}
     if "inbound_agent" in body.given():
         ref = body.inbound_agent
         if isinstance(ref, dict):
@@ -179,13 +180,19 @@ async def update_number(
                 patch=_agent_patch(ref), create=partial(_agent_create, ref)
             )
         else:
-            data["inbound_agents"] = common.bindings(ref if ref != vm.DEFAULT_AGENT else None)
-    patch_number = common.build(PhoneNumberUpdate, data, names=vm.FIELD_NAMES)
+            bindings["inbound_agents"] = common.bindings(ref if ref != vm.DEFAULT_AGENT else None)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(
+            PhoneNumberUpdate, {**vm.update_request(body, now), **bindings}, names=vm.FIELD_NAMES
+        )
+
+    patch(current)  # the whole request is refused before anything changes
     updated = await numbers.update_number(
         db=ctx.db,
         actor=ctx.actor,
         ref=current.id,
-        patch=patch_number,
+        patch=patch,
         inbound_agent=agent_change,
     )
     return await _one(ctx, updated)

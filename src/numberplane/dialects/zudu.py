@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from numberplane.dialects import common
 from numberplane.dialects import zudu_map as zm
 from numberplane.kernel.errors import ErrorInfo, ErrorShape, Forbidden
+from numberplane.kernel.pagination import MAX_PAGE
 from numberplane.numbers import providers
 from numberplane.numbers import service as numbers
 from numberplane.numbers.schemas import (
@@ -148,7 +149,7 @@ async def import_phone_number(body: zm.ImportBody, ctx: common.Ctx = Context) ->
 @router.get("", summary="List phone numbers")
 async def list_phone_numbers(
     limit: int = Query(50, ge=1, le=1000),
-    page: int = Query(0, ge=0),
+    page: int = Query(0, ge=0, le=MAX_PAGE),
     sort_by: str | None = None,
     sort_order: Literal["ascending", "descending"] = "descending",
     nickname: str | None = None,
@@ -199,7 +200,11 @@ async def update_phone_number(
 ) -> dict[str, Any]:
     _check_org(body.organization_id, ctx)
     current = await common.get_held(ctx, phone_number)
-    patch = common.build(PhoneNumberUpdate, zm.update_request(body, current), names=zm.FIELD_NAMES)
+    common.build(PhoneNumberUpdate, zm.update_request(body, current), names=zm.FIELD_NAMES)
+
+    def patch(now: PhoneNumberRead) -> PhoneNumberUpdate:  # on the locked row (no lost update)
+        return common.build(PhoneNumberUpdate, zm.update_request(body, now), names=zm.FIELD_NAMES)
+
     updated = await numbers.update_number(db=ctx.db, actor=ctx.actor, ref=current.id, patch=patch)
     return zm.envelope("Phone number updated successfully", await _one(ctx, updated))
 

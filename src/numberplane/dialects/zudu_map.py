@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from numberplane.agents.schemas import AgentRead
 from numberplane.dialects import common
 from numberplane.dialects.retell_map import single_agent
+from numberplane.kernel.pagination import MAX_PAGE
 from numberplane.kernel.schemas import MAX_TEXT
 from numberplane.numbers.schemas import PhoneNumberRead
 
@@ -93,7 +94,7 @@ class FilterCriteria(_Body):
 
 
 class ListBody(_Body):
-    page: int = Field(default=0, ge=0)
+    page: int = Field(default=0, ge=0, le=MAX_PAGE)
     limit: int = Field(default=50, ge=1, le=1000)
     sort_by: str | None = None
     sort_order: Literal["ascending", "descending"] = "descending"

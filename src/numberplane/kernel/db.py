@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, MetaData, event
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -193,6 +193,18 @@ class UnitOfWork:
                 await self.session.rollback()
         finally:
             await self.session.close()
+
+    async def lock_for_write(self) -> None:
+        """Make this unit of work's reads part of its write, before the first read.
+
+        A read-merge-write (a partial update laid over the stored value) must not interleave
+        with another writer's. PostgreSQL locks the rows read (``SELECT ... FOR UPDATE``); SQLite
+        has no row locks and its driver begins a transaction only at the first write, so the
+        read would see a state another writer may already be replacing: take the database's
+        write lock now (``BEGIN IMMEDIATE``; other writers wait, readers do not).
+        """
+        if self.db.dialect == "sqlite":
+            await self.session.execute(text("BEGIN IMMEDIATE"))
 
     def add_record(self, record: Any) -> None:
         """Queue an outbox event or audit row; flushed in the same transaction at commit."""

@@ -203,3 +203,8 @@ def country_of(e164: str | None) -> str | None:
 
 def is_sip_uri(value: str) -> bool:
     return bool(re.match(r"^sips?:[^@\s]+@[^\s]+$", value.strip(), re.IGNORECASE))
+
+
+def is_region(code: str) -> bool:
+    """An ISO 3166-1 alpha-2 region with phone numbering (as phonenumbers knows them)."""
+    return code.upper() in phonenumbers.SUPPORTED_REGIONS

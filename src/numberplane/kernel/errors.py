@@ -18,6 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from numberplane.kernel import jsonbody
+
 log = logging.getLogger("numberplane.errors")
 
 
@@ -165,6 +167,13 @@ def validation_errors(exc: RequestValidationError | Any) -> list[FieldError]:
     return errors
 
 
+def invalid_json(message: str) -> ErrorInfo:
+    """A body that is not JSON (or not JSON this API reads): one error, with where."""
+    return ErrorInfo(
+        400, "invalid_json", "Invalid JSON", message, [FieldError("body", message, "invalid_json")]
+    )
+
+
 def install(app: FastAPI, shapes: Sequence[ErrorShape] = ()) -> None:
     """Render every error raised under ``app``: in ``shapes``' renderer for a path under its
     prefix, otherwise as a problem document."""
@@ -179,12 +188,22 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape] = ()) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        for err in exc.errors():
+            if err.get("type") == "json_invalid":
+                doc = exc.body if isinstance(exc.body, str) else ""
+                pos = next((p for p in reversed(err.get("loc", ())) if isinstance(p, int)), 0)
+                reason = str((err.get("ctx") or {}).get("error", "invalid JSON"))
+                return render(request, invalid_json(jsonbody.at(reason, doc, pos)))
         errors = validation_errors(exc)
         message = "; ".join(f"{e.field}: {e.message}" for e in errors[:10])
         return render(request, ErrorInfo(422, "validation_failed", "Validation failed", message, errors))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            body = request.scope.get("state", {}).get(jsonbody.BODY_KEY)
+            found = jsonbody.problem(body) if isinstance(body, bytes) else None
+            return render(request, invalid_json(found or "the body is not valid JSON"))
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )

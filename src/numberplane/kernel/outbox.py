@@ -7,6 +7,7 @@ package's business; the records are every domain's, so they live in the kernel.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -84,6 +85,10 @@ class AuditEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+# Rows per statement when inserting in bulk: each slice holds the event loop only briefly.
+BULK_SLICE = 250
+
+
 def redact(value: Any) -> Any:
     """A copy with every secret-looking key replaced, for audit rows and logs."""
     if isinstance(value, dict):
@@ -141,20 +146,28 @@ async def emit_many(
     if not items:
         return
     now = utcnow()
-    rows = [
-        {
-            "id": new_id(),
-            "org_id": org_id,
-            "type": type,
-            "subject_type": subject_type,
-            "subject_id": subject_id,
-            "data": redact(data),
-            "created_at": now,
-        }
-        for subject_id, data in items
-    ]
+
+    def build() -> list[dict[str, Any]]:
+        return [
+            {
+                "id": new_id(),
+                "org_id": org_id,
+                "type": type,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+                "data": redact(data),
+                "created_at": now,
+            }
+            for subject_id, data in items
+        ]
+
+    # Building (redacting) a thousand events is CPU work: a worker thread, not the event loop.
+    # PostgreSQL takes them by COPY; elsewhere the insert goes in slices, so no single step holds
+    # the loop for long.
+    rows = await asyncio.to_thread(build) if len(items) > 100 else build()
     if not await copy_rows(uow.session, OutboxEvent.__table__, rows):
-        await uow.session.execute(insert(OutboxEvent.__table__), rows)  # type: ignore[arg-type]
+        for start in range(0, len(rows), BULK_SLICE):
+            await uow.session.execute(insert(OutboxEvent.__table__), rows[start : start + BULK_SLICE])  # type: ignore[arg-type]
     events_written(uow)
 
 

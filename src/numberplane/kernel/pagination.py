@@ -19,6 +19,10 @@ from sqlalchemy import Select
 from numberplane.kernel.errors import ValidationFailed
 
 MAX_LIMIT = 1000
+# Page numbers and offsets of the APIs that page by number: bounded, so page x size stays far
+# inside a 64-bit integer (an unbounded one reached the database as an overflow, a 500).
+MAX_PAGE = 1_000_000
+MAX_OFFSET = 1_000_000_000
 
 T = TypeVar("T")
 

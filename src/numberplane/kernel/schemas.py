@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import locale
+import re
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 # Every text field has a bound: its own (names, prompts, URLs...) or this one. Free-form JSON
 # (metadata, extras) is bounded by its serialised size (``BoundedJson``).
@@ -75,6 +77,48 @@ def max_json(limit: int) -> AfterValidator:
 
     return AfterValidator(check)
 
+
+# A language as carriers take it (``<Say language="en-US">``): a known ISO 639 language, an
+# optional script and an optional region (ISO 3166 or UN M.49): en, en-US, zh-Hans-CN, es-419.
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-(?:[A-Z]{2}|[0-9]{3}))?$"
+_LANGUAGES = frozenset(
+    code
+    for alias in locale.locale_alias
+    if (code := re.split(r"[_.@]", alias, maxsplit=1)[0]).isalpha() and 2 <= len(code) <= 3
+)
+
+# The scripts carriers' speech locales name (zh-Hans, sr-Latn...).
+SCRIPTS = frozenset({"Arab", "Cyrl", "Deva", "Guru", "Hans", "Hant", "Latn"})
+
+
+def _language_case(value: Any) -> Any:
+    """``en-us`` reads as ``en-US``: language lower, script title, region upper case."""
+    if not isinstance(value, str) or len(value) > 16:
+        return value
+    parts = value.replace("_", "-").split("-")
+    return "-".join([parts[0].lower()] + [p.title() if len(p) == 4 else p.upper() for p in parts[1:]])
+
+
+def _language(value: str) -> str:
+    from numberplane.kernel.e164 import is_region
+
+    if not re.fullmatch(LANGUAGE_PATTERN, value):
+        raise ValueError(
+            "must be a language tag such as en-US: a language (en), optionally a script (Hans) "
+            "and a region (US, or 419)"
+        )
+    parts = value.split("-")
+    if parts[0] not in _LANGUAGES:
+        raise ValueError(f"{parts[0]!r} is not a known ISO 639 language code")
+    if len(parts) > 1 and len(parts[1]) == 4 and parts[1] not in SCRIPTS:
+        raise ValueError(f"{parts[1]!r} is not a script carriers use ({', '.join(sorted(SCRIPTS))})")
+    region = parts[-1] if len(parts) > 1 and len(parts[-1]) == 2 else None
+    if region is not None and not is_region(region):
+        raise ValueError(f"{region!r} is not an ISO 3166-1 region")
+    return value
+
+
+Language = Annotated[str, BeforeValidator(_language_case), AfterValidator(_language), Field(max_length=16)]
 
 METADATA_BYTES = 16 * 1024
 Metadata = Annotated[dict[str, Any], max_json(METADATA_BYTES)]

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     default_carrier: str = "sandbox"
     idempotency_wait_seconds: float = 10.0
+    # An import claimed under an Idempotency-Key whose heartbeat is older than this was cut off
+    # (its server died): a retry with the key takes it over.
+    import_stale_seconds: float = 60.0
     route_cache_size: int = Field(
         default=200_000,
         ge=0,

@@ -111,7 +111,7 @@ async def import_csv(
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     db = Database(get_settings().database_url)
-    created = failed = 0
+    created = unchanged = failed = 0
     out: TextIO = report.open("w", newline="", encoding="utf-8") if report else sys.stdout
     try:
         async with db.session() as session:
@@ -144,11 +144,15 @@ async def import_csv(
                         ]
                     )
                 created += result.created
+                unchanged += result.unchanged
                 failed += result.failed
                 progress.advance(task, len(batch))
     finally:
         if report:
             out.close()
         await db.dispose()
-    console.print(f"imported {created:,}, failed {failed:,}" + (f"; report in {report}" if report else ""))
+    already = f", unchanged {unchanged:,} (already imported with these settings)" if unchanged else ""
+    console.print(
+        f"imported {created:,}{already}, failed {failed:,}" + (f"; report in {report}" if report else "")
+    )
     return 0 if failed == 0 else 1

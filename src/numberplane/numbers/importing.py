@@ -16,14 +16,13 @@ So a row that fails validation never changes anything at any carrier.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from numberplane.agents import service as agents
@@ -33,14 +32,18 @@ from numberplane.carriers.base import CarrierAdapter, CarrierError
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.registry import adapter_for
 from numberplane.carriers.schemas import ROUTING_ONLY
-from numberplane.kernel import e164
+from numberplane.kernel import e164, faults
 from numberplane.kernel.changes import numbers_changed
-from numberplane.kernel.db import Actor, Database, epoch_ms, utcnow
+from numberplane.kernel.db import Actor, Database, utcnow
 from numberplane.kernel.errors import Conflict, FieldError, ValidationFailed
+from numberplane.kernel.gcpolicy import bulk_allocations
 from numberplane.kernel.ids import new_id
-from numberplane.kernel.outbox import audit, emit, emit_many
+from numberplane.kernel.inputs import unstorable
+from numberplane.kernel.outbox import BULK_SLICE, audit, emit, emit_many
+from numberplane.numbers import import_retry
 from numberplane.numbers.accounts import account_for
-from numberplane.numbers.configuration import apply_config, binding_rows, carrier_config, config_fields
+from numberplane.numbers.configuration import binding_rows, carrier_config, config_fields
+from numberplane.numbers.import_rows import Built, import_row_values, table_of
 from numberplane.numbers.models import HOLDING_STATUSES, PhoneNumber, PhoneNumberAgent
 from numberplane.numbers.reading import get_number
 from numberplane.numbers.schemas import (
@@ -117,13 +120,39 @@ async def import_numbers(
     progress: Any = None,
     new_inbound_agent: AgentCreate | None = None,
     first_row: int = 1,
+    heartbeat: Callable[[], Awaitable[None]] | None = None,
 ) -> ImportReport:
     """Register numbers the org already owns (nothing is bought). Each row stands alone.
-    ``first_row`` is the row number a person sees for ``rows[0]`` (a CSV batch's offset)."""
+    ``first_row`` is the row number a person sees for ``rows[0]`` (a CSV batch's offset);
+    ``heartbeat`` is awaited after each committed chunk (an idempotent import's claim)."""
+    assert actor.org_id is not None
+    if len(rows) < 5000:
+        return await _import(
+            db, actor, rows, defaults, emit_completed, progress, new_inbound_agent, first_row, heartbeat
+        )
+    with bulk_allocations():
+        return await _import(
+            db, actor, rows, defaults, emit_completed, progress, new_inbound_agent, first_row, heartbeat
+        )
+
+
+async def _import(
+    db: Database,
+    actor: Actor,
+    rows: Sequence[Any],
+    defaults: dict[str, Any] | None,
+    emit_completed: bool,
+    progress: Any,
+    new_inbound_agent: AgentCreate | None,
+    first_row: int,
+    heartbeat: Callable[[], Awaitable[None]] | None,
+) -> ImportReport:
     assert actor.org_id is not None
     org_id = actor.org_id
     results: dict[int, ImportRowResult] = {}
-    prepared = _parse_rows(rows, defaults or {}, results, first_row)
+    # CPU-heavy steps (schema, phonenumbers, row building, the report) run in a worker thread,
+    # so a 100,000-row import never holds the event loop that answers every org's calls.
+    prepared = await asyncio.to_thread(_parse_rows, rows, defaults or {}, results, first_row)
     prepared = await _check_agents(db, org_id, prepared, results)
     prepared = await _check_holders(db, org_id, prepared, results)
     prepared = await _check_accounts(db, org_id, prepared, results)
@@ -136,14 +165,15 @@ async def import_numbers(
         await _insert_chunk(db, actor, chunk, results, new_inbound_agent)
         if progress is not None:
             progress(chunk_no + 1, total_chunks)
+        faults.point("import.after_chunk")
+        if heartbeat is not None:
+            await heartbeat()
 
     if len(prepared) >= ANALYZE_AFTER_ROWS and db.dialect == "postgresql":
         # Fresh statistics, so the planner does not treat a just-filled table as empty.
         async with db.engine.begin() as conn:
             await conn.execute(text("ANALYZE phone_numbers"))
-    ordered = [results[i].model_copy(update={"row": first_row + i}) for i in sorted(results)]
-    created = sum(1 for r in ordered if r.status == "created")
-    report = ImportReport(total=len(ordered), created=created, failed=len(ordered) - created, results=ordered)
+    report = await asyncio.to_thread(_report, results, first_row)
     if emit_completed:
         async with db.uow(actor) as uow:
             emit(
@@ -152,7 +182,12 @@ async def import_numbers(
                 org_id=org_id,
                 subject_type="import",
                 subject_id=new_id(),
-                data={"total": report.total, "created": report.created, "failed": report.failed},
+                data={
+                    "total": report.total,
+                    "created": report.created,
+                    "unchanged": report.unchanged,
+                    "failed": report.failed,
+                },
             )
             audit(
                 uow,
@@ -163,6 +198,19 @@ async def import_numbers(
             )
             await uow.commit()
     return report
+
+
+def _report(results: dict[int, ImportRowResult], first_row: int) -> ImportReport:
+    ordered = [results[i].model_copy(update={"row": first_row + i}) for i in sorted(results)]
+    created = sum(1 for r in ordered if r.status == "created")
+    unchanged = sum(1 for r in ordered if r.status == "unchanged")
+    return ImportReport.model_construct(
+        total=len(ordered),
+        created=created,
+        unchanged=unchanged,
+        failed=len(ordered) - created - unchanged,
+        results=ordered,
+    )
 
 
 # ── 1. validation without a carrier ─────────────────────────────────────────────────────────
@@ -187,6 +235,10 @@ def _parse_rows(
             results[index] = _failed(index, None, "invalid", "row", "must be an object")
             continue
         merged = {**base, **raw}
+        bad = next(unstorable(merged), None)  # text no database stores fails this row alone
+        if bad is not None:
+            results[index] = _failed(index, None, bad.code, bad.field, bad.message)
+            continue
         try:
             row = _ROW.validate_python(merged)
         except ValidationError as exc:
@@ -230,7 +282,14 @@ async def _check_agents(
     db: Database, org_id: str, prepared: list[_Prepared], results: dict[int, ImportRowResult]
 ) -> list[_Prepared]:
     wanted = sorted(
-        {b.agent_id for p in prepared for d in DIRECTIONS for b in (getattr(p.row, f"{d}_agents") or [])}
+        await asyncio.to_thread(
+            lambda: {
+                b.agent_id
+                for p in prepared
+                for d in DIRECTIONS
+                for b in (getattr(p.row, f"{d}_agents") or [])
+            }
+        )
     )
     if not wanted:
         return prepared
@@ -277,11 +336,22 @@ async def _check_holders(
                 )
             )
             holders.update({r.phone_number: (r.org_id, r.id) for r in rows})
+    # A retried import: rows this org already imported with exactly these settings are unchanged.
+    now = utcnow()
+    ours = [p for p in prepared if holders.get(p.parsed.e164, ("",))[0] == org_id]
+    wanted = await asyncio.to_thread(
+        lambda: [(holders[p.parsed.e164][1], *import_row_values(p, org_id, now)) for p in ours]
+    )
+    same = await import_retry.unchanged_ids(db, wanted)
     keep = []
     for p in prepared:
         holder = holders.get(p.parsed.e164)
         if holder is None:
             keep.append(p)
+        elif holder[0] == org_id and holder[1] in same:
+            results[p.index] = ImportRowResult(
+                index=p.index, phone_number=p.parsed.e164, status="unchanged", id=holder[1]
+            )
         elif holder[0] == org_id:
             _fail_rows(
                 [p],
@@ -383,72 +453,6 @@ async def _at_carriers(
 
 # ── writing ─────────────────────────────────────────────────────────────────────────────────
 
-# Column defaults for an imported row (attribute name -> value), before its settings apply.
-_IMPORT_DEFAULTS: dict[str, Any] = {
-    "carrier_sync": None,
-    "name": None,
-    "language": None,
-    "voice": None,
-    "inbound_webhook_url": None,
-    "inbound_webhook_timeout_ms": None,
-    "inbound_webhook_attempts": None,
-    "inbound_sms_webhook_url": None,
-    "fallback": None,
-    "call_handler": None,
-    "message_handler": None,
-    "sip_inbound": None,
-    "sip_outbound": None,
-    "sip_inbound_password_enc": None,
-    "sip_outbound_password_enc": None,
-    "verified_caller_id": None,
-    "callback_forwarding_number": None,
-    "allowed_inbound_countries": None,
-    "allowed_outbound_countries": None,
-    "emergency_address_id": None,
-    "emergency_status": None,
-    "next_billed_at": None,
-    "released_at": None,
-    "carrier_reference": None,
-}
-_COLUMN_OF = {"meta": "metadata"}
-Built = tuple[_Prepared, dict[str, Any], list[dict[str, Any]]]
-
-
-def _import_row_values(
-    p: _Prepared, org_id: str, now: dt.datetime
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A plain dict per row (Core executemany is several times faster than ORM objects at 100k rows)."""
-    row = p.row
-    values = SimpleNamespace(
-        **_IMPORT_DEFAULTS,
-        id=new_id(),
-        org_id=org_id,
-        phone_number=p.parsed.e164,
-        country=p.parsed.country,
-        area_code=p.parsed.area_code,
-        number_type=row.number_type or p.parsed.number_type,
-        capabilities={"voice": True, "sms": False, "mms": False, "fax": False},
-        status="active",
-        origin="imported",
-        carrier=p.carrier or "sip",
-        carrier_account_id=row.carrier_account_id,
-        carrier_number_id=p.carrier_number_id or row.carrier_number_id,
-        outbound=False,
-        meta={},
-        extras={},
-        created_at=now,
-        updated_at=now,
-        last_modification_ms=epoch_ms(now),
-    )
-    apply_config(values, row, p.fields)
-    record = {_COLUMN_OF.get(k, k): v for k, v in vars(values).items()}
-    return record, binding_rows(values.id, row, p.fields)
-
-
-def _table(model: Any) -> Table:
-    table: Table = model.__table__
-    return table
-
 
 async def _insert_chunk(
     db: Database,
@@ -460,8 +464,8 @@ async def _insert_chunk(
     """One unit of work per chunk: rows, bindings, events and one audit row. If a concurrent
     writer took a number meanwhile, fall back to row by row so only that row fails."""
     assert actor.org_id is not None
-    now = utcnow()
-    built = [(p, *_import_row_values(p, actor.org_id, now)) for p in chunk]
+    now, org_id = utcnow(), actor.org_id
+    built = await asyncio.to_thread(lambda: [(p, *import_row_values(p, org_id, now)) for p in chunk])
     try:
         await _write_rows(db, actor, built, new_agent)
     except IntegrityError:
@@ -508,9 +512,12 @@ async def _write_rows(db: Database, actor: Actor, built: list[Built], new_agent:
         used = {k for _, record, _ in built for k, v in record.items() if v is not None}
         records = [{k: record[k] for k in used} for _, record, _ in built]
         bindings = [b for _, _, rows in built for b in rows]
-        await uow.session.execute(insert(_table(PhoneNumber)), records)
-        if bindings:
-            await uow.session.execute(insert(_table(PhoneNumberAgent)), bindings)
+        for start in range(0, len(records), BULK_SLICE):  # slices: the loop is never held long
+            await uow.session.execute(insert(table_of(PhoneNumber)), records[start : start + BULK_SLICE])
+        for start in range(0, len(bindings), BULK_SLICE):
+            await uow.session.execute(
+                insert(table_of(PhoneNumberAgent)), bindings[start : start + BULK_SLICE]
+            )
         await emit_many(
             uow,
             type="phone_number.created",

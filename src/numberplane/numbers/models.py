@@ -149,3 +149,22 @@ class Order(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ImportRequest(Base):
+    """An import sent with an ``Idempotency-Key``: what it asked (a fingerprint) and, once done,
+    its report, so a retry with the same key gets the first answer instead of a second import.
+    ``updated_at`` is the running import's heartbeat: a claim nobody renews (its server was
+    killed) is taken over by the retry."""
+
+    __tablename__ = "import_requests"
+    __table_args__ = (UniqueConstraint("org_id", "idempotency_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    report: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -22,6 +22,7 @@ from numberplane.kernel.pagination import Page, check_limit, decode_cursor, enco
 from numberplane.numbers.models import HOLDING_STATUSES, Order, PhoneNumber, PhoneNumberAgent
 from numberplane.numbers.schemas import (
     DIRECTIONS,
+    STATUSES,
     AgentBindingRead,
     NumberFilters,
     PhoneNumberRead,
@@ -163,6 +164,11 @@ def _filtered(query: Select[Any], org_id: str, filters: NumberFilters | None) ->
     query = query.where(PhoneNumber.org_id == org_id)
     f = filters or NumberFilters()
     statuses = [s.strip() for s in (f.status or "").split(",") if s.strip()]
+    unknown = sorted(set(statuses) - {*STATUSES, "all"})
+    if unknown:
+        raise ValidationFailed.field(
+            "status", f"{unknown[0]!r} is not a status: use {', '.join(STATUSES)} or all (comma-separated)"
+        )
     if not statuses:
         query = query.where(PhoneNumber.status.in_(HOLDING_STATUSES))
     elif "all" not in statuses:

@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from numberplane.agents.schemas import LANGUAGE_PATTERN, VoiceSettings
+from numberplane.agents.schemas import VoiceSettings
 from numberplane.kernel import e164
-from numberplane.kernel.schemas import HttpUrl, Metadata, Model, SipUri, max_json
+from numberplane.kernel.schemas import HttpUrl, Language, Metadata, Model, SipUri, max_json
 
 MAX_AGENTS_PER_DIRECTION = 20
 EXTRAS_BYTES = 32 * 1024  # every dialect's settings on one number, together
@@ -34,6 +34,20 @@ Extras = Annotated[dict[str, dict[str, Any]], max_json(EXTRAS_BYTES)]
 ShortText = Annotated[str, Field(max_length=255)]
 MAX_IMPORT_ROWS = 100_000
 DIRECTIONS = ("inbound", "outbound", "inbound_sms", "outbound_sms")
+STATUSES = ("pending", "active", "releasing", "released", "failed")
+NumberType = Literal[
+    "local",
+    "mobile",
+    "toll_free",
+    "national",
+    "voip",
+    "shared_cost",
+    "premium_rate",
+    "personal",
+    "pager",
+    "voicemail",
+    "unknown",
+]
 
 
 def _e164(value: str) -> str:
@@ -227,7 +241,7 @@ class SipConfig(Model):
 
 class PhoneNumberConfig(Model):
     name: str | None = Field(default=None, max_length=255)
-    language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
+    language: Language | None = None
     voice: VoiceSettings | None = None
     inbound_agents: AgentBindings = None
     outbound_agents: AgentBindings = None
@@ -277,7 +291,9 @@ class PhoneNumberImportRow(PhoneNumberConfig):
 
     phone_number: str = Field(max_length=64)
     country: CountryCode | None = Field(default=None, description="Hint for numbers written nationally.")
-    number_type: str | None = None
+    number_type: NumberType | None = Field(
+        default=None, description="As the number's plan says when absent; otherwise one of these."
+    )
     carrier_account_id: str | None = None
     carrier_number_id: str | None = Field(default=None, max_length=64)
 
@@ -302,7 +318,10 @@ class ImportRowResult(BaseModel):
         default=0, description="1-based row number, as a person counts (the CSV's data row in the CLI)"
     )
     phone_number: str | None
-    status: Literal["created", "failed"]
+    status: Literal["created", "unchanged", "failed"] = Field(
+        description="unchanged: the org already holds this number, imported with exactly these "
+        "settings (a retried import)"
+    )
     id: str | None = None
     error: dict[str, str] | None = None
 
@@ -310,6 +329,7 @@ class ImportRowResult(BaseModel):
 class ImportReport(BaseModel):
     total: int
     created: int
+    unchanged: int = 0
     failed: int
     results: list[ImportRowResult]
 

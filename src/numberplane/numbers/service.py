@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from numberplane.numbers.billing import renew_due
 from numberplane.numbers.configuration import wants_sms_webhook
+from numberplane.numbers.import_keys import import_numbers_once
 from numberplane.numbers.importing import import_numbers, import_one
 from numberplane.numbers.purchase import BuyResult, buy, execute_order, resolve_order, resolve_pending_orders
 from numberplane.numbers.reading import (
@@ -33,11 +34,12 @@ from numberplane.numbers.reading import (
 from numberplane.numbers.reconcile import reconcile_account, reconcile_all
 from numberplane.numbers.release import finish_releases, release_number
 from numberplane.numbers.search import search_available
-from numberplane.numbers.update import InboundAgentChange, update_number, update_numbers
+from numberplane.numbers.update import InboundAgentChange, PatchFor, update_number, update_numbers
 
 __all__ = [
     "BuyResult",
     "InboundAgentChange",
+    "PatchFor",
     "account_users",
     "agent_users",
     "buy",
@@ -46,6 +48,7 @@ __all__ = [
     "finish_releases",
     "get_number",
     "import_numbers",
+    "import_numbers_once",
     "import_one",
     "list_numbers",
     "reconcile_account",

@@ -2,7 +2,12 @@
 
 ``update_number`` is partial: only the fields set on the patch change; ``None`` clears a field.
 The number's row is locked for the change, so concurrent updates through different APIs apply
-one after the other. A change the carrier must know about (its name, SMS) is pushed after the
+one after the other. A vendor API whose settings are whole objects (``extras``, ``sip_*``,
+``voice``) gives its patch as a function of the number (``PatchFor``): the function runs inside
+the transaction, on the locked row as it is, so what it lays over the stored object is never a
+stale copy and a concurrent change through another API is never lost.
+
+A change the carrier must know about (its name, SMS) is pushed after the
 commit; the outcome is recorded as its own audited change (``lifecycle.record_carrier_sync``),
 and reconcile repairs what a failed push left behind.
 
@@ -40,6 +45,9 @@ log = logging.getLogger("numberplane.numbers")
 
 MAX_BATCH = 1000
 
+# A patch computed from the number as it is inside the update's transaction (row locked).
+PatchFor = Callable[[PhoneNumberRead], PhoneNumberUpdate]
+
 
 @dataclass(frozen=True)
 class InboundAgentChange:
@@ -52,10 +60,10 @@ class InboundAgentChange:
 
 
 async def update_in(
-    uow: UnitOfWork, org_id: str, ref: str, patch: PhoneNumberUpdate, prefix: str = ""
+    uow: UnitOfWork, org_id: str, ref: str, patch: PhoneNumberUpdate | PatchFor, prefix: str = ""
 ) -> PhoneNumberRead:
     """Apply ``patch`` to the org's number ``ref`` inside ``uow`` (row locked), with its event,
-    audit row and change notification."""
+    audit row and change notification. A ``PatchFor`` is called with the locked row's state."""
     session = uow.session
     pn = await resolve(session, org_id, ref, for_update=True)
     if pn.status in ("released", "failed"):
@@ -63,7 +71,10 @@ async def update_in(
             f"phone number {pn.phone_number} is {pn.status}; it can no longer be changed",
             code="phone_number_not_active",
         )
-    before = snapshot(await read_one(session, pn))
+    current = await read_one(session, pn)
+    before = snapshot(current)
+    if not isinstance(patch, PhoneNumberUpdate):
+        patch = patch(current)
     fields = config_fields(patch)
     await check_agents(session, org_id, patch, prefix)
     apply_config(pn, patch, fields)
@@ -95,18 +106,33 @@ async def update_number(
     db: Database,
     actor: Actor,
     ref: str,
-    patch: PhoneNumberUpdate,
+    patch: PhoneNumberUpdate | PatchFor,
     inbound_agent: InboundAgentChange | None = None,
 ) -> PhoneNumberRead:
     """Partial update: only the fields set on ``patch`` change; ``None`` clears a field. With
-    ``inbound_agent``, the number's agent changes in the same unit of work."""
+    ``inbound_agent``, the number's agent changes in the same unit of work. ``patch`` may be a
+    ``PatchFor``: computed from the number as it is once its row is locked."""
     assert actor.org_id is not None
+    applied: list[PhoneNumberUpdate] = []
+
+    def recording(current: PhoneNumberRead) -> PhoneNumberUpdate:
+        made = patch(current) if not isinstance(patch, PhoneNumberUpdate) else patch
+        applied.append(made)
+        return made
+
     async with db.uow(actor) as uow:
+        await uow.lock_for_write()
         if inbound_agent is not None:
-            patch = await _with_inbound_agent(uow, actor.org_id, ref, patch, inbound_agent)
-        read = await update_in(uow, actor.org_id, ref, patch)
+            current = await read_one(
+                uow.session, await resolve(uow.session, actor.org_id, ref, for_update=True)
+            )
+            fixed = await _with_inbound_agent(uow, actor.org_id, current, recording(current), inbound_agent)
+            applied[:] = [fixed]
+            read = await update_in(uow, actor.org_id, ref, fixed)
+        else:
+            read = await update_in(uow, actor.org_id, ref, recording)
         await uow.commit()
-    if {"capabilities", "name"} & config_fields(patch):
+    if {"capabilities", "name"} & config_fields(applied[-1]):
         await push_carrier_config(db, actor, read)
     return read
 
@@ -114,11 +140,10 @@ async def update_number(
 async def _with_inbound_agent(
     uow: UnitOfWork,
     org_id: str,
-    ref: str,
+    current: PhoneNumberRead,
     patch: PhoneNumberUpdate,
     change: InboundAgentChange,
 ) -> PhoneNumberUpdate:
-    current = await read_one(uow.session, await resolve(uow.session, org_id, ref, for_update=True))
     bound = None
     for binding in current.inbound_agents:  # the heaviest, the first listed on a tie
         if bound is None or binding.weight > bound.weight:
@@ -134,7 +159,7 @@ async def _with_inbound_agent(
 
 
 async def update_numbers(
-    *, db: Database, actor: Actor, patches: Sequence[tuple[str, PhoneNumberUpdate]]
+    *, db: Database, actor: Actor, patches: Sequence[tuple[str, PhoneNumberUpdate | PatchFor]]
 ) -> list[PhoneNumberRead]:
     """Several updates, all or nothing. Field names in errors are prefixed with ``[i].``."""
     assert actor.org_id is not None
@@ -142,6 +167,7 @@ async def update_numbers(
         raise ValidationFailed.field("phoneNumbers", f"at most {MAX_BATCH} numbers per request")
     out = []
     async with db.uow(actor) as uow:
+        await uow.lock_for_write()
         for i, (ref, patch) in enumerate(patches):
             try:
                 out.append(await update_in(uow, actor.org_id, ref, patch, prefix=f"[{i}]."))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -12,6 +13,7 @@ from numberplane.carriers import service as carriers
 from numberplane.carriers.schemas import ReconcileReport
 from numberplane.kernel.deps import actor_for, get_db
 from numberplane.kernel.errors import Forbidden
+from numberplane.kernel.inputs import parse_in_thread
 from numberplane.kernel.pagination import Page
 from numberplane.numbers import reconcile, service
 from numberplane.numbers.schemas import (
@@ -83,13 +85,32 @@ async def buy(
     "/phone-numbers/import",
     response_model=ImportReport,
     summary="Register numbers the org already owns (1 to 100,000; per-row results)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PhoneNumberImport.model_json_schema()}},
+        }
+    },
 )
 async def import_numbers(
-    body: PhoneNumberImport, request: Request, principal: Principal = Depends(require_principal)
-) -> ImportReport:
-    return await service.import_numbers(
-        db=get_db(request), actor=actor_for(request, principal), rows=body.numbers, defaults=body.defaults
-    )
+    request: Request,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=255),
+    principal: Principal = Depends(require_principal),
+) -> Response:
+    # Up to 100,000 rows: parsed and validated in a worker thread, off the event loop.
+    body = await parse_in_thread(request, PhoneNumberImport)
+    db, actor = get_db(request), actor_for(request, principal)
+    replayed = False
+    if idempotency_key is None:
+        report = await service.import_numbers(db=db, actor=actor, rows=body.numbers, defaults=body.defaults)
+    else:
+        report, replayed = await service.import_numbers_once(
+            db=db, actor=actor, rows=body.numbers, defaults=body.defaults, idempotency_key=idempotency_key
+        )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    # 100,000 rows of report are serialised in a worker thread, off the event loop.
+    content = await asyncio.to_thread(report.model_dump_json)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 @router.get("/phone-numbers", response_model=Page[PhoneNumberRead], summary="List numbers, newest first")

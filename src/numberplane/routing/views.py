@@ -70,7 +70,11 @@ for _path, _allowed in _methods.items():
 async def route_call(
     request: Request,
     to: str = Query(
-        ..., max_length=256, description="The called number: E.164, digits, national, sip: or tel:"
+        ...,
+        min_length=1,
+        max_length=256,
+        pattern=r"\S",
+        description="The called number: E.164, digits, national, sip: or tel:",
     ),
     from_: str | None = Query(None, alias="from", max_length=256, description="The caller, in any form"),
     call_id: str | None = Query(None, max_length=128, description="Makes the weighted agent pick repeatable"),
