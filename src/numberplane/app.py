@@ -35,6 +35,7 @@ from numberplane.numbers import views as numbers_views
 from numberplane.routing import fastpath
 from numberplane.routing import views as routing_views
 from numberplane.routing.service import Router
+from numberplane.tenancy.keycache import KeyCache
 
 log = logging.getLogger("numberplane")
 
@@ -122,6 +123,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     database = db or Database(settings.database_url)
     # The data plane's per-process state: route cache, account directory, webhook client.
     routing = Router(database, settings)
+    # Verified API keys, so a keyed request costs no query; follows the same change feed.
+    keys = KeyCache()
+    keys.attach(database.feed)
     # With SQLite, `serve` also delivers webhooks and runs the periodic jobs; PostgreSQL
     # deployments run `numberplane worker` processes beside the servers.
     in_process_worker = settings.run_worker_in_process and is_sqlite(database.url)
@@ -146,6 +150,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 await worker.aclose()
             await routing.aclose()
             await listener.stop()
+            keys.detach()
             if owns_db:
                 await database.dispose()
 
@@ -158,6 +163,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.settings = settings
     app.state.routing = routing
+    app.state.keys = keys
     dialects = (helloannie, freya, signalwire, zudu, retell, vocode, vapi, twilio)
     errors.install(app, shapes=[d.ERROR_SHAPE for d in dialects])
 

@@ -11,6 +11,7 @@ from fastapi import Request
 from numberplane.kernel.deps import Principal
 from numberplane.kernel.errors import Unauthorized
 from numberplane.tenancy import service
+from numberplane.tenancy.keycache import KeyCache
 
 __all__ = ["Principal", "credentials_from", "require_principal"]
 
@@ -49,13 +50,18 @@ async def require_principal(request: Request) -> Principal:
             "X-API-KEY and X-API-SECRET, or HTTP Basic key_id:secret",
             headers={"WWW-Authenticate": 'Bearer realm="numberplane"'},
         )
-    db = request.app.state.db
-    async with db.session() as session:
-        key = await service.authenticate(session, *creds)
-    if key is None:
+    state = request.app.state
+    keys: KeyCache | None = getattr(state, "keys", None)
+    principal: Principal | None
+    if keys is not None:
+        principal = await keys.authenticate(state.db, *creds)
+    else:  # an app assembled without a key cache: one query per request
+        async with state.db.session() as session:
+            key = await service.authenticate(session, *creds)
+        principal = None if key is None else Principal(org_id=key.org_id, key_id=key.id)
+    if principal is None:
         raise Unauthorized(
             "invalid or revoked API key", headers={"WWW-Authenticate": 'Bearer realm="numberplane"'}
         )
-    principal = Principal(org_id=key.org_id, key_id=key.id)
     request.state.principal = principal
     return principal
