@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from numberplane.kernel import changes as change_notification
+from numberplane.kernel import sqlite
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -73,7 +74,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine tuned for the backend: WAL and a busy timeout for SQLite, a pool for PostgreSQL."""
     options: dict[str, Any] = {"json_serializer": _dumps}
     if is_sqlite(url):
-        options["connect_args"] = {"timeout": 30}
+        # Reads answered on the event loop, writes on aiosqlite's thread (kernel.sqlite).
+        options["connect_args"] = {"timeout": 30, "async_creator_fn": sqlite.connect}
     elif "poolclass" not in kwargs:
         options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
     options.update(kwargs)

@@ -8,18 +8,14 @@ one) and answers only for numbers of the key's org.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
-from numberplane.routing import metrics
-from numberplane.routing.decide import CallInfo, Decision
+from numberplane.routing import api_route, metrics
 from numberplane.routing.handlers import ENDPOINTS, Incoming, dispatch
-from numberplane.routing.render import FORMAT_CARRIER, render
-from numberplane.routing.service import record, router_of
 from numberplane.tenancy.auth import Principal, require_principal
 
 log = logging.getLogger("numberplane.routing")
@@ -77,13 +73,16 @@ async def route_call(
     webhook: bool = Query(True, description="Ask the number's inbound webhook (false: skip it)"),
     principal: Principal = Depends(require_principal),
 ) -> Response:
-    started = time.perf_counter()
-    r = router_of(request.app)
-    call = CallInfo.parse(to=to, caller=from_, call_id=call_id, carrier=FORMAT_CARRIER[format])
-    decision: Decision = await r.route(call, org_id=principal.org_id, ask_webhook=webhook)
-    body, media_type = render(decision, format)
-    record(decision, "api", started)
-    headers = {"X-Numberplane-Outcome": decision.outcome, "Cache-Control": "no-store"}
+    body, media_type, outcome = await api_route.answer(
+        request.app,
+        principal.org_id,
+        to=to,
+        caller=from_,
+        call_id=call_id,
+        fmt=format,
+        webhook=webhook,
+    )
+    headers = {"X-Numberplane-Outcome": outcome, "Cache-Control": "no-store"}
     return Response(body, media_type=media_type, headers=headers)
 
 
