@@ -147,7 +147,7 @@ async def resolve(session: AsyncSession, org_id: str, ref: str, *, for_update: b
 
 
 async def get_number(*, db: Database, org_id: str, ref: str) -> PhoneNumberRead:
-    async with db.session() as session:
+    async with db.reading() as session:
         return await read_one(session, await resolve(session, org_id, ref))
 
 
@@ -236,7 +236,7 @@ async def list_numbers(
             raise ValidationFailed.field("offset", "must not be negative")
         query = query.offset(offset)
     query = query.limit(limit + 1)
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = list(await session.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
@@ -257,7 +257,7 @@ _SORTABLE = {
 
 async def count_numbers(*, db: Database, org_id: str, filters: NumberFilters | None = None) -> int:
     query = _filtered(select(func.count()).select_from(PhoneNumber), org_id, filters)
-    async with db.session() as session:
+    async with db.reading() as session:
         return int(await session.scalar(query) or 0)
 
 

@@ -109,7 +109,7 @@ class KeyCache:
         if not service.well_formed(key_id, secret):
             return None
         epoch = self.epoch
-        async with db.session() as session:
+        async with db.reading() as session:
             key = await service.live_key(session, key_id)
         if key is None:
             self._put_unknown(key_id, epoch)
