@@ -107,11 +107,17 @@ async def bindings_for(session: AsyncSession, ids: Sequence[str]) -> dict[str, l
     return out
 
 
-async def read_one(session: AsyncSession, pn: PhoneNumber) -> PhoneNumberRead:
+async def read_parts(session: AsyncSession, pn: PhoneNumber) -> tuple[list[PhoneNumberAgent], Order | None]:
+    """What ``to_read`` needs besides the row: its agent bindings, and its order while pending."""
     bindings = (await bindings_for(session, [pn.id]))[pn.id]
     order = None
     if pn.status == "pending":
         order = await session.scalar(select(Order).where(Order.phone_number_id == pn.id).limit(1))
+    return bindings, order
+
+
+async def read_one(session: AsyncSession, pn: PhoneNumber) -> PhoneNumberRead:
+    bindings, order = await read_parts(session, pn)
     return to_read(pn, bindings, order)
 
 
