@@ -256,7 +256,8 @@ def main() -> None:
             "NUMBERPLANE_PUBLIC_URL": base_url,
             "NUMBERPLANE_LOG_LEVEL": "WARNING",
             "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0",
-            "PYTHONPATH": REPO_ROOT,
+            # bench/ importable by the servers; a PYTHONPATH given (another tree's src) first.
+            "PYTHONPATH": os.pathsep.join(filter(None, (os.environ.get("PYTHONPATH"), REPO_ROOT))),
         }
         key = {"Authorization": f"Bearer {data.token}"}
         route = f"/v1/route?format=twiml&to=%2B{data.e164[1:]}&call_id=CA0"
