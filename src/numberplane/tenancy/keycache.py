@@ -61,10 +61,12 @@ class KeyCache:
         self.bypass = not feed.live
 
     def detach(self) -> None:
+        """Stop following the feed; from then on every check asks the database."""
         if self._feed is not None:
             self._feed.unsubscribe(changes.API_KEY, self.invalidate)
             self._feed.remove_reset_listener(self.reset)
             self._feed = None
+        self.reset(False)
 
     def invalidate(self, key_ids: Iterable[str]) -> None:
         self.epoch += 1
