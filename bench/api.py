@@ -52,7 +52,8 @@ def peer_app() -> Any:
     app = FastAPI()
     query = text(
         "SELECT a.config FROM phone_numbers n JOIN phone_number_agents pa ON pa.phone_number_id = n.id "
-        "AND pa.direction = 'inbound' JOIN agents a ON a.id = pa.agent_id WHERE n.phone_number = :e164"
+        "AND pa.direction = 'inbound' JOIN agents a ON a.id = pa.agent_id WHERE n.phone_number = :e164 "
+        "AND n.status IN ('pending', 'active', 'releasing')"  # so it uses the (partial) unique index
     )
 
     @app.get("/route")
