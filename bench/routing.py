@@ -95,6 +95,7 @@ class Seed:
     org_id: str
     account_sid: str
     auth_token: str
+    token: str = ""  # the org's API key (bench.steady asks /v1/route with it)
 
 
 async def load(url: str, count: int) -> Seed:
@@ -110,7 +111,7 @@ async def load(url: str, count: int) -> Seed:
 
     db = Database(url)
     async with db.uow(Actor.cli()) as uow:
-        org, _ = await carriers_service.open_org(uow=uow, name="bench")
+        org, key = await carriers_service.open_org(uow=uow, name="bench")
         await uow.commit()
     account_sid, auth_token = "AC" + secrets.token_hex(16), secrets.token_hex(16)
     account_id, agent_id = new_id(), new_id()
@@ -184,7 +185,7 @@ async def load(url: str, count: int) -> Seed:
     await conn.execute("CHECKPOINT")
     print(f"  loaded {count:,} numbers (+ {count:,} agent bindings) in {time.perf_counter() - started:.1f} s")
     await conn.close()
-    return Seed(org_id=org.id, account_sid=account_sid, auth_token=auth_token)
+    return Seed(org_id=org.id, account_sid=account_sid, auth_token=auth_token, token=key.token)
 
 
 async def explain(url: str) -> None:

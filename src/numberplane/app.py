@@ -47,6 +47,7 @@ from numberplane.routing import fastpath
 from numberplane.routing import views as routing_views
 from numberplane.routing.handlers import ENDPOINTS
 from numberplane.routing.service import Router
+from numberplane.tenancy.keycache import KeyCache
 
 log = logging.getLogger("numberplane")
 
@@ -258,6 +259,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     # Call records, written behind the data plane's answers (started and stopped in the lifespan).
     recorder = Recorder(database, interval=settings.call_flush_seconds, batch=settings.call_flush_batch)
     routing.recorder = recorder if settings.call_records else None
+    # Verified API keys, so a keyed request costs no query; follows the same change feed.
+    keys = KeyCache()
+    keys.attach(database.feed)
     # With SQLite, `serve` also delivers webhooks and runs the periodic jobs; PostgreSQL
     # deployments run `numberplane worker` processes beside the servers.
     in_process_worker = settings.run_worker_in_process and is_sqlite(database.url)
@@ -284,6 +288,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             await recorder.aclose()
             await routing.aclose()
             await listener.stop()
+            keys.detach()
             if owns_db:
                 await database.dispose()
 
@@ -299,6 +304,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.routing = routing
     app.state.call_recorder = recorder
+    app.state.keys = keys
     dialects = (helloannie, freya, signalwire, zudu, retell, vocode, vapi, twilio)
     errors.install(app, shapes=[*(d.ERROR_SHAPE for d in dialects), console_views.ERROR_SHAPE])
 

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
+from numberplane.routing.fastpath import VoiceFastPath
 from tests.routing.hooks import HookServer, answer
 from tests.routing.world import World
 from tests.support import OrgCreds
 
 CALLER = "+12125550123"
+
+
+@pytest.fixture(params=["view", "fastpath"])
+async def client(request: pytest.FixtureRequest, app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    """Every test here twice: through the FastAPI view, and through the fast path in front of
+    it (``routing.api_route.lean``, which answers when it can and hands over otherwise)."""
+    fast = VoiceFastPath(app.build_middleware_stack(), app)
+
+    async def in_front(scope: Any, receive: Any, send: Any) -> None:
+        scope["app"] = app  # what Starlette.__call__ sets before its middleware stack
+        await fast(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=app if request.param == "view" else in_front)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as c:
+        yield c
 
 
 async def test_needs_an_api_key(client: httpx.AsyncClient) -> None:

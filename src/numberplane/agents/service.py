@@ -133,7 +133,7 @@ async def create_agent(*, db: Database, actor: Actor, data: AgentCreate) -> Agen
 
 
 async def get_agent(*, db: Database, org_id: str, agent_id: str) -> AgentRead:
-    async with db.session() as session:
+    async with db.reading() as session:
         return to_read(await _owned(session, org_id, agent_id))
 
 
@@ -175,7 +175,7 @@ async def list_agents(
     *, db: Database, org_id: str, limit: int = 50, cursor: str | None = None
 ) -> Page[AgentRead]:
     query = keyset(select(Agent).where(Agent.org_id == org_id), Agent.id, limit=limit, cursor=cursor)
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = list(await session.scalars(query))
     return page(rows, limit=limit, read=to_read)
 

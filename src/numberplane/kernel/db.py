@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,10 +16,12 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
 from numberplane.kernel import changes as change_notification
+from numberplane.kernel import sqlite
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -73,13 +76,22 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine tuned for the backend: WAL and a busy timeout for SQLite, a pool for PostgreSQL."""
     options: dict[str, Any] = {"json_serializer": _dumps}
     if is_sqlite(url):
-        options["connect_args"] = {"timeout": 30}
+        # Reads answered on the event loop, writes on aiosqlite's thread (kernel.sqlite).
+        options["connect_args"] = {"timeout": 30, "async_creator_fn": sqlite.connect}
     elif "poolclass" not in kwargs:
-        options.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # No pre-ping on every checkout: with asyncpg it is three round trips (BEGIN, ";",
+        # ROLLBACK), more than a whole keyed read. A connection idle for IDLE_PING_S is pinged
+        # instead (``_ping_if_idle``); a busy one that died fails its statement, and SQLAlchemy
+        # then drops the whole pool, so the next checkout connects afresh.
+        options.update(pool_size=10, max_overflow=20)
     options.update(kwargs)
     engine = create_async_engine(url, **options)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    elif "poolclass" not in kwargs and not options.get("pool_pre_ping"):
+        event.listen(engine.sync_engine, "connect", _stamp)
+        event.listen(engine.sync_engine, "checkin", _stamp)
+        event.listen(engine.sync_engine, "checkout", _ping_if_idle)
     return engine
 
 
@@ -88,6 +100,24 @@ class RawJSON(str):
     stores it as it is."""
 
     __slots__ = ()
+
+
+IDLE_PING_S = 10.0
+
+
+def _stamp(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Pre-ping, but only for a connection that sat idle long enough to have been dropped."""
+    since = record.info.get("idle_since")
+    if since is not None and time.monotonic() - since < IDLE_PING_S:
+        return
+    try:
+        dbapi_conn.ping()
+    except Exception as exc:  # the pool discards it and checks out another
+        raise DisconnectionError("connection lost while idle") from exc
 
 
 def _dumps(value: Any) -> str:
@@ -129,6 +159,13 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        # Reads need no transaction of their own: on PostgreSQL each statement runs in
+        # autocommit (no BEGIN and ROLLBACK round trips; what each statement sees is what it
+        # would see in a READ COMMITTED transaction).
+        reader = self.engine
+        if self.engine.dialect.name == "postgresql":
+            reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.reader = async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
         # This process's change notifications (``kernel.changes``): caches subscribe to it.
         self.feed = change_notification.ChangeFeed()
 
@@ -143,6 +180,12 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
+            yield session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only (nothing it does is committed)."""
+        async with self.reader() as session:
             yield session
 
     def uow(self, actor: Actor | None = None) -> UnitOfWork:

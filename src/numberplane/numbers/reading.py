@@ -108,11 +108,17 @@ async def bindings_for(session: AsyncSession, ids: Sequence[str]) -> dict[str, l
     return out
 
 
-async def read_one(session: AsyncSession, pn: PhoneNumber) -> PhoneNumberRead:
+async def read_parts(session: AsyncSession, pn: PhoneNumber) -> tuple[list[PhoneNumberAgent], Order | None]:
+    """What ``to_read`` needs besides the row: its agent bindings, and its order while pending."""
     bindings = (await bindings_for(session, [pn.id]))[pn.id]
     order = None
     if pn.status == "pending":
         order = await session.scalar(select(Order).where(Order.phone_number_id == pn.id).limit(1))
+    return bindings, order
+
+
+async def read_one(session: AsyncSession, pn: PhoneNumber) -> PhoneNumberRead:
+    bindings, order = await read_parts(session, pn)
     return to_read(pn, bindings, order)
 
 
@@ -148,7 +154,7 @@ async def resolve(session: AsyncSession, org_id: str, ref: str, *, for_update: b
 
 
 async def get_number(*, db: Database, org_id: str, ref: str) -> PhoneNumberRead:
-    async with db.session() as session:
+    async with db.reading() as session:
         return await read_one(session, await resolve(session, org_id, ref))
 
 
@@ -246,7 +252,7 @@ async def list_numbers(
             raise ValidationFailed.field("offset", "must not be negative")
         query = query.offset(offset)
     query = query.limit(limit + 1)
-    async with db.session() as session:
+    async with db.reading() as session:
         rows = list(await session.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
@@ -282,7 +288,7 @@ async def scan_floor(
 
 async def count_numbers(*, db: Database, org_id: str, filters: NumberFilters | None = None) -> int:
     query = _filtered(select(func.count()).select_from(PhoneNumber), org_id, filters)
-    async with db.session() as session:
+    async with db.reading() as session:
         return int(await session.scalar(query) or 0)
 
 

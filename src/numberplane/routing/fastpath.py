@@ -4,8 +4,11 @@ A routing answer should cost little more than the server stack itself. FastAPI's
 the ``@app.middleware("http")`` layer (BaseHTTPMiddleware) cost several times the whole
 decision, so requests for the carrier endpoints (``handlers.ENDPOINTS``: exact method and path)
 are answered here, before them, by the same handlers the FastAPI routes use; everything else
-goes on to the app unchanged. Installed at startup (``install``); without it (an app served
-without its lifespan, as in some tests) the FastAPI routes answer the same way.
+goes on to the app unchanged. ``GET /v1/route`` (the SIP platforms' routing path) is answered
+here too when its key is already in the key cache and its query is well-formed
+(``api_route.lean``); otherwise the FastAPI view answers it. Installed at startup
+(``install``); without it (an app served without its lifespan, as in some tests) the FastAPI
+routes answer the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from numberplane.kernel.deps import request_id
+from numberplane.routing import api_route
 from numberplane.routing.handlers import ENDPOINTS, MAX_BODY, Incoming, Outgoing, dispatch
 
 log = logging.getLogger("numberplane.routing")
@@ -58,6 +62,9 @@ class VoiceFastPath:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or (scope["method"], scope["path"]) not in ENDPOINTS:
+            if scope.get("path") == api_route.PATH and scope["type"] == "http" and scope["method"] == "GET":
+                if await self._route(scope, send):
+                    return
             await self.inner(scope, receive, send)
             return
         headers = _Headers(scope["headers"])
@@ -92,8 +99,27 @@ class VoiceFastPath:
             out = Outgoing(500)
         await self._send(send, out or Outgoing(404), headers)
 
+    async def _route(self, scope: Scope, send: Any) -> bool:
+        """``GET /v1/route`` answered here when it can be whole (``api_route.lean``); False sends
+        it on to the FastAPI view. Nothing has been read or sent then, so the view answers as if
+        this were not here: its error shapes, its key lookup, its 500."""
+        headers = _Headers(scope["headers"])
+        if headers.get("content-length") not in (None, "0") or headers.get("transfer-encoding"):
+            return False
+        try:
+            lean = await api_route.lean(self.app, scope.get("query_string", b"").decode("latin-1"), headers)
+        except Exception:
+            log.exception("lean /v1/route failed; the view answers instead")
+            return False
+        if lean is None:
+            return False
+        await self._send(send, lean[0], headers, lean[1])
+        return True
+
     @staticmethod
-    async def _send(send: Any, out: Outgoing, headers: Mapping[str, str]) -> None:
+    async def _send(
+        send: Any, out: Outgoing, headers: Mapping[str, str], extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         rid = request_id(headers.get("x-request-id"))
         response_headers = [
             (b"content-length", str(len(out.body)).encode()),
@@ -101,6 +127,8 @@ class VoiceFastPath:
         ]
         if out.media_type:
             response_headers.append((b"content-type", out.media_type.encode()))
+        if extra:
+            response_headers.extend(extra)
         await send({"type": "http.response.start", "status": out.status, "headers": response_headers})
         await send({"type": "http.response.body", "body": out.body})
 

@@ -112,11 +112,20 @@ def xml_safe(value: str) -> str:
     return _NOT_XML.sub(REPLACEMENT, value)
 
 
+# Anything ``_attr`` or ``_text`` would change: most values (ids, URLs, numbers) have none, and
+# one search costs a fraction of the escaping it skips (the renderer's main cost per call).
+_CHANGED = re.compile('[&<>"\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
+
+
 def _attr(value: str) -> str:
+    if _CHANGED.search(value) is None:
+        return value
     return escape(xml_safe(value), _ATTR_ENTITIES)
 
 
 def _text(value: str) -> str:
+    if _CHANGED.search(value) is None:
+        return value
     return escape(xml_safe(value))
 
 

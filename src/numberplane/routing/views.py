@@ -8,7 +8,6 @@ one) and answers only for numbers of the key's org.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -17,11 +16,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 from numberplane.calls.schemas import RouteStatus
-from numberplane.routing import metrics, recording
+from numberplane.routing import api_route, metrics, recording
 from numberplane.routing.decide import CallInfo, Decision
 from numberplane.routing.handlers import ENDPOINTS, Incoming, dispatch
-from numberplane.routing.render import FORMAT_CARRIER, as_json, render
-from numberplane.routing.service import record, router_of
+from numberplane.routing.render import FORMAT_CARRIER, as_json
+from numberplane.routing.service import router_of
 from numberplane.routing.trace import trace, webhook_facts
 from numberplane.tenancy.auth import Principal, require_principal
 
@@ -87,23 +86,28 @@ async def route_call(
     ),
     principal: Principal = Depends(require_principal),
 ) -> Response:
-    started = time.perf_counter()
-    r = router_of(request.app)
-    call = CallInfo.parse(to=to, caller=from_, call_id=call_id, carrier=FORMAT_CARRIER[format])
-    routed = await r.route_full(call, org_id=principal.org_id, ask_webhook=webhook)
-    decision: Decision = routed.decision
-    headers = {"X-Numberplane-Outcome": decision.outcome, "Cache-Control": "no-store"}
     if explain:
+        r = router_of(request.app)
+        call = CallInfo.parse(to=to, caller=from_, call_id=call_id, carrier=FORMAT_CARRIER[format])
+        routed = await r.route_full(call, org_id=principal.org_id, ask_webhook=webhook)
+        decision: Decision = routed.decision
         explained = {
             **as_json(decision),
             "webhook": webhook_facts(routed.route, routed.result, decision, routed.webhook_ms),
             "trace": trace(routed.route, call, routed.result, decision, routed.webhook_ms),
         }
+        headers = {"X-Numberplane-Outcome": decision.outcome, "Cache-Control": "no-store"}
         return JSONResponse(explained, headers=headers)
-    body, media_type = render(decision, format)
-    record(decision, "api", started)
-    if call_id:
-        recording.decided(r, routed, carrier="api", org_id=principal.org_id, account_id=None, started=started)
+    body, media_type, outcome = await api_route.answer(
+        request.app,
+        principal.org_id,
+        to=to,
+        caller=from_,
+        call_id=call_id,
+        fmt=format,
+        webhook=webhook,
+    )
+    headers = {"X-Numberplane-Outcome": outcome, "Cache-Control": "no-store"}
     return Response(body, media_type=media_type, headers=headers)
 
 

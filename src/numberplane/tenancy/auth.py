@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 
 from fastapi import Request
 
 from numberplane.kernel.deps import Principal
 from numberplane.kernel.errors import Unauthorized
 from numberplane.tenancy import service
+from numberplane.tenancy.keycache import KeyCache
 
-__all__ = ["Principal", "credentials_from", "require_principal"]
+__all__ = ["Principal", "credentials_from", "credentials_in", "require_principal"]
 
 
 def credentials_from(request: Request) -> tuple[str, str] | None:
     """(key_id, secret) from whichever presentation the request uses, or None."""
-    header = request.headers.get("authorization", "")
+    return credentials_in(request.headers)
+
+
+def credentials_in(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """``credentials_from`` over any header mapping with lower-case names (the fast path's)."""
+    header = headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     value = value.strip()
     if scheme.lower() == "bearer" and value:
@@ -30,8 +37,8 @@ def credentials_from(request: Request) -> tuple[str, str] | None:
             return None
         key_id, colon, secret = decoded.partition(":")
         return (key_id, secret) if colon else None
-    header_key = request.headers.get("x-api-key")
-    header_secret = request.headers.get("x-api-secret")
+    header_key = headers.get("x-api-key")
+    header_secret = headers.get("x-api-secret")
     if header_key and header_secret:
         return header_key.strip(), header_secret.strip()
     return None
@@ -49,13 +56,18 @@ async def require_principal(request: Request) -> Principal:
             "X-API-KEY and X-API-SECRET, or HTTP Basic key_id:secret",
             headers={"WWW-Authenticate": 'Bearer realm="numberplane"'},
         )
-    db = request.app.state.db
-    async with db.session() as session:
-        key = await service.authenticate(session, *creds)
-    if key is None:
+    state = request.app.state
+    keys: KeyCache | None = getattr(state, "keys", None)
+    principal: Principal | None
+    if keys is not None:
+        principal = await keys.authenticate(state.db, *creds)
+    else:  # an app assembled without a key cache: one query per request
+        async with state.db.session() as session:
+            key = await service.authenticate(session, *creds)
+        principal = None if key is None else Principal(org_id=key.org_id, key_id=key.id)
+    if principal is None:
         raise Unauthorized(
             "invalid or revoked API key", headers={"WWW-Authenticate": 'Bearer realm="numberplane"'}
         )
-    principal = Principal(org_id=key.org_id, key_id=key.id)
     request.state.principal = principal
     return principal

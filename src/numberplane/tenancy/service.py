@@ -55,6 +55,7 @@ async def create_key(*, uow: UnitOfWork, org_id: str, name: str | None = None) -
     secret = secrets.token_urlsafe(32)
     uow.session.add(ApiKey(id=key_id, org_id=org_id, name=name, secret_hash=hash_secret(secret)))
     audit(uow, action="api_key.created", target_type="api_key", target_id=key_id, org_id=org_id)
+    api_keys_changed(uow, [key_id])  # a key cache may hold this id as unknown
     return CreatedKey(org_id=org_id, key_id=key_id, secret=secret, token=f"{key_id}.{secret}")
 
 
@@ -69,12 +70,23 @@ async def revoke_key(*, uow: UnitOfWork, key_id: str, org_id: str | None = None)
     return key
 
 
+def well_formed(key_id: str, secret: str) -> bool:
+    """Credentials that could be a key's (anything else is refused without a lookup)."""
+    return key_id.startswith(KEY_PREFIX) and len(key_id) <= 40 and len(secret) <= 200
+
+
+async def live_key(session: AsyncSession, key_id: str) -> ApiKey | None:
+    """The key ``key_id`` unless it is missing or revoked (its secret not checked)."""
+    key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id))
+    return None if key is None or key.revoked_at is not None else key
+
+
 async def authenticate(session: AsyncSession, key_id: str, secret: str) -> ApiKey | None:
     """The live key for these credentials, or None. Constant-time on the secret."""
-    if not key_id.startswith(KEY_PREFIX) or len(key_id) > 40 or len(secret) > 200:
+    if not well_formed(key_id, secret):
         return None
-    key = await session.scalar(select(ApiKey).where(ApiKey.id == key_id))
-    if key is None or key.revoked_at is not None:
+    key = await live_key(session, key_id)
+    if key is None:
         return None
     if not secret_matches(secret, key.secret_hash):
         return None

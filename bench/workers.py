@@ -1,0 +1,240 @@
+"""Benchmark: ``numberplane serve --workers N`` on PostgreSQL: decisions/s with 1 and 2 workers,
+and every worker's cache right after a change.
+
+    .venv/bin/python -m bench.workers                       # 100,000 numbers, 10 s per run
+    .venv/bin/python -m bench.workers --numbers 20000 --seconds 5
+
+In one run: load N numbers (COPY), then for 1 and for 2 workers start the real command
+(``python -m numberplane serve --workers N``), warm every worker's cache, and load it with
+``wrk`` (C, so the load generator takes little of the machine; a Lua script cycles through
+Twilio-signed POSTs to ``/voice/twilio``). Prints decisions/s, p99, the server processes' CPU
+per decision, and the 2:1 ratio. Then, with 2 workers, it changes the agent every number
+routes to (a unit of work in this process, like any writer) and asks on fresh connections —
+which the kernel spreads over both workers — until every answer carries the new stream URL,
+and prints how long that took (each worker hears the change through LISTEN/NOTIFY).
+
+The machine's other load counts against it: the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.routing import Connection, Seed, number_at, signed_requests
+
+WRK = "/usr/bin/wrk"
+
+
+def lua_script(requests: list[bytes], path: Path) -> None:
+    """A wrk script that sends the given raw requests' bodies and signatures in turn."""
+    entries = []
+    for raw in requests:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        signature = re.search(rb"X-Twilio-Signature: (\S+)", head).group(1).decode()  # type: ignore[union-attr]
+        entries.append(f'{{"{signature}", "{body.decode()}"}}')
+    path.write_text(
+        "local reqs = {" + ",\n".join(entries) + "}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #reqs + 1\n"
+        '  local headers = {["Content-Type"] = "application/x-www-form-urlencoded", '
+        '["X-Twilio-Signature"] = reqs[i][1]}\n'
+        '  return wrk.format("POST", "/voice/twilio", headers, reqs[i][2])\n'
+        "end\n"
+    )
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children (uvicorn's workers)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                pids += [int(p) for p in handle.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            continue
+    return total
+
+
+def serve(workers: int, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-m", "numberplane", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers),
+    ]  # fmt: skip
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+
+
+def wait_up(port: int, proc: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("server exited")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("server did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def run_wrk(port: int, script: Path, seconds: int, connections: int) -> tuple[float, float, int, str]:
+    done = subprocess.run(
+        [
+            WRK,
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    out = done.stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(\w+)", out)
+    p99_ms = float("nan")
+    if p99:
+        value, unit = float(p99.group(1)), p99.group(2)
+        p99_ms = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, p99_ms, total, f"NON-2xx {errors.group(1)}" if errors else ""
+
+
+async def coherence(url: str, port: int, seed: Seed, request: bytes) -> float:
+    """Seconds from a committed agent change until fresh connections all see it (bounded: 10 s)."""
+    from sqlalchemy import select
+
+    from numberplane.agents import service as agents_service
+    from numberplane.agents.models import Agent
+    from numberplane.agents.schemas import AgentUpdate
+    from numberplane.kernel.db import Actor, Database
+
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            agent_id = (await session.scalars(select(Agent.id).where(Agent.org_id == seed.org_id))).one()
+        new_url = f"wss://agents.example.com/changed-{int(time.time())}"
+        async with db.uow(Actor.cli(seed.org_id)) as uow:
+            await agents_service.update_in(uow, agent_id, AgentUpdate(connect={"stream_url": new_url}))
+            await uow.commit()
+        changed = time.perf_counter()
+        while time.perf_counter() - changed < 10:
+            seen = []
+            for _ in range(16):  # fresh connections land on either worker
+                conn = await Connection.open(port)
+                try:
+                    seen.append(new_url.encode() in (await conn.send(request))[1])
+                finally:
+                    conn.close()
+            if all(seen):
+                return time.perf_counter() - changed
+            await asyncio.sleep(0.01)
+        return float("inf")
+    finally:
+        await db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--numbers", type=int, default=100_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    args.numbers = max(5_000, min(args.numbers, 8_000_000))
+
+    from cryptography.fernet import Fernet
+
+    os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
+    from tests.support import create_pg_database, drop_pg_database
+
+    from bench.routing import load
+    from numberplane.migrate import upgrade
+
+    base = os.environ.get(
+        "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    ).replace("postgresql://", "postgresql+asyncpg://", 1)
+    os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
+    url = asyncio.run(create_pg_database(base))
+    print(
+        f"bench.workers: PostgreSQL, {args.numbers:,} numbers, wrk -t2 -c{args.connections} "
+        f"-d{args.seconds}s; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
+    )
+    tmp = tempfile.TemporaryDirectory(prefix="np-bench-workers-")
+    try:
+        upgrade(url)
+        seed = asyncio.run(load(url, args.numbers))
+        port = 21_000 + os.getpid() % 1000
+        public = f"http://127.0.0.1:{port}"
+        numbers = [number_at(i) for i in range(0, args.numbers, max(1, args.numbers // 2000))][:2000]
+        requests = signed_requests(seed, public, numbers)
+        script = Path(tmp.name) / "twilio.lua"
+        lua_script(requests, script)
+        env = {
+            **os.environ,
+            "NUMBERPLANE_DATABASE_URL": url,
+            "NUMBERPLANE_PUBLIC_URL": public,
+            "NUMBERPLANE_LOG_LEVEL": "WARNING",
+            "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0",
+        }
+        rates: dict[int, float] = {}
+        for workers in (1, 2):
+            proc = serve(workers, port, env)
+            try:
+                wait_up(port, proc)
+                run_wrk(port, script, 3, args.connections)  # every worker's cache warm
+                cpu = tree_cpu(proc.pid)
+                rate, p99, total, errors = run_wrk(port, script, args.seconds, args.connections)
+                cpu_us = (tree_cpu(proc.pid) - cpu) / max(total, 1) * 1e6
+                rates[workers] = rate
+                print(
+                    f"  --workers {workers}: {rate:>9,.0f} decisions/s  p99 {p99:7.2f} ms  "
+                    f"server CPU {cpu_us:5.0f} us/decision  {errors}  "
+                    f"(load average {os.getloadavg()[0]:.2f})",
+                    flush=True,
+                )
+                if workers == 2:
+                    took = asyncio.run(coherence(url, port, seed, requests[0]))
+                    print(f"  an agent change reached every worker's cache in {took * 1000:.0f} ms")
+            finally:
+                stop(proc)
+        print(f"\n  2 workers / 1 worker, decisions/s: {rates[2] / rates[1]:.2f}x")
+    finally:
+        asyncio.run(drop_pg_database(url))
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
