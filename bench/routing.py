@@ -529,8 +529,7 @@ async def main() -> None:
             f"uvicorn (uvloop, httptools, 1 worker); load from this process, {args.concurrency} connections"
         )
         # Without call records, then with: the difference is what writing a record behind every
-        # answer costs. (The order was the other way first; swapping it moved the figures by less
-        # than the machine's noise.)
+        # answer costs (each request is a new call; warm repeats the cold phase's numbers).
         proc = start_server(
             "numberplane.app:create_app", port, {**env, "NUMBERPLANE_CALL_RECORDS": "0"}, True
         )

@@ -20,7 +20,7 @@ from numberplane.routing.snapshot import RouteSnapshot
 from numberplane.routing.trace import Step, trace, webhook_facts
 
 _TRACES: dict[tuple[object, ...], RawJSON] = {}
-_TRACES_MAX = 65_536
+_TRACES_MAX = 16_384  # keys hold snapshots (mostly the route cache's own objects): bounded memory
 
 
 def trace_of(
