@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from numberplane.routing import metrics
@@ -37,9 +37,7 @@ from numberplane.routing.verify import (
     vonage_check,
     vonage_unverified_api_key,
 )
-
-if TYPE_CHECKING:
-    from numberplane.routing.handlers import Incoming
+from numberplane.routing.wire import Incoming
 
 log = logging.getLogger("numberplane.routing.verify")
 

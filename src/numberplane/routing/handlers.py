@@ -2,7 +2,8 @@
 
 Both the FastAPI routes (``routing.views``) and the pure-ASGI fast path (``routing.fastpath``)
 call these with an ``Incoming`` request and send back the ``Outgoing`` answer, so the two can
-never disagree.
+never disagree. ``Incoming`` and ``Outgoing`` live in ``routing.wire``, which the signature
+checks (``routing.carrier_auth``) read too.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -21,28 +21,11 @@ from numberplane.routing.decide import CallInfo
 from numberplane.routing.render import CARRIER_FORMAT, render
 from numberplane.routing.service import record, router_of
 from numberplane.routing.verify import MultiParams
+from numberplane.routing.wire import Incoming, Outgoing
 
 log = logging.getLogger("numberplane.routing")
 
 MAX_BODY = 64 * 1024
-
-
-@dataclass(slots=True)
-class Incoming:
-    app: Any
-    method: str
-    path: str  # decoded: what endpoints are matched on
-    raw_path: str  # as sent (percent-encoding kept): what signatures cover
-    query: str  # raw query string
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-
-
-@dataclass(slots=True)
-class Outgoing:
-    status: int
-    body: bytes = b""
-    media_type: str | None = None
 
 
 def forbidden(carrier: str, verdict: Verdict | None = None, path: str = "") -> Outgoing:
