@@ -97,6 +97,11 @@ async def import_one(
         db=db, actor=actor, rows=[data], emit_completed=False, new_inbound_agent=new_inbound_agent
     )
     result = report.results[0]
+    if result.status == "unchanged":  # one number created through a vendor API: a duplicate
+        raise Conflict(
+            f"{result.phone_number} is already registered in this org (id {result.id})",
+            code="phone_number_exists",
+        )
     if result.status == "failed":
         err = result.error or {}
         code = err.get("code", "invalid")
