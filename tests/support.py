@@ -72,10 +72,12 @@ async def drop_pg_database(test_url: str) -> None:
 
 
 def nanp_area_codes() -> Iterator[str]:
-    """US area codes whose fictional 555-01XX block is valid (for sandbox purchases in tests)."""
+    """US geographic area codes whose fictional 555-01XX block is valid (sandbox purchases in tests):
+    not the 500s (personal numbers) or 900 (premium rate), which are not local numbers."""
     for area in range(201, 990):
         num = phonenumbers.parse(f"+1{area}5550100")
-        if phonenumbers.is_valid_number(num) and phonenumbers.region_code_for_number(num) == "US":
+        geographic = phonenumbers.number_type(num) == phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE
+        if geographic and phonenumbers.region_code_for_number(num) == "US":
             code = str(area)
             if code not in ("800", "833", "844", "855", "866", "877", "888"):
                 yield code
