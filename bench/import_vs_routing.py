@@ -95,7 +95,7 @@ async def run(url: str, rows: int, rate: float) -> None:
             done = await client.post("/v1/phone-numbers/import", json=body, headers=routed)
             assert done.json()["created"] == 1, done.text
             first = await client.get("/v1/route", params={"to": line}, headers=routed)
-            print(f"  route answer: {first.json().get('outcome')}")
+            print(f"  route answer: {first.headers.get('x-numberplane-outcome')}")
 
             stop = asyncio.Event()
             asyncio.get_running_loop().call_later(3.0, stop.set)

@@ -13,6 +13,7 @@ from numberplane.carriers import service as carriers
 from numberplane.carriers.schemas import ReconcileReport
 from numberplane.kernel.deps import actor_for, get_db
 from numberplane.kernel.errors import Forbidden
+from numberplane.kernel.gcpolicy import bulk_allocations
 from numberplane.kernel.inputs import parse_in_thread
 from numberplane.kernel.pagination import Page
 from numberplane.numbers import reconcile, service
@@ -97,7 +98,13 @@ async def import_numbers(
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=255),
     principal: Principal = Depends(require_principal),
 ) -> Response:
-    # Up to 100,000 rows: parsed and validated in a worker thread, off the event loop.
+    # Up to 100,000 rows: parsed, validated and answered from worker threads, with full GC
+    # passes deferred until the request's objects are gone (``kernel.gcpolicy``).
+    with bulk_allocations():
+        return await _import(request, idempotency_key, principal)
+
+
+async def _import(request: Request, idempotency_key: str | None, principal: Principal) -> Response:
     body = await parse_in_thread(request, PhoneNumberImport)
     db, actor = get_db(request), actor_for(request, principal)
     replayed = False
