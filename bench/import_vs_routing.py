@@ -89,7 +89,10 @@ async def run(url: str, rows: int, rate: float) -> None:
     try:
         server.wait_ready()
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            agent = (await client.post("/v1/agents", json={"name": "Bench"}, headers=routed)).json()
+            connect = {"sip_uri": "sip:agent@sip.example.com"}
+            agent = (
+                await client.post("/v1/agents", json={"name": "Bench", "connect": connect}, headers=routed)
+            ).json()
             line = "+13125550123"
             body = {"numbers": [{"phone_number": line, "inbound_agents": [{"agent_id": agent["id"]}]}]}
             done = await client.post("/v1/phone-numbers/import", json=body, headers=routed)
