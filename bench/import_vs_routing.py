@@ -89,13 +89,16 @@ async def run(url: str, rows: int, rate: float) -> None:
     try:
         server.wait_ready()
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            agent = (await client.post("/v1/agents", json={"name": "Bench"}, headers=routed)).json()
+            connect = {"sip_uri": "sip:agent@sip.example.com"}
+            agent = (
+                await client.post("/v1/agents", json={"name": "Bench", "connect": connect}, headers=routed)
+            ).json()
             line = "+13125550123"
             body = {"numbers": [{"phone_number": line, "inbound_agents": [{"agent_id": agent["id"]}]}]}
             done = await client.post("/v1/phone-numbers/import", json=body, headers=routed)
             assert done.json()["created"] == 1, done.text
             first = await client.get("/v1/route", params={"to": line}, headers=routed)
-            print(f"  route answer: {first.json().get('outcome')}")
+            print(f"  route answer: {first.headers.get('x-numberplane-outcome')}")
 
             stop = asyncio.Event()
             asyncio.get_running_loop().call_later(3.0, stop.set)
