@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -218,3 +219,14 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+def reference_file(name: str) -> Path:
+    """A vendor document from ``shared/reference/``, which sits beside the checkout (CI) or
+    further up (a git worktree); a path that does not exist when there is none."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "shared" / "reference" / name
+        if candidate.exists():
+            return candidate
+    return here.parents[1].parent / "shared" / "reference" / name

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +15,9 @@ from openapi_schema_validator import OAS30Validator
 from retell import Retell
 
 from tests.dialects.helpers import make_agent, v1_count, v1_get
-from tests.support import LiveServer, OrgCreds
+from tests.support import LiveServer, OrgCreds, reference_file
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "reference" / "retell-openapi.yaml"
+SPEC = reference_file("retell-openapi.yaml")
 
 
 @functools.cache

@@ -14,23 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import LiveServer, OrgCreds
+from tests.support import LiveServer, OrgCreds, reference_file
 
 SECONDS = 30
-
-
-def _spec() -> Path | None:
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "reference" / "retell-openapi.yaml"
-        if candidate.exists():
-            return candidate
-    return None
 
 
 async def test_retell_phone_number_operations_conform(
     live_server: LiveServer, org: OrgCreds, tmp_path: Path
 ) -> None:
-    spec = _spec() or (Path("/work/shared/reference/retell-openapi.yaml"))
+    spec = reference_file("retell-openapi.yaml")
     if not spec.exists():
         pytest.skip("retell-openapi.yaml is not available")
     report = tmp_path / "report.json"

@@ -7,7 +7,6 @@ import asyncio
 import email.utils
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,15 +16,9 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from tests.dialects.helpers import make_agent, v1_count, v1_get
-from tests.support import AreaCodes, LiveServer, OrgCreds
+from tests.support import AreaCodes, LiveServer, OrgCreds, reference_file
 
-# shared/ sits beside the checkout (CI, /work/main) or further up (a worktree).
-SPEC_FILE = next(
-    p / "shared" / "reference" / "twilio-api-v2010.json"
-    for p in Path(__file__).resolve().parents
-    if (p / "shared" / "reference" / "twilio-api-v2010.json").exists()
-)
-SPEC = json.loads(SPEC_FILE.read_text())
+SPEC = json.loads(reference_file("twilio-api-v2010.json").read_text())
 HOOK = "https://cust.example.com"
 
 
