@@ -4,17 +4,18 @@ faster than ORM objects at 100,000 rows), built from a validated row's settings.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Table
 
+from numberplane.carriers.models import CarrierAccount
+from numberplane.kernel import e164
 from numberplane.kernel.db import epoch_ms
 from numberplane.kernel.ids import new_id
 from numberplane.numbers.configuration import apply_config, binding_rows
-
-if TYPE_CHECKING:
-    from numberplane.numbers.importing import _Prepared
+from numberplane.numbers.schemas import PhoneNumberImportRow
 
 # Column defaults for an imported row (attribute name -> value), before its settings apply.
 _IMPORT_DEFAULTS: dict[str, Any] = {
@@ -44,11 +45,26 @@ _IMPORT_DEFAULTS: dict[str, Any] = {
     "carrier_reference": None,
 }
 _COLUMN_OF = {"meta": "metadata"}
-Built = tuple["_Prepared", dict[str, Any], list[dict[str, Any]]]
+
+
+@dataclass
+class Prepared:
+    """A row that passed validation: its 0-based index, settings, parsed number and carrier."""
+
+    index: int
+    row: PhoneNumberImportRow
+    parsed: e164.ParsedNumber
+    fields: set[str]
+    carrier: str | None = None
+    account: CarrierAccount | None = None
+    carrier_number_id: str | None = None
+
+
+Built = tuple[Prepared, dict[str, Any], list[dict[str, Any]]]
 
 
 def import_row_values(
-    p: _Prepared, org_id: str, now: dt.datetime
+    p: Prepared, org_id: str, now: dt.datetime
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A plain dict per row (Core executemany is several times faster than ORM objects at 100k rows)."""
     row = p.row

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -43,7 +42,7 @@ from numberplane.kernel.outbox import BULK_SLICE, audit, emit, emit_many
 from numberplane.numbers import import_retry
 from numberplane.numbers.accounts import account_for
 from numberplane.numbers.configuration import binding_rows, carrier_config, config_fields
-from numberplane.numbers.import_rows import Built, import_row_values, table_of
+from numberplane.numbers.import_rows import Built, Prepared, import_row_values, table_of
 from numberplane.numbers.models import HOLDING_STATUSES, PhoneNumber, PhoneNumberAgent
 from numberplane.numbers.reading import get_number
 from numberplane.numbers.schemas import (
@@ -67,17 +66,6 @@ def _row_error(exc: ValidationError) -> dict[str, str]:
     field = ".".join(str(p) for p in err.get("loc", ())) or "row"
     msg = str(err.get("msg", "is invalid")).removeprefix("Value error, ")
     return {"code": "invalid", "field": field, "message": msg}
-
-
-@dataclass
-class _Prepared:
-    index: int
-    row: PhoneNumberImportRow
-    parsed: e164.ParsedNumber
-    fields: set[str]
-    carrier: str | None = None
-    account: CarrierAccount | None = None
-    carrier_number_id: str | None = None
 
 
 async def import_one(
@@ -232,8 +220,8 @@ def _failed(p_index: int, number: str | None, code: str, field: str, message: st
 
 def _parse_rows(
     rows: Sequence[Any], base: dict[str, Any], results: dict[int, ImportRowResult], first_row: int
-) -> list[_Prepared]:
-    prepared: list[_Prepared] = []
+) -> list[Prepared]:
+    prepared: list[Prepared] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(rows):
         if not isinstance(raw, dict):
@@ -271,12 +259,12 @@ def _parse_rows(
             )
             continue
         seen[parsed.e164] = index
-        prepared.append(_Prepared(index, row, parsed, config_fields(row)))
+        prepared.append(Prepared(index, row, parsed, config_fields(row)))
     return prepared
 
 
 def _fail_rows(
-    items: Iterable[_Prepared], results: dict[int, ImportRowResult], code: str, field: str, message: Any
+    items: Iterable[Prepared], results: dict[int, ImportRowResult], code: str, field: str, message: Any
 ) -> None:
     for p in items:
         text_ = message(p) if callable(message) else message
@@ -284,8 +272,8 @@ def _fail_rows(
 
 
 async def _check_agents(
-    db: Database, org_id: str, prepared: list[_Prepared], results: dict[int, ImportRowResult]
-) -> list[_Prepared]:
+    db: Database, org_id: str, prepared: list[Prepared], results: dict[int, ImportRowResult]
+) -> list[Prepared]:
     wanted = sorted(
         await asyncio.to_thread(
             lambda: {
@@ -328,8 +316,8 @@ async def _check_agents(
 
 
 async def _check_holders(
-    db: Database, org_id: str, prepared: list[_Prepared], results: dict[int, ImportRowResult]
-) -> list[_Prepared]:
+    db: Database, org_id: str, prepared: list[Prepared], results: dict[int, ImportRowResult]
+) -> list[Prepared]:
     numbers = [p.parsed.e164 for p in prepared]
     holders: dict[str, tuple[str, str]] = {}
     async with db.session() as session:
@@ -371,8 +359,8 @@ async def _check_holders(
 
 
 async def _check_accounts(
-    db: Database, org_id: str, prepared: list[_Prepared], results: dict[int, ImportRowResult]
-) -> list[_Prepared]:
+    db: Database, org_id: str, prepared: list[Prepared], results: dict[int, ImportRowResult]
+) -> list[Prepared]:
     """Rows naming a carrier account: the account must be the org's (or platform-wide)."""
     named = {p.row.carrier_account_id for p in prepared if p.row.carrier_account_id}
     if not named:
@@ -405,7 +393,7 @@ async def _check_accounts(
 # ── 2 and 3. at the carrier: a read to verify, then the one action ──────────────────────────
 
 
-async def _verify_held(adapter: CarrierAdapter, p: _Prepared) -> str | None:
+async def _verify_held(adapter: CarrierAdapter, p: Prepared) -> str | None:
     """The carrier must hold the number on that account. Returns a reason to refuse, or None."""
     assert p.account is not None
     held = await adapter.find(phone_number=p.parsed.e164)
@@ -415,7 +403,7 @@ async def _verify_held(adapter: CarrierAdapter, p: _Prepared) -> str | None:
     return None
 
 
-async def _point_at_us(adapter: CarrierAdapter, p: _Prepared) -> str | None:
+async def _point_at_us(adapter: CarrierAdapter, p: Prepared) -> str | None:
     """Point the number's webhooks at Numberplane."""
     assert p.account is not None and p.carrier_number_id is not None
     capabilities = p.row.capabilities.model_dump() if p.row.capabilities else None
@@ -425,8 +413,8 @@ async def _point_at_us(adapter: CarrierAdapter, p: _Prepared) -> str | None:
 
 
 async def _at_carriers(
-    db: Database, prepared: list[_Prepared], results: dict[int, ImportRowResult], step: Any
-) -> list[_Prepared]:
+    db: Database, prepared: list[Prepared], results: dict[int, ImportRowResult], step: Any
+) -> list[Prepared]:
     """Run ``step`` for each row on an API-driven account (bounded concurrency); a row the step
     refuses, or whose carrier errs, fails alone. Routing-only accounts (Vonage) have no API."""
     on_api = [p for p in prepared if p.account is not None and p.account.carrier not in ROUTING_ONLY]
@@ -436,7 +424,7 @@ async def _at_carriers(
     semaphore = asyncio.Semaphore(CARRIER_IMPORT_CONCURRENCY)
     failed: set[int] = set()
 
-    async def one(p: _Prepared) -> None:
+    async def one(p: Prepared) -> None:
         assert p.account is not None
         adapter = adapters.get(p.account.id)
         if adapter is None:
@@ -462,7 +450,7 @@ async def _at_carriers(
 async def _insert_chunk(
     db: Database,
     actor: Actor,
-    chunk: list[_Prepared],
+    chunk: list[Prepared],
     results: dict[int, ImportRowResult],
     new_agent: AgentCreate | None,
 ) -> None:
