@@ -173,7 +173,7 @@ async def plans(url: str, org_id: str, number_id: str) -> None:
         scope=reading.stats_scope(
             org_id=org_id, number_id=number_id, since=until - reading.WINDOWS["30d"], until=until
         ),
-    ).compile(dialect=pg_asyncpg.dialect())
+    ).compile(dialect=pg_asyncpg.dialect(), compile_kwargs={"render_postcompile": True})
     for title, sql, params in (
         ("list page", f"SELECT * FROM calls WHERE org_id = '{org_id}' ORDER BY id DESC LIMIT 51", []),
         (
