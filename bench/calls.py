@@ -11,7 +11,7 @@ functions the API calls (``calls.reading``), each repeated ``--repeat`` times:
 
 * ``GET /v1/calls`` first page (50, newest first), a page deep in the keyset, and filtered pages
   (by number, by status);
-* ``GET /v1/phone-numbers/{ref}/stats?window=30d`` for the busy number and for a typical one.
+* ``GET /v1/phone-numbers/{ref}/stats?window=30d|7d|24h`` for the busy number and a typical one.
 
 Prints p50/p99/max per query and the plans of the two main queries. Not part of the test suite.
 """
@@ -251,7 +251,7 @@ async def main() -> None:
         )
         await timed("list: status=no_answer,busy", args.repeat, page(status="no_answer,busy"))
         for who, pn in (("busy", busy), ("typical", typical)):
-            for window in ("30d", "24h"):
+            for window in ("30d", "7d", "24h"):
                 await timed(
                     f"stats {window}: {who} number",
                     args.repeat,
