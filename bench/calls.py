@@ -11,7 +11,7 @@ functions the API calls (``calls.reading``), each repeated ``--repeat`` times:
 
 * ``GET /v1/calls`` first page (50, newest first), a page deep in the keyset, and filtered pages
   (by number, by status);
-* ``GET /v1/phone-numbers/{ref}/stats?window=30d`` for the busy number and for a typical one.
+* ``GET /v1/phone-numbers/{ref}/stats?window=30d|7d|24h`` for the busy number and a typical one.
 
 Prints p50/p99/max per query and the plans of the two main queries. Not part of the test suite.
 """
@@ -41,7 +41,7 @@ def uuid7_at(ms: int, rand: random.Random) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-async def load(url: str, *, calls: int, numbers: int, hot: float) -> tuple[str, list[Any]]:
+async def load(url: str, *, calls: int, numbers: int, hot: float, shuffled: bool) -> tuple[str, list[Any]]:
     import asyncpg
     from sqlalchemy.engine import make_url
 
@@ -100,13 +100,19 @@ async def load(url: str, *, calls: int, numbers: int, hot: float) -> tuple[str, 
     ]  # fmt: skip
     span_ms = 30 * 86_400_000
     end_ms = int(now.timestamp() * 1000)
+    # The recorder writes calls as they happen, so rows land in the table (and on the heap pages an
+    # index-only scan checks in the visibility map) in started_at order; --shuffled loads them in
+    # random order instead, the worst case for those visibility-map lookups.
+    stamps = [end_ms - rand.randrange(span_ms) for _ in range(calls)]
+    if not shuffled:
+        stamps.sort()
     started = time.perf_counter()
     batch = 50_000
     for start in range(0, calls, batch):
         records = []
         for i in range(start, min(start + batch, calls)):
             pn = rows[0] if rand.random() < hot else rows[1 + rand.randrange(numbers - 1)]
-            ms = end_ms - rand.randrange(span_ms)
+            ms = stamps[i]
             at = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
             roll = rand.random()
             if roll < 0.7:
@@ -152,22 +158,33 @@ async def timed(name: str, repeat: int, fn: Callable[[], Awaitable[Any]]) -> Non
 
 async def plans(url: str, org_id: str, number_id: str) -> None:
     import asyncpg
+    from sqlalchemy.dialects.postgresql import asyncpg as pg_asyncpg
     from sqlalchemy.engine import make_url
+
+    from numberplane.calls import reading
+    from numberplane.kernel.db import utcnow
 
     conn = await asyncpg.connect(
         make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     )
-    for title, sql in (
-        ("list page", f"SELECT * FROM calls WHERE org_id = '{org_id}' ORDER BY id DESC LIMIT 51"),
+    until = utcnow()
+    stats = reading.stats_select(
+        dialect="postgresql",
+        scope=reading.stats_scope(
+            org_id=org_id, number_id=number_id, since=until - reading.WINDOWS["30d"], until=until
+        ),
+    ).compile(dialect=pg_asyncpg.dialect(), compile_kwargs={"render_postcompile": True})
+    for title, sql, params in (
+        ("list page", f"SELECT * FROM calls WHERE org_id = '{org_id}' ORDER BY id DESC LIMIT 51", []),
         (
-            "30-day stats (count part)",
-            f"SELECT count(*), count(answered_at), avg(duration_s) FROM calls WHERE org_id = '{org_id}' "
-            f"AND phone_number_id = '{number_id}' AND started_at >= now() - interval '30 days'",
+            "30-day stats (the statement number_stats runs)",
+            str(stats),
+            [stats.params[name] for name in stats.positiontup or ()],
         ),
     ):
-        rows = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) " + sql)
+        rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, SUMMARY ON) " + sql, *params)
         print(f"  plan, {title}:")
-        for row in rows[:12]:
+        for row in rows[:16]:
             print("    " + row[0].strip())
     await conn.close()
 
@@ -179,6 +196,7 @@ async def main() -> None:
     parser.add_argument("--hot", type=float, default=0.05, help="share of the calls to the busy number")
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--shuffled", action="store_true", help="load calls in random time order")
     args = parser.parse_args()
 
     from cryptography.fernet import Fernet
@@ -197,10 +215,13 @@ async def main() -> None:
     base = base.replace("postgresql://", "postgresql+asyncpg://", 1)
     url = await create_pg_database(base)
     print(f"database: {url.rsplit('/', 1)[1]}  calls: {args.calls:,}  numbers: {args.numbers:,}  "
-          f"busy number: {args.hot:.0%}  load average: {os.getloadavg()[0]:.2f}")  # fmt: skip
+          f"busy number: {args.hot:.0%}  {'shuffled' if args.shuffled else 'in time order'}\n"
+          f"load average: {os.getloadavg()[0]:.2f}")  # fmt: skip
     try:
         await asyncio.to_thread(upgrade, url)
-        org_id, numbers = await load(url, calls=args.calls, numbers=args.numbers, hot=args.hot)
+        org_id, numbers = await load(
+            url, calls=args.calls, numbers=args.numbers, hot=args.hot, shuffled=args.shuffled
+        )
         db = Database(url)
         busy, typical = numbers[0], numbers[len(numbers) // 2]
         deep_cursor: list[str | None] = [None]
@@ -230,10 +251,10 @@ async def main() -> None:
         )
         await timed("list: status=no_answer,busy", args.repeat, page(status="no_answer,busy"))
         for who, pn in (("busy", busy), ("typical", typical)):
-            for window in ("30d", "24h"):
+            for window in ("30d", "7d", "24h"):
                 await timed(
                     f"stats {window}: {who} number",
-                    max(5, args.repeat // 5),
+                    args.repeat,
                     lambda pn=pn, window=window: reading.number_stats(
                         db=db, org_id=org_id, ref=pn.id, window=window
                     ),

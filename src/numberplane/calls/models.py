@@ -29,7 +29,18 @@ class Call(Base):
         Index("ix_calls_org_id_id", "org_id", "id"),
         # The log filtered by the called number (any format, any holder of it), newest first.
         Index("ix_calls_org_id_phone_number_id", "org_id", "phone_number", "id"),
-        Index("ix_calls_phone_number_id_started_at", "phone_number_id", "started_at"),
+        # A number's stats (calls.reading.stats_select) read only this index: on SQLite every column
+        # they read is a trailing key (migration 0010); PostgreSQL INCLUDEs them (migration 0007).
+        Index(
+            "ix_calls_phone_number_id_started_at",
+            "phone_number_id",
+            "started_at",
+            "org_id",
+            "answered_at",
+            "duration_s",
+            "outcome",
+            "decision_ms",
+        ),
         Index("ix_calls_started_at", "started_at"),
     )
 
