@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, String, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from numberplane.calls.models import Call
@@ -16,6 +16,7 @@ from numberplane.calls.schemas import (
     STATUSES,
     CallFilters,
     CallRead,
+    DayCount,
     NumberStats,
     TraceStep,
     webhook_view,
@@ -30,6 +31,8 @@ from numberplane.numbers.reading import resolve
 WINDOWS = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
 SHORT_CALL_S = 10
 FALLBACK_OUTCOMES = ("fallback_number", "fallback_sip")
+MAX_IDS = 1000  # numbers one ``calls_since`` asks about (a page of a list)
+MAX_DAYS = 366
 
 
 def to_read(row: Call) -> CallRead:
@@ -209,3 +212,65 @@ async def _percentile(session: AsyncSession, scope: tuple[Any, ...], count: int,
         .limit(1)
     )
     return float(value) if value is not None else None
+
+
+def start_of_day(now: dt.datetime | None = None) -> dt.datetime:
+    """Midnight UTC of ``now``'s day: "today" for every count here is the UTC day."""
+    now = (now or utcnow()).astimezone(dt.UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def calls_since(
+    *, db: Database, org_id: str, number_ids: list[str], since: dt.datetime
+) -> dict[str, int]:
+    """Calls to each of ``number_ids`` (at most MAX_IDS: a page) started at or after ``since``.
+
+    One grouped query over those ids only, each a range of ``(phone_number_id, started_at)``, so a
+    page of numbers costs the same whatever the org holds. Ids with no calls are absent."""
+    ids = sorted(set(number_ids))
+    if not ids:
+        return {}
+    if len(ids) > MAX_IDS:
+        raise ValidationFailed.field("number_ids", f"at most {MAX_IDS} at a time")
+    query = (
+        select(Call.phone_number_id, func.count())
+        .where(Call.phone_number_id.in_(ids), Call.started_at >= _aware(since), Call.org_id == org_id)
+        .group_by(Call.phone_number_id)
+    )
+    async with db.session() as session:
+        rows = (await session.execute(query)).all()
+    return {number_id: int(count) for number_id, count in rows}
+
+
+def _day_of(db: Database) -> Any:
+    """The UTC day of ``started_at`` as YYYY-MM-DD (SQLite stores UTC text; PostgreSQL a timestamptz)."""
+    if db.dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", Call.started_at), "YYYY-MM-DD")
+    return func.substr(cast(Call.started_at, String), 1, 10)
+
+
+async def calls_per_day(
+    *, db: Database, org_id: str, ref: str, days: int = 30, now: dt.datetime | None = None
+) -> list[DayCount]:
+    """Calls to one of the org's numbers on each of the last ``days`` UTC days (today last),
+    zeros included, so a chart has one bar per day. A foreign number answers as a missing one."""
+    if not 1 <= days <= MAX_DAYS:
+        raise ValidationFailed.field("days", f"must be between 1 and {MAX_DAYS}")
+    first = start_of_day(now) - dt.timedelta(days=days - 1)
+    day = _day_of(db)
+    async with db.session() as session:
+        number = await resolve(session, org_id, ref)
+        rows = (
+            await session.execute(
+                select(day, func.count())
+                .where(
+                    Call.phone_number_id == number.id,
+                    Call.started_at >= _aware(first),
+                    Call.org_id == org_id,
+                )
+                .group_by(day)
+            )
+        ).all()
+    counts = {str(d): int(c) for d, c in rows}
+    dates = [(first + dt.timedelta(days=i)).date() for i in range(days)]
+    return [DayCount(day=d, calls=counts.get(d.isoformat(), 0)) for d in dates]
