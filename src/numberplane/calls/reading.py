@@ -239,7 +239,7 @@ async def calls_since(
     )
     async with db.session() as session:
         rows = (await session.execute(query)).all()
-    return {number_id: int(count) for number_id, count in rows}
+    return {str(number_id): int(count) for number_id, count in rows}
 
 
 def _day_of(db: Database) -> Any:
