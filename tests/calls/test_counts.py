@@ -7,9 +7,11 @@ import datetime as dt
 import pytest
 
 from numberplane.calls import reading
+from numberplane.calls.schemas import CallFilters
 from numberplane.calls.service import write_batch
 from numberplane.kernel.db import Database, utcnow
 from numberplane.kernel.errors import NotFound, ValidationFailed
+from numberplane.kernel.pagination import encode_cursor
 from tests.calls.test_calls_api import observed
 from tests.routing.world import World
 from tests.support import OrgCreds
@@ -76,3 +78,31 @@ async def test_calls_per_day_has_one_entry_per_utc_day_zeros_included(
         await reading.calls_per_day(db=db, org_id=other_org.org_id, ref=number.id, now=now)
     with pytest.raises(ValidationFailed):
         await reading.calls_per_day(db=db, org_id=org.org_id, ref=number.id, days=0)
+
+
+async def test_a_scan_window_bounds_a_filtered_page_from_below(
+    db: Database, world: World, org: OrgCreds
+) -> None:
+    number = await world.number(None)
+    other = await world.number(None)
+    now = utcnow()
+    batch = []
+    for i in range(6):  # oldest first: w-0 … w-5; only w-1 and w-4 busy
+        status = "busy" if i in (1, 4) else "completed"
+        batch += observed(
+            org.org_id, number.id, number.phone_number, f"w-{i}", at=now - dt.timedelta(minutes=10 - i),
+            status=status, duration=1,
+        )  # fmt: skip
+    batch += observed(org.org_id, other.id, other.phone_number, "w-other", at=now, status="busy")
+    await write_batch(db=db, observations=batch)
+    filters = CallFilters(phone_number_id=number.id, status="busy")
+    # Three calls of this number per window (the other number's calls do not count toward it).
+    floor = await reading.scan_floor(db=db, org_id=org.org_id, filters=filters, rows=3)
+    assert floor is not None
+    first = await reading.list_calls(db=db, org_id=org.org_id, filters=filters, floor=floor)
+    assert [c.carrier_call_id for c in first.data] == ["w-4"] and first.next_cursor is None
+    below = encode_cursor(floor)
+    assert await reading.scan_floor(db=db, org_id=org.org_id, filters=filters, cursor=below, rows=3)
+    assert await reading.scan_floor(db=db, org_id=org.org_id, filters=filters, cursor=below, rows=4) is None
+    rest = await reading.list_calls(db=db, org_id=org.org_id, filters=filters, cursor=below)
+    assert [c.carrier_call_id for c in rest.data] == ["w-1"]

@@ -25,7 +25,7 @@ from numberplane.kernel import e164
 from numberplane.kernel.db import Database, as_utc, utcnow
 from numberplane.kernel.errors import NotFound, ValidationFailed
 from numberplane.kernel.ids import is_uuid
-from numberplane.kernel.pagination import Page, keyset, page
+from numberplane.kernel.pagination import Page, decode_cursor, keyset, page
 from numberplane.numbers.reading import resolve
 
 WINDOWS = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
@@ -133,14 +133,41 @@ async def list_calls(
     filters: CallFilters | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    floor: str | None = None,
 ) -> Page[CallRead]:
-    """The org's calls, newest first, a keyset page at a time."""
-    query = keyset(
-        _filtered(select(Call), org_id, filters or CallFilters()), Call.id, limit=limit, cursor=cursor
-    )
+    """The org's calls, newest first, a keyset page at a time. ``floor`` (a call id, inclusive)
+    bounds the scan from below: see ``scan_floor``."""
+    query = _filtered(select(Call), org_id, filters or CallFilters())
+    if floor:
+        query = query.where(Call.id >= floor)
+    query = keyset(query, Call.id, limit=limit, cursor=cursor)
     async with db.session() as session:
         rows = list(await session.scalars(query))
     return page(rows, limit=limit, read=to_read)
+
+
+async def scan_floor(
+    *,
+    db: Database,
+    org_id: str,
+    filters: CallFilters | None = None,
+    cursor: str | None = None,
+    rows: int = 10_000,
+) -> str | None:
+    """The id ``rows`` calls below ``cursor`` (newest first, narrowed only by the number, which
+    has an index), or None when fewer remain. A filter that may match rarely (status, outcome,
+    carrier, dates) then scans one such window per page (``list_calls(floor=...)``), so a page's
+    cost is bounded however rare the matches are; the next window starts below the floor."""
+    f = filters or CallFilters()
+    narrowed = CallFilters(phone_number=f.phone_number, phone_number_id=f.phone_number_id)
+    query = _filtered(select(Call.id), org_id, narrowed)
+    if cursor:
+        after, _direction = decode_cursor(cursor)
+        query = query.where(Call.id < after)
+    query = query.order_by(Call.id.desc()).offset(max(0, rows - 1)).limit(1)
+    async with db.session() as session:
+        found = await session.scalar(query)
+    return str(found) if found is not None else None
 
 
 async def number_stats(*, db: Database, org_id: str, ref: str, window: str) -> NumberStats:
