@@ -186,10 +186,10 @@ async def run(url: str, rows: int, calls: int, repeat: int) -> list[tuple[str, f
     started = time.perf_counter()
     await seed_calls(db, ids["org_id"], ids["number_id"], calls)
     print(f"  seeded {calls:,} calls in {time.perf_counter() - started:.0f} s")
-    if db.dialect == "postgresql":  # what autovacuum does soon after a bulk load: fresh statistics
+    if db.dialect == "postgresql":  # what autovacuum does soon after a bulk load: statistics, visibility
         async with db.engine.connect() as conn:
-            await conn.execute(text("ANALYZE"))
-            await conn.commit()
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("VACUUM ANALYZE"))
     app = create_app(db=db)
     transport = httpx.ASGITransport(app=app)
     out = []

@@ -77,9 +77,17 @@ async def calls_page(request: Request, user: SessionUser = Depends(require_user)
     params = request.query_params
     since = _date(params.get("since"), "since")
     until = _date(params.get("until"), "until")  # that whole day included
+    db = db_of(request)
+    number_id = (params.get("number_id") or "").strip()[:36]
+    typed = (params.get("number") or "").strip()[:64]
+    held = None
+    if number_id:  # one of the org's numbers (another org's answers as a missing one: 404)
+        number = await numbers_service.get_number(db=db, org_id=user.org_id, ref=number_id)
+        number_id, held = number.id, number.phone_number
     filters = CallFilters(
-        phone_number=(params.get("number") or "").strip()[:64] or None,
-        phone_number_id=(params.get("number_id") or "").strip()[:36] or None,
+        # With the number id, its E.164 too: the index (org, number, id) then finds its calls.
+        phone_number=typed or held,
+        phone_number_id=number_id or None,
         status=_one_of(params.get("status"), STATUSES, "status"),
         outcome=_one_of(params.get("outcome"), OUTCOMES, "outcome"),
         carrier=_one_of(params.get("carrier"), CARRIERS, "carrier"),
@@ -88,7 +96,6 @@ async def calls_page(request: Request, user: SessionUser = Depends(require_user)
     )
     cursor = (params.get("cursor") or "").strip()[:200] or None
     kept = {k: params[k].strip() for k in FILTERS if (params.get(k) or "").strip()}
-    db = db_of(request)
     scanning = bool(filters.status or filters.outcome or filters.carrier or since or until)
     floor = None
     if scanning:
@@ -110,6 +117,7 @@ async def calls_page(request: Request, user: SessionUser = Depends(require_user)
         calls=page.data,
         f={k: params.get(k, "").strip() for k in FILTERS},
         filtered=bool(kept),
+        scoped=held,
         statuses=STATUSES,
         outcomes=OUTCOMES,
         carriers=CARRIERS,
@@ -208,7 +216,11 @@ async def number_calls(request: Request, user: SessionUser, number: PhoneNumberR
     """What a number's page shows of its calls: the most recent, and the last 30 days as a chart."""
     db = db_of(request)
     recent = await reading.list_calls(
-        db=db, org_id=user.org_id, filters=CallFilters(phone_number_id=number.id), limit=RECENT
+        db=db,
+        org_id=user.org_id,
+        # The E.164 as well as the id: the index (org, number, id) finds them, newest first.
+        filters=CallFilters(phone_number=number.phone_number, phone_number_id=number.id),
+        limit=RECENT,
     )
     days = await reading.calls_per_day(db=db, org_id=user.org_id, ref=number.id, days=CHART_DAYS)
     return {
