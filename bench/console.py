@@ -257,8 +257,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=300_000, help="call records over 30 days")
     parser.add_argument("--repeat", type=int, default=20, help="requests per page")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
-    targets: list[tuple[str, str]] = [("sqlite", f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db")]
+    targets: list[tuple[str, str]] = []
+    if not args.no_sqlite:
+        targets.append(("sqlite", f"sqlite+aiosqlite:///{tempfile.mkdtemp()}/bench.db"))
     pg = pg_base_url()
     if pg:
         targets.append(("postgresql", asyncio.run(create_pg_database(pg))))
