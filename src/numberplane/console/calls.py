@@ -36,6 +36,7 @@ from numberplane.console.web import (
     settings_of,
     text,
 )
+from numberplane.kernel import e164
 from numberplane.kernel.errors import ValidationFailed
 from numberplane.kernel.pagination import encode_cursor
 from numberplane.numbers import service as numbers_service
@@ -80,6 +81,11 @@ async def calls_page(request: Request, user: SessionUser = Depends(require_user)
     db = db_of(request)
     number_id = (params.get("number_id") or "").strip()[:36]
     typed = (params.get("number") or "").strip()[:64]
+    if typed:  # the form's own field name in the error, not the API's
+        try:
+            typed = e164.to_e164(typed)
+        except e164.InvalidPhoneNumber as exc:
+            raise ValidationFailed.field("number", exc.reason) from None
     held = None
     if number_id:  # one of the org's numbers (another org's answers as a missing one: 404)
         number = await numbers_service.get_number(db=db, org_id=user.org_id, ref=number_id)
