@@ -6,16 +6,18 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from numberplane.app import create_app
 from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.settings import Settings
 from numberplane.tenancy import users
-from tests.support import OrgCreds
+from tests.support import LiveServer, OrgCreds, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "correct horse battery staple"
@@ -76,3 +78,14 @@ async def browser() -> AsyncIterator[object]:
         launched = await pw.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         yield launched
         await launched.close()
+
+
+@pytest.fixture(scope="session")
+def calling_server(settings: Settings, db_url: str) -> Iterator[LiveServer]:
+    """The app on loopback with NUMBERPLANE_PUBLIC_URL naming itself, so a "Test call" (the
+    number's carrier calling the public URL) reaches it, as on a fresh install."""
+    port = free_port()
+    mine = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
+    server = LiveServer(create_app(settings=mine, db=Database(db_url)), port=port).start()
+    yield server
+    server.stop()

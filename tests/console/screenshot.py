@@ -2,13 +2,14 @@
 
     .venv/bin/python -m tests.console.screenshot
 
-A throwaway SQLite database with a few agents and numbers, the real app on 127.0.0.1, a signed-in
-owner; the README shows the picture.
+A throwaway SQLite database with a few agents and numbers (some with calls today, recorded through
+the call service), the real app on 127.0.0.1, a signed-in owner; the README shows the picture.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import tempfile
 from pathlib import Path
@@ -21,8 +22,9 @@ os.environ.setdefault("NUMBERPLANE_RUN_WORKER_IN_PROCESS", "0")
 from numberplane.agents import service as agents_service
 from numberplane.agents.schemas import AgentCreate
 from numberplane.app import create_app
+from numberplane.calls.service import DecisionFacts, Observation, write_batch
 from numberplane.carriers import service as carriers_service
-from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.db import Actor, Database, utcnow
 from numberplane.kernel.settings import get_settings
 from numberplane.migrate import upgrade
 from numberplane.numbers import service as numbers_service
@@ -57,7 +59,29 @@ async def seed(db: Database) -> None:
                 bound = [{"agent_id": agents[1].id, "weight": 0.7}, {"agent_id": agents[0].id, "weight": 0.3}]
             row["inbound_agents"] = bound
         rows.append(row)
-    await numbers_service.import_numbers(db=db, actor=actor, rows=rows, first_row=1)
+    report = await numbers_service.import_numbers(db=db, actor=actor, rows=rows, first_row=1)
+    # Calls today (at most the minutes since midnight UTC, one a minute, so all are today's).
+    now = utcnow()
+    minutes = int((now - now.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() // 60)
+    calls: list[Observation] = []
+    for i, result in enumerate(report.results):
+        for j in range(min(minutes, (i * 7) % 23 if i % 4 != 3 else 0)):
+            facts = DecisionFacts(outcome="agent_stream", reason="agent", decision_ms=1.0, trace=[])
+            calls.append(
+                Observation(
+                    org_id=org.id,
+                    carrier="sandbox",
+                    carrier_call_id=f"SC{i:04d}{j:04d}",
+                    at=now - dt.timedelta(minutes=j),
+                    phone_number_id=result.id,
+                    phone_number=result.phone_number,
+                    from_number="+12025550123",
+                    status="ringing",
+                    decision=facts,
+                )
+            )
+    calls.sort(key=lambda o: o.at)  # recorded in the order they rang, as a server would
+    await write_batch(db=db, observations=calls)
     async with db.uow(actor) as uow:
         await users.create_user(
             uow=uow, org_id=org.id, email="ops@acme.test", role="owner", password=PASSWORD

@@ -21,6 +21,7 @@ from playwright.async_api import Browser, expect
 from numberplane.kernel.db import Database
 from numberplane.tenancy import users
 from tests.console.conftest import ConsoleUser, make_user
+from tests.routing.world import make_world
 from tests.support import AreaCodes, LiveServer, OrgCreds
 
 
@@ -173,6 +174,41 @@ async def test_viewer_sees_no_change_buttons_and_cannot_post(
     await page.get_by_label("Password").fill(target.password)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("alert")).to_contain_text("too many failed sign-ins")
+    await context.close()
+
+
+async def test_test_call_shows_the_call_its_trace_and_the_chart(
+    browser: Browser,
+    calling_server: LiveServer,
+    db: Database,
+    org: OrgCreds,
+    owner: ConsoleUser,
+    area_codes: AreaCodes,
+) -> None:
+    world = await make_world(db, org.org_id, calling_server.url, area_codes)
+    agent = await world.agent(stream_url="wss://agents.example.com/browser")
+    number = await world.number(world.sandbox, agents=[(agent, None, 1.0)], name="Test line")
+    context = await browser.new_context(base_url=calling_server.url)
+    page = await context.new_page()
+    await _sign_in(page, owner)
+    await page.get_by_role("link", name="Test line").click()
+    chart = page.get_by_role("img", name=re.compile(r"^Calls per day, last 30 days"))
+    await expect(chart).to_have_accessible_name(re.compile(r": 0 in all\.$"))
+
+    await page.get_by_role("button", name="Test call").click()
+    await expect(page.get_by_role("status")).to_have_text("Test call placed: this is the call it made.")
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(number.phone_number)
+    trace = page.get_by_role("list", name="Decision trace").get_by_role("listitem")
+    await expect(trace).to_have_count(4)
+    await expect(trace.first).to_contain_text("number")
+    await expect(trace.last).to_contain_text("agent")
+
+    # Back on the number's page the call is among its recent calls and in today's bar.
+    await page.get_by_role("link", name=number.phone_number).click()
+    await expect(chart).to_have_accessible_name(re.compile(r": 1 in all, most on "))
+    await expect(page.get_by_role("table", name="Recent calls").get_by_role("link")).to_have_count(1)
+    await page.get_by_role("link", name="Calls", exact=True).click()
+    await expect(page.get_by_role("heading", name="Calls")).to_be_visible()
     await context.close()
 
 

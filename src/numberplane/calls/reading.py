@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Date, Select, String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from numberplane.calls.models import Call
@@ -16,6 +16,7 @@ from numberplane.calls.schemas import (
     STATUSES,
     CallFilters,
     CallRead,
+    DayCount,
     NumberStats,
     TraceStep,
     webhook_view,
@@ -24,12 +25,15 @@ from numberplane.kernel import e164
 from numberplane.kernel.db import Database, as_utc, utcnow
 from numberplane.kernel.errors import NotFound, ValidationFailed
 from numberplane.kernel.ids import is_uuid
-from numberplane.kernel.pagination import Page, keyset, page
+from numberplane.kernel.pagination import Page, decode_cursor, keyset, page
+from numberplane.numbers.models import PhoneNumber
 from numberplane.numbers.reading import resolve
 
 WINDOWS = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
 SHORT_CALL_S = 10
 FALLBACK_OUTCOMES = ("fallback_number", "fallback_sip")
+MAX_IDS = 1000  # numbers one ``calls_since`` asks about (a page of a list)
+MAX_DAYS = 366
 
 
 def to_read(row: Call) -> CallRead:
@@ -130,11 +134,14 @@ async def list_calls(
     filters: CallFilters | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    floor: str | None = None,
 ) -> Page[CallRead]:
-    """The org's calls, newest first, a keyset page at a time."""
-    query = keyset(
-        _filtered(select(Call), org_id, filters or CallFilters()), Call.id, limit=limit, cursor=cursor
-    )
+    """The org's calls, newest first, a keyset page at a time. ``floor`` (a call id, inclusive)
+    bounds the scan from below: see ``scan_floor``."""
+    query = _filtered(select(Call), org_id, filters or CallFilters())
+    if floor:
+        query = query.where(Call.id >= floor)
+    query = keyset(query, Call.id, limit=limit, cursor=cursor)
     async with db.session() as session:
         rows = list(await session.scalars(query))
     return page(rows, limit=limit, read=to_read)
@@ -175,6 +182,30 @@ def stats_select(*, dialect: str, scope: tuple[Any, ...]) -> Select[Any]:
     else:
         columns.append(func.count(Call.decision_ms))
     return select(*columns).where(*scope)
+
+
+async def scan_floor(
+    *,
+    db: Database,
+    org_id: str,
+    filters: CallFilters | None = None,
+    cursor: str | None = None,
+    rows: int = 10_000,
+) -> str | None:
+    """The id ``rows`` calls below ``cursor`` (newest first, narrowed only by the number, which
+    has an index), or None when fewer remain. A filter that may match rarely (status, outcome,
+    carrier, dates) then scans one such window per page (``list_calls(floor=...)``), so a page's
+    cost is bounded however rare the matches are; the next window starts below the floor."""
+    f = filters or CallFilters()
+    narrowed = CallFilters(phone_number=f.phone_number, phone_number_id=f.phone_number_id)
+    query = _filtered(select(Call.id), org_id, narrowed)
+    if cursor:
+        after, _direction = decode_cursor(cursor)
+        query = query.where(Call.id < after)
+    query = query.order_by(Call.id.desc()).offset(max(0, rows - 1)).limit(1)
+    async with db.session() as session:
+        found = await session.scalar(query)
+    return str(found) if found is not None else None
 
 
 async def number_stats(*, db: Database, org_id: str, ref: str, window: str) -> NumberStats:
@@ -226,3 +257,76 @@ async def _percentile(session: AsyncSession, scope: tuple[Any, ...], count: int,
         .limit(1)
     )
     return float(value) if value is not None else None
+
+
+def start_of_day(now: dt.datetime | None = None) -> dt.datetime:
+    """Midnight UTC of ``now``'s day: "today" for every count here is the UTC day."""
+    now = (now or utcnow()).astimezone(dt.UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def calls_since(
+    *, db: Database, org_id: str, number_ids: list[str], since: dt.datetime
+) -> dict[str, int]:
+    """Calls to each of ``number_ids`` (at most MAX_IDS: a page) started at or after ``since``.
+
+    The ids are first narrowed to the org's own numbers (primary-key lookups); then one grouped
+    query reads only the index ``(phone_number_id, started_at)`` over those ids from ``since``, so
+    a page of numbers costs the same whatever the org holds. (A condition on ``calls.org_id`` there
+    would tempt SQLite into walking the org's whole call history instead; a call's number belongs
+    to the call's org, so the narrowing is the tenancy check.) Ids with no calls are absent."""
+    ids = sorted(set(number_ids))
+    if not ids:
+        return {}
+    if len(ids) > MAX_IDS:
+        raise ValidationFailed.field("number_ids", f"at most {MAX_IDS} at a time")
+    async with db.session() as session:
+        owned = list(
+            await session.scalars(
+                select(PhoneNumber.id).where(PhoneNumber.id.in_(ids), PhoneNumber.org_id == org_id)
+            )
+        )
+        if not owned:
+            return {}
+        query = (
+            select(Call.phone_number_id, func.count())
+            .where(Call.phone_number_id.in_(owned), Call.started_at >= _aware(since))
+            .group_by(Call.phone_number_id)
+        )
+        rows = (await session.execute(query)).all()
+    return {str(number_id): int(count) for number_id, count in rows}
+
+
+def _day_of(db: Database) -> Any:
+    """The UTC day of ``started_at``, YYYY-MM-DD as text (SQLite stores UTC text) or a date
+    (PostgreSQL's timestamptz at UTC): ``str()`` of either is the ISO date."""
+    if db.dialect == "postgresql":
+        return cast(func.timezone("UTC", Call.started_at), Date)  # a third of to_char's cost
+    return func.substr(cast(Call.started_at, String), 1, 10)
+
+
+async def calls_per_day(
+    *, db: Database, org_id: str, ref: str, days: int = 30, now: dt.datetime | None = None
+) -> list[DayCount]:
+    """Calls to one of the org's numbers on each of the last ``days`` UTC days (today last),
+    zeros included, so a chart has one bar per day. A foreign number answers as a missing one.
+
+    The number is resolved within the org; the count then reads only the index
+    ``(phone_number_id, started_at)`` (no condition on ``calls.org_id``, which would send every
+    row's lookup to the table: a busy number has tens of thousands of calls a month)."""
+    if not 1 <= days <= MAX_DAYS:
+        raise ValidationFailed.field("days", f"must be between 1 and {MAX_DAYS}")
+    first = start_of_day(now) - dt.timedelta(days=days - 1)
+    day = _day_of(db)
+    async with db.session() as session:
+        number = await resolve(session, org_id, ref)
+        rows = (
+            await session.execute(
+                select(day, func.count())
+                .where(Call.phone_number_id == number.id, Call.started_at >= _aware(first))
+                .group_by(day)
+            )
+        ).all()
+    counts = {str(d): int(c) for d, c in rows}
+    dates = [(first + dt.timedelta(days=i)).date() for i in range(days)]
+    return [DayCount(day=d, calls=counts.get(d.isoformat(), 0)) for d in dates]

@@ -96,6 +96,13 @@ class NumberStats(BaseModel):
     decision_ms_p99: float | None
 
 
+class DayCount(BaseModel):
+    """Calls to a number on one UTC day (a bar of the console's chart)."""
+
+    day: dt.date
+    calls: int
+
+
 class RouteStatus(BaseModel):
     """``POST /v1/route/status``: a SIP platform reporting a call's progress."""
 

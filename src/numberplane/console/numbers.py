@@ -16,6 +16,8 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from numberplane.agents import service as agents_service
+from numberplane.calls import reading as calls_reading
+from numberplane.console.calls import number_calls
 from numberplane.console.web import (
     PREFIX,
     change_form,
@@ -88,12 +90,17 @@ async def numbers_page(request: Request, user: SessionUser = Depends(require_use
         older_url = f"{PREFIX}?{urlencode({**kept, 'cursor': encode_cursor(floor)})}"
     agent_ids = sorted({b.agent_id for n in page.data for b in n.inbound_agents})
     agents = await agents_service.get_agents(db=db, org_id=user.org_id, ids=agent_ids) if agent_ids else {}
+    # Calls today for this page's numbers only: one grouped query over their ids (no count of all).
+    calls_today = await calls_reading.calls_since(
+        db=db, org_id=user.org_id, number_ids=[n.id for n in page.data], since=calls_reading.start_of_day()
+    )
     next_url = f"{PREFIX}?{urlencode({**kept, 'cursor': next_cursor})}" if next_cursor else None
     return render(
         request,
         "numbers.html",
         numbers=page.data,
         agent_names={agent_id: a.name for agent_id, a in agents.items()},
+        calls_today=calls_today,
         f=filters,
         filtered=bool(kept),
         statuses=STATUSES,
@@ -224,6 +231,7 @@ async def number_page(
         preview=await _preview(request, user, number),
         formats=FORMATS,
         live=number.status in ("active", "pending"),
+        **await number_calls(request, user, number),
     )
 
 

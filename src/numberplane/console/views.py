@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from numberplane.console import accounts, admin, auth, imports, numbers
+from numberplane.console import accounts, admin, auth, calls, imports, numbers
 from numberplane.console.web import ERROR_SHAPE, PREFIX, STATIC_DIR
 
 __all__ = ["ERROR_SHAPE", "PREFIX", "STATIC_DIR", "router"]
 
 router = APIRouter()
-for part in (auth.router, numbers.router, admin.router, accounts.router, imports.router):
+for part in (auth.router, numbers.router, calls.router, admin.router, accounts.router, imports.router):
     router.include_router(part)

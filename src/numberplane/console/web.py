@@ -54,6 +54,7 @@ NOTICES = {
     "verified": "The carrier accepted the credentials.",
     "key_revoked": "API key revoked.",
     "default_set": "Default carrier account set.",
+    "test_call": "Test call placed: this is the call it made.",
 }
 
 HEADERS = {
