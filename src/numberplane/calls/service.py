@@ -235,14 +235,26 @@ async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
     keys = sorted({obs.key for obs in observations})
     await _lock(uow, keys)
     existing = await _existing(uow, keys)
-    # Merging builds each new call's trace (CPU): a worker thread for a batch of any size, so
-    # the answers the event loop is giving meanwhile are not held up behind it.
-    merged = (
-        await asyncio.to_thread(_merge_all, observations, existing)
-        if len(observations) > THREAD_BATCH
-        else _merge_all(observations, existing)
-    )
-    rows, created, changed, finished = merged
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    created: set[tuple[str, str, str]] = set()
+    changed: set[tuple[str, str, str]] = set()
+    finished: list[tuple[str, str, str]] = []
+    for index, obs in enumerate(observations):
+        key = obs.key
+        row = rows.get(key)
+        if row is None:
+            found = existing.get(key)
+            if found is None:
+                row = new_row(obs)
+                created.add(key)
+            else:
+                row = found
+            rows[key] = row
+        if merge(row, obs):
+            finished.append(key)
+        changed.add(key)
+        if index % 100 == 99:
+            await asyncio.sleep(0)  # a large batch never holds the event loop for long
     session = uow.session
     if created:
         fresh = [rows[k] for k in keys if k in created]
@@ -259,36 +271,6 @@ async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
     await _events(uow, [rows[k] for k in keys if k in created], "call.started")
     await _events(uow, [rows[k] for k in dict.fromkeys(finished)], "call.completed")
     return len(rows)
-
-
-Key = tuple[str, str, str]
-# Batches larger than this are merged in a worker thread.
-THREAD_BATCH = 20
-
-
-def _merge_all(
-    observations: Sequence[Observation], existing: dict[Key, dict[str, Any]]
-) -> tuple[dict[Key, dict[str, Any]], set[Key], set[Key], list[Key]]:
-    """Fold ``observations`` (in arrival order) into rows: (rows, created, changed, finished)."""
-    rows: dict[Key, dict[str, Any]] = {}
-    created: set[Key] = set()
-    changed: set[Key] = set()
-    finished: list[Key] = []
-    for obs in observations:
-        key = obs.key
-        row = rows.get(key)
-        if row is None:
-            found = existing.get(key)
-            if found is None:
-                row = new_row(obs)
-                created.add(key)
-            else:
-                row = found
-            rows[key] = row
-        if merge(row, obs):
-            finished.append(key)
-        changed.add(key)
-    return rows, created, changed, finished
 
 
 async def _lock(uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]) -> None:
