@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 from urllib.parse import unquote
 
 import phonenumbers
@@ -35,7 +35,7 @@ _TYPE_NAMES = {
     PhoneNumberType.PAGER: "pager",
     PhoneNumberType.VOICEMAIL: "voicemail",
 }
-NUMBER_TYPES = (
+NumberType = Literal[
     "local",
     "mobile",
     "toll_free",
@@ -47,7 +47,8 @@ NUMBER_TYPES = (
     "pager",
     "voicemail",
     "unknown",
-)
+]
+NUMBER_TYPES: tuple[str, ...] = get_args(NumberType)
 
 _URI_USER = re.compile(r"^(?:sips?|tel):([^@;?]+)", re.IGNORECASE)
 _MAX_INPUT = 64

@@ -25,6 +25,7 @@ from pydantic import (
 
 from numberplane.agents.schemas import VoiceSettings
 from numberplane.kernel import e164
+from numberplane.kernel.e164 import NumberType
 from numberplane.kernel.schemas import HttpUrl, Language, Metadata, Model, SipUri, max_json
 
 MAX_AGENTS_PER_DIRECTION = 20
@@ -35,19 +36,6 @@ ShortText = Annotated[str, Field(max_length=255)]
 MAX_IMPORT_ROWS = 100_000
 DIRECTIONS = ("inbound", "outbound", "inbound_sms", "outbound_sms")
 STATUSES = ("pending", "active", "releasing", "released", "failed")
-NumberType = Literal[
-    "local",
-    "mobile",
-    "toll_free",
-    "national",
-    "voip",
-    "shared_cost",
-    "premium_rate",
-    "personal",
-    "pager",
-    "voicemail",
-    "unknown",
-]
 
 
 def _e164(value: str) -> str:
