@@ -27,11 +27,6 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 CARRIERS = ("twilio", "telnyx", "signalwire", "vonage")
 
 
-def _invalid(exc: ValidationError) -> ValidationFailed:
-    errors = validation_errors(exc)
-    return ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors[:10]), errors=errors)
-
-
 @router.get("/carrier-accounts")
 async def accounts_page(request: Request, user: SessionUser = Depends(require_user)) -> Response:
     accounts = await carriers_service.list_accounts(db=db_of(request), org_id=user.org_id)
@@ -64,7 +59,7 @@ async def add_account(request: Request) -> Response:
             }
         )
     except ValidationError as exc:
-        raise _invalid(exc) from exc
+        raise ValidationFailed.of(validation_errors(exc)) from exc
     await carriers_service.create_account(
         db=db_of(request), actor=user.actor(request_id_of(request)), org_id=user.org_id, data=data
     )

@@ -33,11 +33,6 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PAGE_SIZE = 50
 
 
-def _invalid(exc: ValidationError) -> ValidationFailed:
-    errors = validation_errors(exc)
-    return ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors[:10]), errors=errors)
-
-
 def _cursor(request: Request) -> str | None:
     return (request.query_params.get("cursor") or "")[:200] or None
 
@@ -68,7 +63,7 @@ async def create_agent(request: Request) -> Response:
     try:
         data = AgentCreate.model_validate(_agent_fields(form))
     except ValidationError as exc:
-        raise _invalid(exc) from exc
+        raise ValidationFailed.of(validation_errors(exc)) from exc
     agent = await agents_service.create_agent(
         db=db_of(request), actor=user.actor(request_id_of(request)), data=data
     )
@@ -87,7 +82,7 @@ async def update_agent(agent_id: str, request: Request) -> Response:
     try:
         patch = AgentUpdate.model_validate(_agent_fields(form))
     except ValidationError as exc:
-        raise _invalid(exc) from exc
+        raise ValidationFailed.of(validation_errors(exc)) from exc
     agent = await agents_service.update_agent(
         db=db_of(request), actor=user.actor(request_id_of(request)), agent_id=agent_id, patch=patch
     )
@@ -136,7 +131,7 @@ async def create_endpoint(request: Request) -> Response:
             }
         )
     except ValidationError as exc:
-        raise _invalid(exc) from exc
+        raise ValidationFailed.of(validation_errors(exc)) from exc
     db = db_of(request)
     created = await endpoints.create_endpoint(
         db=db,

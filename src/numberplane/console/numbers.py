@@ -163,7 +163,7 @@ async def buy(request: Request) -> Response:
             }
         )
     except ValidationError as exc:
-        raise _invalid(exc) from exc
+        raise ValidationFailed.of(validation_errors(exc)) from exc
     result = await numbers_service.buy(
         db=db_of(request),
         actor=user.actor(request_id_of(request)),
@@ -172,11 +172,6 @@ async def buy(request: Request) -> Response:
     )
     notice = "pending" if result.pending else "bought"
     return see_other(f"{PREFIX}/numbers/{result.number.id}", notice)
-
-
-def _invalid(exc: ValidationError) -> ValidationFailed:
-    errors = validation_errors(exc)
-    return ValidationFailed("; ".join(f"{e.field}: {e.message}" for e in errors[:10]), errors=errors)
 
 
 # -- A number's page --------------------------------------------------------------------------------
@@ -290,7 +285,7 @@ async def save_number(number_id: str, request: Request) -> Response:
         try:
             update = PhoneNumberUpdate.model_validate(patch)
         except ValidationError as exc:
-            raise _invalid(exc) from exc
+            raise ValidationFailed.of(validation_errors(exc)) from exc
         await numbers_service.update_number(
             db=db, actor=user.actor(request_id_of(request)), ref=number.id, patch=update
         )

@@ -65,9 +65,7 @@ def build(model: type[M], data: Mapping[str, Any], *, names: Mapping[str, str] |
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:
-        errors = [_rename(e, names or {}) for e in validation_errors(exc)]
-        message = "; ".join(f"{e.field}: {e.message}" for e in errors[:10])
-        raise ValidationFailed(message, errors=errors) from None
+        raise ValidationFailed.of([_rename(e, names or {}) for e in validation_errors(exc)]) from None
 
 
 def _rename(error: FieldError, names: Mapping[str, str]) -> FieldError:

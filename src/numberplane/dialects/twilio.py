@@ -94,8 +94,7 @@ async def _form(request: Request, model: type[tm.BuyForm] | type[tm.UpdateForm])
     try:
         return model.model_validate(dict(pairs))
     except ValidationError as exc:
-        errors = validation_errors(exc)
-        raise Invalid("; ".join(f"{e.field}: {e.message}" for e in errors[:10]), errors=errors) from None
+        raise Invalid.of(validation_errors(exc)) from None
 
 
 def _one(number: PhoneNumberRead, ctx: common.Ctx) -> dict[str, Any]:

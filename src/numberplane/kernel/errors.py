@@ -68,6 +68,16 @@ class ValidationFailed(AppError):
     def field(cls, field: str, message: str, code: str = "invalid") -> ValidationFailed:
         return cls(f"{field}: {message}", errors=[FieldError(field, message, code)])
 
+    @classmethod
+    def of(cls, errors: list[FieldError]) -> ValidationFailed:
+        """Every field error, summed up in the message by the first ten."""
+        return cls(summary(errors), errors=errors)
+
+
+def summary(errors: list[FieldError]) -> str:
+    """One line naming the first ten bad fields: what every API surface puts in its message."""
+    return "; ".join(f"{e.field}: {e.message}" for e in errors[:10])
+
 
 class Unauthorized(AppError):
     status = 401
@@ -195,8 +205,9 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape] = ()) -> None:
                 reason = str((err.get("ctx") or {}).get("error", "invalid JSON"))
                 return render(request, invalid_json(jsonbody.at(reason, doc, pos)))
         errors = validation_errors(exc)
-        message = "; ".join(f"{e.field}: {e.message}" for e in errors[:10])
-        return render(request, ErrorInfo(422, "validation_failed", "Validation failed", message, errors))
+        return render(
+            request, ErrorInfo(422, "validation_failed", "Validation failed", summary(errors), errors)
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
