@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         "Freya's bulk update.",
     )
     log_level: str = "INFO"
+    telemetry: bool = Field(
+        default=False,
+        description="FastAPI's OpenTelemetry spans and metrics for every request, sent to the "
+        "providers OpenTelemetry is configured with. Off by default: when off, no request asks "
+        "whether a provider is configured (a cost every request would pay).",
+    )
     default_carrier: str = "sandbox"
     idempotency_wait_seconds: float = 10.0
     # An import claimed under an Idempotency-Key whose heartbeat is older than this was cut off
