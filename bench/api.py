@@ -9,7 +9,9 @@ worker, no access log), each target loaded by ``wrk`` (/usr/bin/wrk, 1 thread, 1
 
 1. bare ASGI: a constant answer (``bench.routing.bare_app``): the limit of the server stack;
 2. Numberplane: ``GET /healthz`` (the framework alone), ``GET /v1/agents?limit=1`` and
-   ``GET /v1/phone-numbers/{id}`` with a key, ``GET /v1/route?format=twiml`` with a key;
+   ``GET /v1/phone-numbers/{id}`` with a key, ``GET /v1/route?format=twiml`` with a key: with
+   a new ``call_id`` per request (each a new call with its record, as a SIP platform's traffic
+   is; wrk's Lua numbers them), and without one (no record);
 3. the peer way: FastAPI plus one SQL query per call, no key (``peer_app``): the naive design.
 
 Every target's answers are checked once before it is loaded (status 200, expected body). It
@@ -176,8 +178,25 @@ def _ms(text: str) -> float:
     return value
 
 
+# Each request a new call, as a SIP platform's traffic is: a call id no earlier request used.
+NEW_CALL_IDS = """
+local prefix = "CA" .. tostring(os.time()) .. tostring(math.random(1000000)) .. "x"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, PATH .. prefix .. n)
+end
+"""
+
+
 def wrk(name: str, url: str, headers: dict[str, str], args: argparse.Namespace, pid: int) -> Row:
     command = [WRK, "-t1", f"-c{args.connections}", f"-d{args.seconds}s", "--latency", url]
+    if url.endswith("call_id="):  # the rest of the id comes from the script, new per request
+        path = "/" + url.split("/", 3)[3]
+        script = os.path.join(tempfile.gettempdir(), f"np-bench-call-ids-{os.getpid()}.lua")
+        with open(script, "w") as handle:
+            handle.write(f"local PATH = {path!r}\n" + NEW_CALL_IDS)
+        command[1:1] = ["-s", script]
     for header, value in headers.items():
         command[1:1] = ["-H", f"{header}: {value}"]
     cpu = cpu_seconds(pid)
@@ -261,7 +280,7 @@ def main() -> None:
             "PYTHONPATH": os.pathsep.join(filter(None, (os.environ.get("PYTHONPATH"), REPO_ROOT))),
         }
         key = {"Authorization": f"Bearer {data.token}"}
-        route = f"/v1/route?format=twiml&to=%2B{data.e164[1:]}&call_id=CA0"
+        route = f"/v1/route?format=twiml&to=%2B{data.e164[1:]}&call_id="  # a new call id per request
         targets: list[tuple[str, str, str, bool, str, dict[str, str], bytes]] = [
             ("bare", "bench.routing:bare_app", "/", False, "bare ASGI constant answer", {}, b"<Stream"),
             ("healthz", "numberplane.app:create_app", "/healthz", True, "GET /healthz", {}, b"ok"),
@@ -293,6 +312,15 @@ def main() -> None:
                 b"<Stream",
             ),
             (
+                "route-nocall",
+                "numberplane.app:create_app",
+                route.removesuffix("&call_id="),
+                True,
+                "GET /v1/route twiml (key), no call id",
+                key,
+                b"<Stream",
+            ),
+            (
                 "peer",
                 "bench.api:peer_app",
                 f"/route?to=%2B{data.e164[1:]}&call_id=CA0",
@@ -315,7 +343,7 @@ def main() -> None:
                         stop_server(proc)
                     proc, current = serve(app, port, env, factory), app
                 assert proc is not None
-                check(base_url + path, headers, expect)
+                check(base_url + path + ("CAcheck" if path.endswith("call_id=") else ""), headers, expect)
                 wrk(
                     label,
                     base_url + path,
@@ -347,6 +375,8 @@ def main() -> None:
         ratio("number", "healthz", "GET /v1/phone-numbers/{id} vs /healthz")
         ratio("route", "bare", "GET /v1/route vs bare ASGI")
         ratio("route", "peer", "GET /v1/route vs the peer way")
+        ratio("route-nocall", "bare", "GET /v1/route, no call id vs bare ASGI")
+        ratio("route-nocall", "peer", "GET /v1/route, no call id vs the peer way")
         ratio("healthz", "bare", "GET /healthz vs bare ASGI")
     finally:
         if pg_url:
