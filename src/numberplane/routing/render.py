@@ -151,6 +151,17 @@ def twiml(decision: Decision) -> str:
     U+FFFD instead: the answer is always well-formed (a property test parses every output).
     """
     action = decision.action
+    if action == "stream":  # nearly every answer: written in one piece
+        pairs = decision.parameters
+        escape_each = _CHANGED.search("".join([text for pair in pairs for text in pair])) is not None
+        params = "".join(
+            [f'<Parameter name="{_attr(n)}" value="{_attr(v)}" />' for n, v in pairs]
+            if escape_each  # one search over every value first: mostly, nothing to escape
+            else [f'<Parameter name="{n}" value="{v}" />' for n, v in pairs]
+        )
+        url = _attr(decision.stream_url or "")
+        stream = f'<Stream url="{url}">{params}</Stream>' if params else f'<Stream url="{url}" />'
+        return f"{_XML_DECLARATION}<Response><Connect>{stream}</Connect></Response>"
     if action == "say_hangup":
         language = _language(decision)
         body = _el("Say", (("language", language),) if language else (), decision.message or "") + _el(
@@ -168,10 +179,7 @@ def twiml(decision: Decision) -> str:
     elif action == "redirect":
         body = _el("Redirect", (("method", decision.redirect_method),), decision.redirect_url)
     else:
-        params = "".join(
-            f'<Parameter name="{_attr(n)}" value="{_attr(v)}" />' for n, v in decision.parameters
-        )
-        body = _el("Connect", children=_el("Stream", (("url", decision.stream_url or ""),), children=params))
+        raise ValueError(f"no TwiML for action {action!r}")
     return _XML_DECLARATION + _el("Response", children=body)
 
 
