@@ -58,19 +58,20 @@ def trace_of(
     return encoded
 
 
-# The webhook object of every call whose webhook was not asked: one shared (read-only) dict each.
-_UNASKED: dict[str, dict[str, object]] = {}
+# The webhook object of every call whose webhook was not asked, one per status: shared, and
+# encoded once (JSON text, as the column stores it).
+_UNASKED: dict[str, RawJSON] = {}
 
 
-def _unasked(status: str) -> dict[str, object]:
+def _unasked(status: str) -> RawJSON:
     facts = _UNASKED.get(status)
     if facts is None:
-        facts = _UNASKED[status] = {
-            "asked": False,
-            "status": status,
-            "latency_ms": None,
-            "overrode_agent": False,
-        }
+        facts = _UNASKED[status] = RawJSON(
+            json.dumps(
+                {"asked": False, "status": status, "latency_ms": None, "overrode_agent": False},
+                separators=(",", ":"),
+            )
+        )
     return facts
 
 
