@@ -270,25 +270,29 @@ def event_json(record: Sequence[Any]) -> RawJSON:
     written without a dict or an encoder per event. The payload holds no secret-looking key, so
     ``redact`` (which ``kernel.outbox.emit_encoded`` skips) would not change it."""
     i = _EVENT_AT
-    return RawJSON(
-        _EVENT_TEMPLATE
-        % (
-            _json_value(record[i[0]]),
-            _json_value(record[i[1]]),
-            _json_value(record[i[2]]),
-            _json_value(record[i[3]]),
-            _json_value(record[i[4]]),
-            _json_value(record[i[5]]),
-            _json_value(record[i[6]]),
-            _json_value(record[i[7]]),
-            _json_value(record[i[8]]),
-            _json_value(record[i[9]]),
-            _json_value(record[i[10]]),
-            _json_value(record[i[11]]),
-            _json_value(record[i[12]]),
-            _json_value(record[i[13]]),
+    try:  # text columns hold text (or NULL): escaped inline, one C call each
+        encode = _encode_str
+        return RawJSON(
+            _EVENT_TEMPLATE
+            % (
+                encode(record[i[0]]),
+                "null" if (v := record[i[1]]) is None else encode(v),
+                "null" if (v := record[i[2]]) is None else encode(v),
+                "null" if (v := record[i[3]]) is None else encode(v),
+                encode(record[i[4]]),
+                encode(record[i[5]]),
+                encode(record[i[6]]),
+                "null" if (v := record[i[7]]) is None else encode(v),
+                "null" if (v := record[i[8]]) is None else encode(v),
+                "null" if (v := record[i[9]]) is None else encode(v),
+                _json_value(record[i[10]]),
+                _json_value(record[i[11]]),
+                _json_value(record[i[12]]),
+                _json_value(record[i[13]]),
+            )
         )
-    )
+    except TypeError:  # something else where text was expected: encoded as json.dumps would
+        return RawJSON(_EVENT_TEMPLATE % tuple(_json_value(record[at]) for at in i))
 
 
 def _json(value: Any) -> RawJSON | None:
