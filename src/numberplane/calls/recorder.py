@@ -7,11 +7,6 @@ crash loses at most what was not yet written; the carriers' status callbacks rep
 can (a callback for an unknown call creates it). The queue is bounded: past ``max_queue`` new
 observations are dropped and counted rather than growing the process without limit.
 
-On PostgreSQL a started recorder writes through a child process (``calls.writer``), so the
-merging and the COPY cost the answering process only the hand-over; if the child dies, the batch
-is written in-process and a new child is started a little later. Unstarted (tests' ASGI client)
-or on SQLite, batches are written on the event loop.
-
 ``app.py`` creates one per process and starts and stops it in its lifespan; ``flush`` writes
 everything now (test calls, shutdown, tests).
 """
@@ -22,10 +17,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
 
 from numberplane.calls.service import Observation, write_batch
-from numberplane.calls.writer import WriterGone, WriterProcess
 from numberplane.kernel.db import Database
 
 log = logging.getLogger("numberplane.calls")
@@ -33,19 +26,9 @@ log = logging.getLogger("numberplane.calls")
 
 class Recorder:
     def __init__(
-        self,
-        db: Database,
-        *,
-        interval: float = 0.5,
-        batch: int = 500,
-        max_queue: int = 200_000,
-        process: bool | None = None,
+        self, db: Database, *, interval: float = 0.5, batch: int = 500, max_queue: int = 200_000
     ) -> None:
-        """``process``: write through a child process once started (default: on PostgreSQL)."""
         self.db = db
-        self.process = db.dialect == "postgresql" if process is None else process
-        self._writer: WriterProcess | None = None
-        self._writer_failed_at = 0.0
         self.interval = interval
         self.batch = batch
         self.max_queue = max_queue
@@ -90,19 +73,12 @@ class Recorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._wake = None
-        try:
-            await self.flush()
-        finally:
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                await writer.aclose()
+        await self.flush()
 
     async def _run(self) -> None:
         assert self._wake is not None
         wake = self._wake
         while True:
-            if self.process and self._writer is None:
-                await self._start_writer()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self.interval)
             wake.clear()
@@ -124,37 +100,9 @@ class Recorder:
                 batch = self._queue[: self.batch]
                 del self._queue[: self.batch]
                 try:
-                    written += await self._write(batch)
+                    written += await write_batch(db=self.db, observations=batch)
                 except Exception:
                     self.failed += len(batch)
                     log.exception("dropped a batch of %d call observation(s)", len(batch))
         self.written += written
         return written
-
-    async def _write(self, batch: Sequence[Observation]) -> int:
-        writer = self._writer
-        if writer is not None:
-            try:
-                return await writer.write(batch)
-            except WriterGone as exc:  # it may or may not have committed: the merge is idempotent
-                log.warning("call writer process gone (%s); writing in-process for now", exc)
-                self._writer = None
-                self._writer_failed_at = time.monotonic()
-                with contextlib.suppress(Exception):
-                    await writer.aclose()
-        return await write_batch(db=self.db, observations=batch)
-
-    async def _start_writer(self) -> None:
-        if time.monotonic() - self._writer_failed_at < WRITER_RESTART_S:
-            return
-        writer = WriterProcess(self.db.url)
-        try:
-            await writer.start()
-        except Exception:
-            self._writer_failed_at = time.monotonic()
-            log.exception("could not start the call writer process; writing in-process")
-            return
-        self._writer = writer
-
-
-WRITER_RESTART_S = 10.0  # after a writer process fails, batches are written in-process this long
