@@ -20,14 +20,14 @@ from numberplane.calls.service import (
     opening,
     write_batch,
 )
-from numberplane.kernel.db import Database, RawJSON
+from numberplane.kernel.db import Database, RawJSON, utcnow
 from numberplane.kernel.outbox import OutboxEvent, redact
 from tests.support import OrgCreds
 
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
 
-def decision(call_id: str, org_id: str = "o", **extra: object) -> Observation:
+def decision(call_id: str, org_id: str = "o", at: dt.datetime = T0, **extra: object) -> Observation:
     facts = DecisionFacts(
         outcome="agent_sip",
         reason="agent",
@@ -41,7 +41,7 @@ def decision(call_id: str, org_id: str = "o", **extra: object) -> Observation:
         org_id=org_id,
         carrier="twilio",
         carrier_call_id=call_id,
-        at=T0,
+        at=at,
         phone_number_id="n1",
         phone_number="+14155550100",
         from_number='+1 "quoted" \u00e9',
@@ -83,23 +83,24 @@ def test_event_json_is_json_dumps_of_event_data() -> None:
 async def test_one_batch_mixing_every_path(db: Database, org: OrgCreds) -> None:
     """New calls by their decision alone (direct), by decision and status (merged), a status
     for a written call and a decision for a call a status created first (both updates)."""
+    now = utcnow()  # recent: retention's tests prune every old call
 
     def status(call_id: str, status: str, seconds: int = 0) -> Observation:
         return Observation(
             org_id=org.org_id,
             carrier="twilio",
             carrier_call_id=call_id,
-            at=T0 + dt.timedelta(seconds=seconds),
+            at=now + dt.timedelta(seconds=seconds),
             status=status,
         )
 
-    await write_batch(db=db, observations=[decision("mix-c", org.org_id), status("mix-d", "ringing")])
+    await write_batch(db=db, observations=[decision("mix-c", org.org_id, now), status("mix-d", "ringing")])
     batch = [
-        decision("mix-a", org.org_id),
-        decision("mix-b", org.org_id),
+        decision("mix-a", org.org_id, now),
+        decision("mix-b", org.org_id, now),
         status("mix-c", "completed", 5),
         status("mix-b", "in_progress", 1),
-        decision("mix-d", org.org_id),
+        decision("mix-d", org.org_id, now),
         status("mix-b", "completed", 9),
     ]
     assert await write_batch(db=db, observations=batch) == 4

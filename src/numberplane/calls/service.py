@@ -84,7 +84,8 @@ def duration_of(raw: Any) -> int | None:
 @dataclass(slots=True)
 class DecisionFacts:
     """What routing decided for a call. ``trace`` may be a function that builds it: the trace
-    is then built when the record is written, off the answer's path."""
+    is then built when the record is written, off the answer's path. (``routing.recording``
+    builds this and ``Observation`` with positional arguments: keep the fields' order.)"""
 
     outcome: str
     reason: str
@@ -450,7 +451,11 @@ async def _lock(uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]) -> None:
         return
     buckets = sorted({zlib.crc32("\x00".join(key).encode()) % LOCK_BUCKETS for key in keys})
     await uow.session.execute(
-        text("SELECT pg_advisory_xact_lock(:ns, b) FROM unnest(CAST(:buckets AS integer[])) AS b ORDER BY b"),
+        # One row back (not one per bucket): the count consumes the sorted buckets in order.
+        text(
+            "SELECT count(pg_advisory_xact_lock(:ns, b)) "
+            "FROM (SELECT b FROM unnest(CAST(:buckets AS integer[])) AS b ORDER BY b) AS s"
+        ),
         {"ns": LOCK_NAMESPACE, "buckets": buckets},
     )
 
