@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 
 from sqlalchemy import select
 
@@ -21,6 +22,7 @@ from numberplane.calls.service import (
     write_batch,
 )
 from numberplane.kernel.db import Database, RawJSON, utcnow
+from numberplane.kernel.ids import new_id, new_ids
 from numberplane.kernel.outbox import OutboxEvent, redact
 from tests.support import OrgCreds
 
@@ -136,3 +138,12 @@ async def test_one_batch_mixing_every_path(db: Database, org: OrgCreds) -> None:
     assert events[2].data == event_data(
         {c.name: getattr(calls["mix-a"], c.name) for c in Call.__table__.columns}
     )
+
+
+def test_ids_made_together_are_ids_made_one_by_one() -> None:
+    before, together, after = new_id(), new_ids(5000), new_id()  # 5,000: past one ms's 4,096
+    made = [before, *together, after]
+    assert made == sorted(made) and len(set(made)) == len(made) and new_ids(0) == []
+    for value in made:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == value

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from numberplane.kernel import changes
 from numberplane.kernel.db import Base, RawJSON, UnitOfWork, copy_records, copy_rows, utcnow
-from numberplane.kernel.ids import new_id
+from numberplane.kernel.ids import new_id, new_ids
 
 EVENT_TYPES = (
     "phone_number.created",
@@ -187,8 +187,10 @@ async def emit_encoded(
     if not items:
         return
     now = utcnow()
+    ids = new_ids(len(items))
     records = [
-        (new_id(), org_id, type, subject_type, subject_id, data, now) for org_id, subject_id, data in items
+        (ids[index], org_id, type, subject_type, subject_id, data, now)
+        for index, (org_id, subject_id, data) in enumerate(items)
     ]
     if not await copy_records(uow.session, OutboxEvent.__tablename__, ENCODED_COLUMNS, records):
         rows = [dict(zip(ENCODED_COLUMNS, record, strict=True)) for record in records]
