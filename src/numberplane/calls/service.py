@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +32,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from numberplane.calls.models import Call
-from numberplane.kernel.db import Actor, Database, RawJSON, UnitOfWork, as_utc, copy_rows, utcnow
-from numberplane.kernel.ids import new_id
-from numberplane.kernel.outbox import emit_many
+from numberplane.kernel.db import Actor, Database, RawJSON, UnitOfWork, as_utc, copy_records, utcnow
+from numberplane.kernel.ids import new_id, new_ids
+from numberplane.kernel.outbox import emit_encoded
 
 log = logging.getLogger("numberplane.calls")
 
@@ -82,13 +84,14 @@ def duration_of(raw: Any) -> int | None:
 @dataclass(slots=True)
 class DecisionFacts:
     """What routing decided for a call. ``trace`` may be a function that builds it: the trace
-    is then built when the record is written, off the answer's path."""
+    is then built when the record is written, off the answer's path. (``routing.recording``
+    builds this and ``Observation`` with positional arguments: keep the fields' order.)"""
 
     outcome: str
     reason: str
     agent_id: str | None = None
     agent_version: int | None = None
-    webhook: dict[str, Any] | Callable[[], dict[str, Any]] | None = None
+    webhook: dict[str, Any] | RawJSON | Callable[[], dict[str, Any]] | None = None
     decision_ms: float | None = None
     trace: list[dict[str, str]] | RawJSON | Callable[[], list[dict[str, str]] | RawJSON] | None = None
 
@@ -185,29 +188,161 @@ def merge(row: dict[str, Any], obs: Observation) -> bool:
     return finished
 
 
+# What ``call.started`` / ``call.completed`` carry: enough to act on without a read. Pairs of
+# (the event's key, the calls column it holds); started_at and ended_at as ISO text.
+EVENT_FIELDS = (
+    ("id", "id"),
+    ("phone_number_id", "phone_number_id"),
+    ("phone_number", "phone_number"),
+    ("from", "from_number"),
+    ("carrier", "carrier"),
+    ("carrier_call_id", "carrier_call_id"),
+    ("status", "status"),
+    ("outcome", "outcome"),
+    ("reason", "reason"),
+    ("agent_id", "agent_id"),
+    ("agent_version", "agent_version"),
+    ("duration_s", "duration_s"),
+    ("started_at", "started_at"),
+    ("ended_at", "ended_at"),
+)
+_TIMES = frozenset({"started_at", "ended_at"})
+
+
 def event_data(row: dict[str, Any]) -> dict[str, Any]:
-    """What ``call.started`` / ``call.completed`` carry: enough to act on without a read."""
-    return {
-        "id": row["id"],
-        "phone_number_id": row["phone_number_id"],
-        "phone_number": row["phone_number"],
-        "from": row["from_number"],
-        "carrier": row["carrier"],
-        "carrier_call_id": row["carrier_call_id"],
-        "status": row["status"],
-        "outcome": row["outcome"],
-        "reason": row["reason"],
-        "agent_id": row["agent_id"],
-        "agent_version": row["agent_version"],
-        "duration_s": row["duration_s"],
-        "started_at": _iso(row["started_at"]),
-        "ended_at": _iso(row["ended_at"]),
-    }
+    """The events' payload as a dict (``event_json`` writes the same, encoded)."""
+    return {key: _iso(row[column]) if column in _TIMES else row[column] for key, column in EVENT_FIELDS}
 
 
 def _iso(value: Any) -> str | None:
     value = as_utc(value)
     return value.isoformat() if value is not None else None
+
+
+# The calls table's columns in ``new_row``'s order: the shape of a record written by COPY.
+COLUMNS = (
+    "id",
+    "org_id",
+    "phone_number_id",
+    "phone_number",
+    "from_number",
+    "direction",
+    "carrier",
+    "carrier_account_id",
+    "carrier_call_id",
+    "status",
+    "outcome",
+    "reason",
+    "agent_id",
+    "agent_version",
+    "webhook",
+    "decision_ms",
+    "trace",
+    "sip_code",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "duration_s",
+    "created_at",
+    "updated_at",
+)
+_JSON_AT = (COLUMNS.index("webhook"), COLUMNS.index("trace"))
+_EVENT_TEMPLATE = "{" + ",".join(f'"{key}":%s' for key, _ in EVENT_FIELDS) + "}"
+_EVENT_AT = tuple(COLUMNS.index(column) for _, column in EVENT_FIELDS)
+_encode_str = json.encoder.encode_basestring_ascii  # what json.dumps encodes a str with
+
+
+def _json_value(value: Any) -> str:
+    """One value as ``json.dumps`` (through ``kernel.db``'s serialiser) writes it."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if kind is int:
+        return int.__repr__(value)
+    if isinstance(value, dt.datetime):
+        return '"' + (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat() + '"'
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def event_json(record: Sequence[Any]) -> RawJSON:
+    """``event_data`` of a record (``COLUMNS`` order), as the JSON text the events table stores,
+    written without a dict or an encoder per event. The payload holds no secret-looking key, so
+    ``redact`` (which ``kernel.outbox.emit_encoded`` skips) would not change it."""
+    i = _EVENT_AT
+    try:  # text columns hold text (or NULL): escaped inline, one C call each
+        encode = _encode_str
+        return RawJSON(
+            _EVENT_TEMPLATE
+            % (
+                encode(record[i[0]]),
+                "null" if (v := record[i[1]]) is None else encode(v),
+                "null" if (v := record[i[2]]) is None else encode(v),
+                "null" if (v := record[i[3]]) is None else encode(v),
+                encode(record[i[4]]),
+                encode(record[i[5]]),
+                encode(record[i[6]]),
+                "null" if (v := record[i[7]]) is None else encode(v),
+                "null" if (v := record[i[8]]) is None else encode(v),
+                "null" if (v := record[i[9]]) is None else encode(v),
+                _json_value(record[i[10]]),
+                _json_value(record[i[11]]),
+                _json_value(record[i[12]]),
+                _json_value(record[i[13]]),
+            )
+        )
+    except TypeError:  # something else where text was expected: encoded as json.dumps would
+        return RawJSON(_EVENT_TEMPLATE % tuple(_json_value(record[at]) for at in i))
+
+
+def _json(value: Any) -> RawJSON | None:
+    """A JSON column's value as text (COPY takes text; SQLAlchemy stores a ``RawJSON`` as it is)."""
+    if value is None or isinstance(value, RawJSON):
+        return value
+    return RawJSON(json.dumps(value, separators=(",", ":"), default=str))
+
+
+def _record(row: dict[str, Any]) -> tuple[Any, ...]:
+    """A merged row as a COPY record."""
+    record = [row[column] for column in COLUMNS]
+    for at in _JSON_AT:
+        record[at] = _json(record[at])
+    return tuple(record)
+
+
+def opening(obs: Observation, facts: DecisionFacts, record_id: str | None = None) -> tuple[Any, ...]:
+    """The record of a call first heard of by its routing decision, with no other observation
+    of it in the batch and none written before: ``merge(new_row(obs), obs)``, built directly."""
+    at = obs.at
+    webhook = facts.webhook() if callable(facts.webhook) else facts.webhook
+    trace = facts.trace() if callable(facts.trace) else facts.trace
+    return (
+        record_id or new_id(),
+        obs.org_id,
+        obs.phone_number_id,
+        obs.phone_number,
+        obs.from_number,
+        "inbound",
+        obs.carrier,
+        obs.carrier_account_id,
+        obs.carrier_call_id,
+        "ringing",
+        facts.outcome,
+        facts.reason,
+        facts.agent_id,
+        facts.agent_version,
+        _json(webhook),
+        facts.decision_ms,
+        _json(trace),
+        obs.sip_code,
+        at,
+        None,
+        None,
+        None,
+        at,
+        at,
+    )
 
 
 async def write_batch(*, db: Database, observations: Sequence[Observation]) -> int:
@@ -231,46 +366,77 @@ async def write_batch(*, db: Database, observations: Sequence[Observation]) -> i
 
 
 async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
-    """Merge ``observations`` into the calls table inside ``uow``, with their events."""
-    keys = sorted({obs.key for obs in observations})
+    """Merge ``observations`` into the calls table inside ``uow``, with their events.
+
+    The common observation, a routing decision for a call nothing else in the batch or the table
+    knows, becomes its COPY record directly (``opening``); every other goes through ``merge``."""
+    obs_keys = [obs.key for obs in observations]
+    seen = Counter(obs_keys)
+    keys = sorted(seen)
     await _lock(uow, keys)
     existing = await _existing(uow, keys)
-    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-    created: set[tuple[str, str, str]] = set()
-    changed: set[tuple[str, str, str]] = set()
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}  # the calls merged the general way
+    opened: list[tuple[Any, ...] | None] = []  # the new calls' records, in arrival order
+    created: dict[tuple[str, str, str], int] = {}  # a new call merged the general way: its place there
     finished: list[tuple[str, str, str]] = []
+    ids = new_ids(len(observations))  # one each, whichever way it goes: cheaper made together
     for index, obs in enumerate(observations):
-        key = obs.key
-        row = rows.get(key)
-        if row is None:
-            found = existing.get(key)
-            if found is None:
-                row = new_row(obs)
-                created.add(key)
-            else:
-                row = found
-            rows[key] = row
-        if merge(row, obs):
-            finished.append(key)
-        changed.add(key)
+        key = obs_keys[index]
+        facts = obs.decision
+        if facts is not None and obs.status in _OPENING and seen[key] == 1 and key not in existing:
+            opened.append(opening(obs, facts, ids[index]))
+        else:
+            row = rows.get(key)
+            if row is None:
+                found = existing.get(key)
+                if found is None:
+                    row = new_row(obs)
+                    created[key] = len(opened)
+                    opened.append(None)
+                else:
+                    row = found
+                rows[key] = row
+            if merge(row, obs):
+                finished.append(key)
         if index % 100 == 99:
             await asyncio.sleep(0)  # a large batch never holds the event loop for long
+    for key, at in created.items():
+        opened[at] = _record(rows[key])
+    records: list[tuple[Any, ...]] = opened  # type: ignore[assignment]  # every place is filled now
     session = uow.session
-    if created:
-        fresh = [rows[k] for k in keys if k in created]
-        if not await copy_rows(session, _calls, fresh):
-            await session.execute(insert(_calls), fresh)
-    for key in keys:
-        if key in changed and key not in created:
-            row = rows[key]
-            await session.execute(
-                update(_calls)
-                .where(_calls.c.id == row["id"])
-                .values({k: v for k, v in row.items() if k not in ("id", "org_id", "created_at")})
-            )
-    await _events(uow, [rows[k] for k in keys if k in created], "call.started")
-    await _events(uow, [rows[k] for k in dict.fromkeys(finished)], "call.completed")
-    return len(rows)
+    if records and not await copy_records(session, _calls.name, COLUMNS, records):
+        fresh = [dict(zip(COLUMNS, record, strict=True)) for record in records]
+        await session.execute(insert(_calls), fresh)
+    updated = [
+        {"b_id": row["id"], **{k: v for k, v in row.items() if k not in _FIXED}}
+        for key, row in rows.items()
+        if key not in created
+    ]
+    if updated:
+        await session.execute(_UPDATE, updated)
+    await emit_encoded(
+        uow,
+        type="call.started",
+        subject_type="call",
+        items=[(record[1], record[0], event_json(record)) for record in records],
+    )
+    done = [_values(rows[key]) for key in dict.fromkeys(finished)]
+    await emit_encoded(
+        uow,
+        type="call.completed",
+        subject_type="call",
+        items=[(record[1], record[0], event_json(record)) for record in done],
+    )
+    return len(seen)
+
+
+_OPENING = (None, "ringing")
+_FIXED = frozenset({"id", "org_id", "created_at"})  # never changed once a call is written
+_UPDATE = update(_calls).where(_calls.c.id == bindparam("b_id"))  # SET: the parameters' other keys
+
+
+def _values(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[column] for column in COLUMNS)
 
 
 async def _lock(uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]) -> None:
@@ -286,7 +452,11 @@ async def _lock(uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]) -> None:
         return
     buckets = sorted({zlib.crc32("\x00".join(key).encode()) % LOCK_BUCKETS for key in keys})
     await uow.session.execute(
-        text("SELECT pg_advisory_xact_lock(:ns, b) FROM unnest(CAST(:buckets AS integer[])) AS b ORDER BY b"),
+        # One row back (not one per bucket): the count consumes the sorted buckets in order.
+        text(
+            "SELECT count(pg_advisory_xact_lock(:ns, b)) "
+            "FROM (SELECT b FROM unnest(CAST(:buckets AS integer[])) AS b ORDER BY b) AS s"
+        ),
         {"ns": LOCK_NAMESPACE, "buckets": buckets},
     )
 
@@ -311,11 +481,3 @@ async def _existing(
             if key in wanted:
                 out[key] = dict(row)
     return out
-
-
-async def _events(uow: UnitOfWork, rows: list[dict[str, Any]], type_: str) -> None:
-    by_org: dict[str, list[tuple[str | None, dict[str, Any]]]] = {}
-    for row in rows:
-        by_org.setdefault(row["org_id"], []).append((row["id"], event_data(row)))
-    for org_id, items in by_org.items():
-        await emit_many(uow, type=type_, org_id=org_id, subject_type="call", items=items)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,10 +145,20 @@ async def copy_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]
         return text
 
     records = [tuple(as_json(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
+    return await copy_records(session, table.name, columns, records)
+
+
+async def copy_records(
+    session: AsyncSession, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
+) -> bool:
+    """``copy_rows`` for rows already in COPY's shape: one tuple each, in ``columns`` order, JSON
+    columns as text (a writer that builds its tuples directly skips a dict per row)."""
+    if session.bind is None or session.bind.dialect.name != "postgresql" or not records:
+        return False
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection  # asyncpg's Connection
-    await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    await driver.copy_records_to_table(table, records=records, columns=list(columns))
     return True
 
 
