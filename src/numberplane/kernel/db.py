@@ -245,7 +245,7 @@ class Query:
     once per engine and run by ``Database.fetch`` on the driver itself. Statements the plan
     cannot run directly (expanding ``IN``, other drivers) run through SQLAlchemy as usual."""
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
         self.statement = statement
         self._plans: weakref.WeakKeyDictionary[Dialect, _Plan | None] = weakref.WeakKeyDictionary()
 
@@ -260,18 +260,22 @@ class Query:
 _REQUIRED = object()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Plan:
     sql: str
     names: tuple[str, ...]
     defaults: tuple[Any, ...]  # a value the statement carries itself (SQLite's OFFSET 0), else _REQUIRED
     binds: tuple[Callable[[Any], Any] | None, ...]
-    results: tuple[Callable[[Any], Any] | None, ...]
+    types: tuple[Any, ...]  # each result column's SQLAlchemy type
+    dialect: Dialect
     row: Any  # a namedtuple class: the selected labels
     asyncpg: bool
+    # Each column's result processor: with asyncpg some depend on the column's type oid, so
+    # they are found at the first run, from the prepared statement (as SQLAlchemy does).
+    results: tuple[Callable[[Any], Any] | None, ...] | None = None
 
     @classmethod
-    def of(cls, statement: Select[Any], dialect: Dialect) -> _Plan | None:
+    def of(cls, statement: Select[*tuple[Any, ...]], dialect: Dialect) -> _Plan | None:
         if dialect.driver not in ("asyncpg", "aiosqlite"):
             return None
         compiled: Any = statement.compile(dialect=dialect)
@@ -282,15 +286,25 @@ class _Plan:
             return None
         processors = compiled._bind_processors
         bound = [compiled.binds[name] for name in compiled.positiontup]
-        return cls(
+        plan = cls(
             sql=compiled.string,
             names=tuple(compiled.positiontup),
             defaults=tuple(_REQUIRED if b.required or b.callable else b.value for b in bound),
             binds=tuple(processors.get(name) for name in compiled.positiontup),
-            results=tuple(c.type._cached_result_processor(dialect, None) for c in compiled._result_columns),
+            types=tuple(c.type for c in compiled._result_columns),
+            dialect=dialect,
             row=namedtuple("Row", labels),  # type: ignore[misc]
             asyncpg=dialect.driver == "asyncpg",
         )
+        if not plan.asyncpg:
+            plan.resolve([None] * len(labels))
+        return plan
+
+    def resolve(self, coltypes: list[Any]) -> None:
+        procs = tuple(
+            t._cached_result_processor(self.dialect, c) for t, c in zip(self.types, coltypes, strict=True)
+        )
+        self.results = procs if any(procs) else ()
 
     def params(self, values: dict[str, Any]) -> list[Any]:
         out = [
@@ -302,18 +316,21 @@ class _Plan:
                 out[i] = bind(out[i])
         return out
 
-    def run(self, driver: Any, params: list[Any]) -> Any:
+    async def run(self, driver: Any, params: list[Any]) -> list[Any]:
         if self.asyncpg:
-            return driver.fetch(self.sql, *params)
+            if self.results is None:
+                prepared = await driver.prepare(self.sql)
+                self.resolve([a.type.oid for a in prepared.get_attributes()])
+            return await driver.fetch(self.sql, *params)  # type: ignore[no-any-return]
         if isinstance(driver, sqlite.InlineReads):
-            return driver.select(self.sql, params)
-        return driver.execute_fetchall(self.sql, params)
+            return await driver.select(self.sql, params)
+        return list(await driver.execute_fetchall(self.sql, params))
 
     def rows(self, raw: list[Any]) -> list[Any]:
         make = self.row._make
-        if not any(self.results):
-            return [make(r) for r in raw]
         procs = self.results
+        if not procs:
+            return [make(r) for r in raw]
         return [
             make([v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True)]) for r in raw
         ]

@@ -8,14 +8,14 @@ the first does; vendor APIs that page by offset or sort by a column get that too
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Select, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from numberplane.kernel import e164
-from numberplane.kernel.db import Database, as_utc, utcnow
+from numberplane.kernel.db import Database, Query, as_utc, entity_columns, utcnow
 from numberplane.kernel.errors import NotFound, ValidationFailed
 from numberplane.kernel.ids import is_uuid
 from numberplane.kernel.pagination import Page, check_limit, decode_cursor, encode_cursor
@@ -36,9 +36,8 @@ def _sip_read(config: dict[str, Any] | None, password_enc: str | None) -> SipCon
     return SipConfigRead(**config, password_set=password_enc is not None)
 
 
-def to_read(
-    pn: PhoneNumber, bindings: Sequence[PhoneNumberAgent] = (), order: Order | None = None
-) -> PhoneNumberRead:
+def to_read(pn: PhoneNumber, bindings: Sequence[Any] = (), order: Order | None = None) -> PhoneNumberRead:
+    """The API shape of a number: from its ORM row or a lean read's row (the same attributes)."""
     by_direction: dict[str, list[AgentBindingRead]] = {d: [] for d in DIRECTIONS}
     for b in sorted(bindings, key=lambda b: (b.direction, b.position)):
         by_direction.setdefault(b.direction, []).append(
@@ -126,19 +125,26 @@ def snapshot(read: PhoneNumberRead) -> dict[str, Any]:
     return read.model_dump(mode="json", exclude={"order"})
 
 
-async def resolve(session: AsyncSession, org_id: str, ref: str, *, for_update: bool = False) -> PhoneNumber:
-    """The org's number named by id or by E.164 in any format. Foreign and missing look the same."""
+def _named(ref: str) -> tuple[str | None, str, NotFound]:
+    """(id, None) or (None, E.164) for a reference, and the 404 it answers when no number has it."""
     ref = unquote(ref).strip()
     not_found = NotFound(f"phone number {ref} not found", code="phone_number_not_found")
     if is_uuid(ref):
-        pn = await session.get(PhoneNumber, ref, with_for_update=for_update or None)
+        return ref, "", not_found
+    try:
+        return None, e164.to_e164(ref), not_found
+    except e164.InvalidPhoneNumber:
+        raise not_found from None
+
+
+async def resolve(session: AsyncSession, org_id: str, ref: str, *, for_update: bool = False) -> PhoneNumber:
+    """The org's number named by id or by E.164 in any format. Foreign and missing look the same."""
+    pn_id, number, not_found = _named(ref)
+    if pn_id is not None:
+        pn = await session.get(PhoneNumber, pn_id, with_for_update=for_update or None)
         if pn is None or pn.org_id != org_id:
             raise not_found
         return pn
-    try:
-        number = e164.to_e164(ref)
-    except e164.InvalidPhoneNumber:
-        raise not_found from None
     query = (
         select(PhoneNumber)
         .where(PhoneNumber.org_id == org_id, PhoneNumber.phone_number == number)
@@ -153,9 +159,62 @@ async def resolve(session: AsyncSession, org_id: str, ref: str, *, for_update: b
     return pn
 
 
+class _Binding(NamedTuple):
+    direction: str
+    agent_id: str
+    version: int | None
+    weight: float
+    position: int
+
+
+# The reads of GET /v1/phone-numbers/{ref} (``kernel.db.Query``): the number with its agent
+# bindings in one statement (a row per binding), and its order while pending.
+_WITH_BINDINGS = (
+    select(
+        *entity_columns(PhoneNumber),
+        *(getattr(PhoneNumberAgent, name).label(f"b_{name}") for name in _Binding._fields),
+    )
+    .select_from(PhoneNumber)
+    .outerjoin(PhoneNumberAgent, PhoneNumberAgent.phone_number_id == PhoneNumber.id)
+)
+_BY_ID = Query(
+    _WITH_BINDINGS.where(PhoneNumber.id == bindparam("id"), PhoneNumber.org_id == bindparam("org_id"))
+)
+_HOLDER = (
+    select(PhoneNumber.id)
+    .where(PhoneNumber.org_id == bindparam("org_id"), PhoneNumber.phone_number == bindparam("number"))
+    .order_by(PhoneNumber.status.in_(HOLDING_STATUSES).desc(), PhoneNumber.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_BY_NUMBER = Query(_WITH_BINDINGS.where(PhoneNumber.id == _HOLDER))
+_ORDER = Query(
+    select(Order.id, Order.status, Order.stage).where(Order.phone_number_id == bindparam("id")).limit(1)
+)
+
+
+def _bindings(rows: Sequence[Any]) -> list[_Binding]:
+    return [
+        _Binding(r.b_direction, r.b_agent_id, r.b_version, r.b_weight, r.b_position)
+        for r in rows
+        if r.b_direction is not None
+    ]
+
+
 async def get_number(*, db: Database, org_id: str, ref: str) -> PhoneNumberRead:
-    async with db.reading() as session:
-        return await read_one(session, await resolve(session, org_id, ref))
+    pn_id, number, not_found = _named(ref)
+    if pn_id is not None:
+        rows = await db.fetch(_BY_ID, id=pn_id, org_id=org_id)
+    else:
+        rows = await db.fetch(_BY_NUMBER, org_id=org_id, number=number)
+    if not rows:
+        raise not_found
+    pn = rows[0]
+    order = None
+    if pn.status == "pending":
+        orders = await db.fetch(_ORDER, id=pn.id)
+        order = orders[0] if orders else None
+    return to_read(pn, _bindings(rows), order)
 
 
 async def current(db: Database, pn_id: str) -> PhoneNumberRead:
