@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-from sqlalchemy import Select, bindparam, exists, func, or_, select
+from sqlalchemy import Integer, Select, bindparam, exists, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from numberplane.kernel import e164
@@ -193,6 +193,25 @@ _ORDER = Query(
 )
 
 
+def _newest(*, after: bool) -> Query:
+    """A page of the org's live numbers, newest first (``id < after`` for the next), with bindings."""
+    live: list[Any] = [
+        literal_column(f"'{status}'") for status in HOLDING_STATUSES
+    ]  # the partial index's terms
+    ids = select(PhoneNumber.id).where(
+        PhoneNumber.org_id == bindparam("org_id"), PhoneNumber.status.in_(live)
+    )
+    if after:
+        ids = ids.where(PhoneNumber.id < bindparam("after"))
+    ids = ids.order_by(PhoneNumber.id.desc()).limit(bindparam("rows", type_=Integer))
+    return Query(
+        _WITH_BINDINGS.where(PhoneNumber.id.in_(ids.scalar_subquery())).order_by(PhoneNumber.id.desc())
+    )
+
+
+_PAGE, _PAGE_AFTER = _newest(after=False), _newest(after=True)
+
+
 def _bindings(rows: Sequence[Any]) -> list[_Binding]:
     return [
         _Binding(r.b_direction, r.b_agent_id, r.b_version, r.b_weight, r.b_position)
@@ -294,6 +313,9 @@ async def list_numbers(
         after, direction = decode_cursor(cursor)
         if sort_by:
             raise ValidationFailed.field("sort_by", "cannot be combined with a cursor")
+    plain = filters is None or filters == NumberFilters()
+    if plain and not (sort_by or offset or floor) and direction == "desc":
+        return await _live_page(db, org_id, limit, after if cursor else None)
     query = _filtered(select(PhoneNumber), org_id, filters)
     if cursor:
         query = query.where(PhoneNumber.id < after if direction == "desc" else PhoneNumber.id > after)
@@ -318,6 +340,22 @@ async def list_numbers(
         bindings = await bindings_for(session, [r.id for r in rows])
     data = [to_read(r, bindings[r.id]) for r in rows]
     next_cursor = encode_cursor(rows[-1].id, direction) if more and rows else None
+    return Page[PhoneNumberRead](data=data, has_more=more, next_cursor=next_cursor)
+
+
+async def _live_page(db: Database, org_id: str, limit: int, after: str | None) -> Page[PhoneNumberRead]:
+    """The list's commonest page (live numbers, newest first) in one lean read with bindings."""
+    if after is None:
+        rows = await db.fetch(_PAGE, org_id=org_id, rows=limit + 1)
+    else:
+        rows = await db.fetch(_PAGE_AFTER, org_id=org_id, after=after, rows=limit + 1)
+    numbers: dict[str, list[Any]] = {}
+    for row in rows:
+        numbers.setdefault(row.id, []).append(row)
+    more = len(numbers) > limit
+    shown = list(numbers.values())[:limit]
+    data = [to_read(group[0], _bindings(group)) for group in shown]
+    next_cursor = encode_cursor(shown[-1][0].id, "desc") if more and shown else None
     return Page[PhoneNumberRead](data=data, has_more=more, next_cursor=next_cursor)
 
 
