@@ -84,20 +84,26 @@ async def test_a_lean_read_the_driver_cannot_run_goes_through_sqlalchemy(db: Dat
 async def test_a_lean_read_on_a_dead_connection_is_read_again(
     db_url: str, backend: str, org: OrgCreds
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL connection pool")
-    pid_query = kernel_db.Query(select(func.pg_backend_pid().label("pid")))
-    database = Database(db_url, pool_size=1, max_overflow=0)
+    database = Database(db_url)
     try:
-        pid = (await database.fetch(pid_query))[0].pid
-        killer = Database(db_url, poolclass=NullPool)
-        try:
-            async with killer.engine.connect() as conn:
-                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        finally:
-            await killer.dispose()
-        await asyncio.sleep(0.1)
         assert (await database.fetch(_LEAN, org_id=org.org_id, rows=1))[0].owner == org.org_id
-        assert (await database.fetch(pid_query))[0].pid != pid
+        assert len(database._lean) == 1  # kept for the next lean read
+        kept = database._lean[0]
+        if backend == "postgresql":
+            pid_query = kernel_db.Query(select(func.pg_backend_pid().label("pid")))
+            pid = (await database.fetch(pid_query))[0].pid
+            killer = Database(db_url, poolclass=NullPool)
+            try:
+                async with killer.engine.connect() as conn:
+                    await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            finally:
+                await killer.dispose()
+            await asyncio.sleep(0.1)
+        else:
+            kept.driver_connection._connection.close()  # the sqlite3 connection under it
+        assert (await database.fetch(_LEAN, org_id=org.org_id, rows=1))[0].owner == org.org_id
+        assert (await database.fetch(_LEAN, org_id=org.org_id, rows=1))[0].owner == org.org_id
+        assert database._lean and database._lean[0] is not kept  # the dead one was dropped
     finally:
         await database.dispose()
+    assert database._lean == []

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.util.concurrency import await_, greenlet_spawn
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from numberplane.kernel import changes as change_notification
 from numberplane.kernel import sqlite
@@ -109,6 +109,7 @@ class RawJSON(str):
 
 
 IDLE_PING_S = 10.0
+LEAN_KEPT = 8  # most pool connections kept for lean reads (``Database.fetch``)
 
 
 def _stamp(_dbapi_conn: Any, record: Any) -> None:
@@ -172,6 +173,11 @@ class Database:
         if self.engine.dialect.name == "postgresql":
             reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read_engine = reader
+        # Pool connections kept between lean reads (``fetch``): at most half the pool's size, so
+        # sessions always find connections; none with a pool that keeps none (NullPool).
+        self._lean: list[Any] = []
+        size = getattr(self.engine.sync_engine.pool, "size", None)
+        self._lean_max = min(LEAN_KEPT, size() // 2) if callable(size) else 0
         self.reader = async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
         # This process's change notifications (``kernel.changes``): caches subscribe to it.
         self.feed = change_notification.ChangeFeed()
@@ -202,35 +208,41 @@ class Database:
         A keyed GET through an ORM session cost several times the rest of the request
         (bench/api.py): the session, the ORM's statement handling and instance loading, and a
         thread or greenlet hop per driver call. Here the statement was compiled once, and the
-        driver runs it directly (inline on SQLite, ``kernel.sqlite``). If the driver fails (a
-        dropped connection), that connection is discarded and the read runs again the ordinary
-        way, on another connection, with SQLAlchemy's own errors.
+        driver runs it directly (inline on SQLite, ``kernel.sqlite``) on a connection kept for
+        lean reads (``_lean``; checking one out of the pool and back cost as much as the read).
+        If the driver fails (a connection dropped while kept), that connection is discarded and
+        the read runs again the ordinary way, on another connection, with SQLAlchemy's errors.
         """
         plan = query.plan(self.engine.dialect)
         if plan is not None:
+            fairy: Any = self._lean.pop() if self._lean else None
             try:
-                return await greenlet_spawn(self._fetch_lean, plan, values)
-            except Exception:  # a SELECT has no effects: read it again the ordinary way
+                if fairy is None:
+                    fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+                raw = await plan.run(fairy.driver_connection, plan.params(values))
+            except BaseException as exc:
+                if fairy is not None:  # its state is unknown: never hand it out again
+                    fairy.invalidate()
+                    fairy.close()
+                if not isinstance(exc, Exception):
+                    raise
                 log.warning("lean read failed; reading it again through SQLAlchemy", exc_info=True)
+            else:
+                if len(self._lean) < self._lean_max:
+                    self._lean.append(fairy)
+                else:
+                    await greenlet_spawn(fairy.close)
+                return plan.rows(raw)
         async with self._read_engine.connect() as conn:
             return list(await conn.execute(query.statement, values))
-
-    def _fetch_lean(self, plan: _Plan, values: dict[str, Any]) -> list[Any]:
-        params = plan.params(values)
-        fairy = self.engine.sync_engine.pool.connect()
-        try:
-            raw = await_(plan.run(fairy.driver_connection, params))
-        except BaseException:
-            fairy.invalidate()  # its state is unknown: never hand it out again
-            raise
-        finally:
-            fairy.close()
-        return plan.rows(raw)
 
     def uow(self, actor: Actor | None = None) -> UnitOfWork:
         return UnitOfWork(self, actor or Actor.system())
 
     async def dispose(self) -> None:
+        kept, self._lean = self._lean, []
+        for fairy in kept:
+            await greenlet_spawn(fairy.close)
         await self.engine.dispose()
 
 
