@@ -107,3 +107,14 @@ async def test_a_lean_read_on_a_dead_connection_is_read_again(
     finally:
         await database.dispose()
     assert database._lean == []
+
+
+def test_every_lean_read_of_the_api_runs_on_the_driver(db: Database) -> None:
+    """A statement the plan cannot run (an expanding IN, say) still answers, through SQLAlchemy,
+    but slowly and silently: the reads behind the keyed GETs must all have a plan."""
+    from numberplane.agents import service as agents
+    from numberplane.numbers import reading
+
+    queries = [q for m in (agents, reading) for q in vars(m).values() if isinstance(q, kernel_db.Query)]
+    assert len(queries) >= 6
+    assert all(q.plan(db.engine.dialect) is not None for q in queries)

@@ -177,13 +177,15 @@ _WITH_BINDINGS = (
     .select_from(PhoneNumber)
     .outerjoin(PhoneNumberAgent, PhoneNumberAgent.phone_number_id == PhoneNumber.id)
 )
+# The holding statuses written into the statement, as the partial indexes' predicates are.
+_LIVE: list[Any] = [literal_column(f"'{status}'") for status in HOLDING_STATUSES]
 _BY_ID = Query(
     _WITH_BINDINGS.where(PhoneNumber.id == bindparam("id"), PhoneNumber.org_id == bindparam("org_id"))
 )
 _HOLDER = (
     select(PhoneNumber.id)
     .where(PhoneNumber.org_id == bindparam("org_id"), PhoneNumber.phone_number == bindparam("number"))
-    .order_by(PhoneNumber.status.in_(HOLDING_STATUSES).desc(), PhoneNumber.id.desc())
+    .order_by(PhoneNumber.status.in_(_LIVE).desc(), PhoneNumber.id.desc())
     .limit(1)
     .scalar_subquery()
 )
@@ -195,11 +197,8 @@ _ORDER = Query(
 
 def _newest(*, after: bool) -> Query:
     """A page of the org's live numbers, newest first (``id < after`` for the next), with bindings."""
-    live: list[Any] = [
-        literal_column(f"'{status}'") for status in HOLDING_STATUSES
-    ]  # the partial index's terms
     ids = select(PhoneNumber.id).where(
-        PhoneNumber.org_id == bindparam("org_id"), PhoneNumber.status.in_(live)
+        PhoneNumber.org_id == bindparam("org_id"), PhoneNumber.status.in_(_LIVE)
     )
     if after:
         ids = ids.where(PhoneNumber.id < bindparam("after"))
