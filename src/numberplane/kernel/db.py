@@ -22,6 +22,7 @@ from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from numberplane.kernel import changes as change_notification
@@ -173,11 +174,12 @@ class Database:
         if self.engine.dialect.name == "postgresql":
             reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read_engine = reader
-        # Pool connections kept between lean reads (``fetch``): at most half the pool's size, so
-        # sessions always find connections; none with a pool that keeps none (NullPool).
+        # Pool connections kept between lean reads (``fetch``): at most half of what the pool may
+        # hand out, so sessions always find connections; none with a pool that keeps none.
         self._lean: list[Any] = []
-        size = getattr(self.engine.sync_engine.pool, "size", None)
-        self._lean_max = min(LEAN_KEPT, size() // 2) if callable(size) else 0
+        pool = self.engine.sync_engine.pool
+        capacity = pool.size() + max(0, pool._max_overflow) if isinstance(pool, QueuePool) else 0
+        self._lean_max = min(LEAN_KEPT, capacity // 2)
         self.reader = async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
         # This process's change notifications (``kernel.changes``): caches subscribe to it.
         self.feed = change_notification.ChangeFeed()
