@@ -1,7 +1,8 @@
-"""Engine, sessions and the unit of work.
+"""Engine, sessions, the unit of work, and lean reads.
 
 One unit of work commits once: the change, its outbox events and its audit rows land
-together or not at all. Service functions take the unit of work and never commit.
+together or not at all. Service functions take the unit of work and never commit. A read
+behind a keyed GET can skip the session altogether: a ``Query`` run by ``Database.fetch``.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ class Database:
         async with self.reader() as session:
             yield session
 
-    async def fetch(self, query: Query, **values: Any) -> list[Any]:
+    async def fetch(self, query: Query, /, **values: Any) -> list[Any]:
         """The rows of a lean read (``Query``): no session, no transaction, one pooled connection
         for one statement, rows with the selected labels as attributes.
 
