@@ -31,6 +31,15 @@ AgentUsers = Callable[[Any, str, int], Awaitable[list[dict[str, str]]]]
 # The reads of the API's GETs, written once (``kernel.db.Query``): rows read like an Agent.
 _COLUMNS = entity_columns(Agent)
 _ONE = Query(select(*_COLUMNS).where(Agent.id == bindparam("agent_id"), Agent.org_id == bindparam("org_id")))
+# The org's agent with one of its versions (the version's columns NULL when it has none such).
+_VERSION = Query(
+    select(Agent.id.label("agent_id"), AgentVersion.version, AgentVersion.config, AgentVersion.created_at)
+    .select_from(Agent)
+    .outerjoin(
+        AgentVersion, (AgentVersion.agent_id == Agent.id) & (AgentVersion.version == bindparam("version"))
+    )
+    .where(Agent.id == bindparam("agent_id"), Agent.org_id == bindparam("org_id"))
+)
 _NEWEST = select(*_COLUMNS).where(Agent.org_id == bindparam("org_id"))
 _ROWS = bindparam("rows", type_=Integer)
 _PAGE = Query(_NEWEST.order_by(Agent.id.desc()).limit(_ROWS))
@@ -169,17 +178,22 @@ async def get_agents(*, db: Database, org_id: str, ids: list[str]) -> dict[str, 
 
 
 async def get_agent_version(*, db: Database, org_id: str, agent_id: str, version: int) -> AgentVersionRead:
-    async with db.session() as session:
-        await _owned(session, org_id, agent_id)
-        row = await session.get(AgentVersion, (agent_id, version))
-        if row is None:
-            raise NotFound(f"agent {agent_id} has no version {version}", code="agent_version_not_found")
-        return AgentVersionRead(
-            agent_id=row.agent_id,
-            version=row.version,
-            config=row.config,
-            created_at=as_utc(row.created_at) or utcnow(),
-        )
+    rows = (
+        await db.fetch(_VERSION, agent_id=agent_id, org_id=org_id, version=version)
+        if len(agent_id) <= 64
+        else []
+    )
+    if not rows:
+        raise NotFound(f"agent {agent_id} not found", code="agent_not_found")
+    row = rows[0]
+    if row.version is None:
+        raise NotFound(f"agent {agent_id} has no version {version}", code="agent_version_not_found")
+    return AgentVersionRead(
+        agent_id=row.agent_id,
+        version=row.version,
+        config=row.config,
+        created_at=as_utc(row.created_at) or utcnow(),
+    )
 
 
 async def list_agents(
