@@ -216,13 +216,14 @@ class Database:
         If the driver fails (a connection dropped while kept), that connection is discarded and
         the read runs again the ordinary way, on another connection, with SQLAlchemy's errors.
         """
-        plan = query.plan(self.engine.dialect)
+        dialect = self.engine.dialect
+        plan = query.plan(dialect)
         if plan is not None:
             fairy: Any = self._lean.pop() if self._lean else None
             try:
                 if fairy is None:
                     fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
-                raw = await plan.run(fairy.driver_connection, plan.params(values))
+                raw = await plan.run(fairy.driver_connection, plan.params(values), dialect)
             except BaseException as exc:
                 if fairy is not None:  # its state is unknown: never hand it out again
                     fairy.invalidate()
@@ -282,7 +283,6 @@ class _Plan:
     defaults: tuple[Any, ...]  # a value the statement carries itself (SQLite's OFFSET 0), else _REQUIRED
     binds: tuple[Callable[[Any], Any] | None, ...]
     types: tuple[Any, ...]  # each result column's SQLAlchemy type
-    dialect: Dialect
     row: Any  # a namedtuple class: the selected labels
     asyncpg: bool
     # Each column's result processor: with asyncpg some depend on the column's type oid, so
@@ -307,17 +307,16 @@ class _Plan:
             defaults=tuple(_REQUIRED if b.required or b.callable else b.value for b in bound),
             binds=tuple(processors.get(name) for name in compiled.positiontup),
             types=tuple(c.type for c in compiled._result_columns),
-            dialect=dialect,
             row=namedtuple("Row", labels),  # type: ignore[misc]
             asyncpg=dialect.driver == "asyncpg",
         )
         if not plan.asyncpg:
-            plan.resolve([None] * len(labels))
+            plan.resolve(dialect, [None] * len(labels))
         return plan
 
-    def resolve(self, coltypes: list[Any]) -> None:
+    def resolve(self, dialect: Dialect, coltypes: list[Any]) -> None:
         procs = tuple(
-            t._cached_result_processor(self.dialect, c) for t, c in zip(self.types, coltypes, strict=True)
+            t._cached_result_processor(dialect, c) for t, c in zip(self.types, coltypes, strict=True)
         )
         self.results = procs if any(procs) else ()
 
@@ -331,11 +330,11 @@ class _Plan:
                 out[i] = bind(out[i])
         return out
 
-    async def run(self, driver: Any, params: list[Any]) -> list[Any]:
+    async def run(self, driver: Any, params: list[Any], dialect: Dialect) -> list[Any]:
         if self.asyncpg:
             if self.results is None:
                 prepared = await driver.prepare(self.sql)
-                self.resolve([a.type.oid for a in prepared.get_attributes()])
+                self.resolve(dialect, [a.type.oid for a in prepared.get_attributes()])
             return await driver.fetch(self.sql, *params)  # type: ignore[no-any-return]
         if isinstance(driver, sqlite.InlineReads):
             return await driver.select(self.sql, params)
