@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Integer, bindparam, column, func, select, text
+from sqlalchemy import table as sa_table
 from sqlalchemy.pool import NullPool
 
 from numberplane.kernel import db as kernel_db
 from numberplane.kernel.db import Database
+from tests.support import OrgCreds
 
 TXID = "SELECT txid_current()"  # the id of the transaction the statement runs in
 
@@ -48,3 +50,71 @@ async def test_a_connection_killed_while_idle_is_replaced(
         assert again != pid
     finally:
         await database.dispose()
+
+
+# -- lean reads (``Database.fetch``) ------------------------------------------------------------
+
+_KEYS = sa_table("api_keys", column("id"), column("org_id"), column("created_at"))
+_LEAN = kernel_db.Query(
+    select(_KEYS.c.id, _KEYS.c.org_id.label("owner"), _KEYS.c.created_at)
+    .where(_KEYS.c.org_id == bindparam("org_id"))
+    .order_by(_KEYS.c.id)
+    .limit(bindparam("rows", type_=Integer))
+)
+
+
+async def test_a_lean_read_answers_what_sqlalchemy_answers(db: Database, org: OrgCreds) -> None:
+    rows = await db.fetch(_LEAN, org_id=org.org_id, rows=5)
+    async with db.engine.connect() as conn:
+        expected = (await conn.execute(_LEAN.statement, {"org_id": org.org_id, "rows": 5})).all()
+    assert rows and [tuple(r) for r in rows] == [tuple(r) for r in expected]
+    assert rows[0].owner == org.org_id  # the selected labels are the rows' attributes
+    assert await db.fetch(_LEAN, org_id="nobody", rows=5) == []
+
+
+async def test_a_lean_read_the_driver_cannot_run_goes_through_sqlalchemy(db: Database, org: OrgCreds) -> None:
+    expanding = kernel_db.Query(
+        select(_KEYS.c.id).where(_KEYS.c.org_id.in_(bindparam("orgs", expanding=True)))
+    )
+    assert expanding.plan(db.engine.dialect) is None
+    rows = await db.fetch(expanding, orgs=[org.org_id, "nobody"])
+    assert {r.id for r in rows} == {r.id for r in await db.fetch(_LEAN, org_id=org.org_id, rows=100)}
+
+
+async def test_a_lean_read_on_a_dead_connection_is_read_again(
+    db_url: str, backend: str, org: OrgCreds
+) -> None:
+    database = Database(db_url)
+    try:
+        assert (await database.fetch(_LEAN, org_id=org.org_id, rows=1))[0].owner == org.org_id
+        assert len(database._lean) == 1  # kept for the next lean read
+        kept = database._lean[0]
+        if backend == "postgresql":
+            pid_query = kernel_db.Query(select(func.pg_backend_pid().label("pid")))
+            pid = (await database.fetch(pid_query))[0].pid
+            killer = Database(db_url, poolclass=NullPool)
+            try:
+                async with killer.engine.connect() as conn:
+                    await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            finally:
+                await killer.dispose()
+            await asyncio.sleep(0.1)
+        else:
+            kept.driver_connection._connection.close()  # the sqlite3 connection under it
+        assert (await database.fetch(_LEAN, org_id=org.org_id, rows=1))[0].owner == org.org_id
+        assert (await database.fetch(_LEAN, org_id=org.org_id, rows=1))[0].owner == org.org_id
+        assert database._lean and database._lean[0] is not kept  # the dead one was dropped
+    finally:
+        await database.dispose()
+    assert database._lean == []
+
+
+def test_every_lean_read_of_the_api_runs_on_the_driver(db: Database) -> None:
+    """A statement the plan cannot run (an expanding IN, say) still answers, through SQLAlchemy,
+    but slowly and silently: the reads behind the keyed GETs must all have a plan."""
+    from numberplane.agents import service as agents
+    from numberplane.numbers import reading
+
+    queries = [q for m in (agents, reading) for q in vars(m).values() if isinstance(q, kernel_db.Query)]
+    assert len(queries) >= 6
+    assert all(q.plan(db.engine.dialect) is not None for q in queries)

@@ -11,21 +11,39 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 
 from numberplane.agents.models import Agent, AgentVersion
 from numberplane.agents.schemas import CONFIG_FIELDS, AgentCreate, AgentRead, AgentUpdate, AgentVersionRead
 from numberplane.kernel.changes import agents_changed
-from numberplane.kernel.db import Actor, Database, UnitOfWork, as_utc, utcnow
+from numberplane.kernel.db import Actor, Database, Query, UnitOfWork, as_utc, entity_columns, utcnow
 from numberplane.kernel.errors import Conflict, NotFound
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.outbox import record_change
-from numberplane.kernel.pagination import Page, keyset, page
+from numberplane.kernel.pagination import Page, check_limit, decode_cursor, page
 
 MAX_NUMBERS_NAMED = 20
 
 # (session, agent_id, at most) -> [{"id", "phone_number"}] of the live numbers using the agent.
 AgentUsers = Callable[[Any, str, int], Awaitable[list[dict[str, str]]]]
+
+
+# The reads of the API's GETs, written once (``kernel.db.Query``): rows read like an Agent.
+_COLUMNS = entity_columns(Agent)
+_ONE = Query(select(*_COLUMNS).where(Agent.id == bindparam("agent_id"), Agent.org_id == bindparam("org_id")))
+# The org's agent with one of its versions (the version's columns NULL when it has none such).
+_VERSION = Query(
+    select(Agent.id.label("agent_id"), AgentVersion.version, AgentVersion.config, AgentVersion.created_at)
+    .select_from(Agent)
+    .outerjoin(
+        AgentVersion, (AgentVersion.agent_id == Agent.id) & (AgentVersion.version == bindparam("version"))
+    )
+    .where(Agent.id == bindparam("agent_id"), Agent.org_id == bindparam("org_id"))
+)
+_NEWEST = select(*_COLUMNS).where(Agent.org_id == bindparam("org_id"))
+_ROWS = bindparam("rows", type_=Integer)
+_PAGE = Query(_NEWEST.order_by(Agent.id.desc()).limit(_ROWS))
+_PAGE_AFTER = Query(_NEWEST.where(Agent.id < bindparam("after")).order_by(Agent.id.desc()).limit(_ROWS))
 
 
 def to_read(agent: Agent) -> AgentRead:
@@ -133,8 +151,10 @@ async def create_agent(*, db: Database, actor: Actor, data: AgentCreate) -> Agen
 
 
 async def get_agent(*, db: Database, org_id: str, agent_id: str) -> AgentRead:
-    async with db.reading() as session:
-        return to_read(await _owned(session, org_id, agent_id))
+    rows = await db.fetch(_ONE, agent_id=agent_id, org_id=org_id) if len(agent_id) <= 64 else []
+    if not rows:
+        raise NotFound(f"agent {agent_id} not found", code="agent_not_found")
+    return to_read(rows[0])
 
 
 async def get_in(uow: UnitOfWork, agent_id: str) -> AgentRead:
@@ -158,25 +178,33 @@ async def get_agents(*, db: Database, org_id: str, ids: list[str]) -> dict[str, 
 
 
 async def get_agent_version(*, db: Database, org_id: str, agent_id: str, version: int) -> AgentVersionRead:
-    async with db.session() as session:
-        await _owned(session, org_id, agent_id)
-        row = await session.get(AgentVersion, (agent_id, version))
-        if row is None:
-            raise NotFound(f"agent {agent_id} has no version {version}", code="agent_version_not_found")
-        return AgentVersionRead(
-            agent_id=row.agent_id,
-            version=row.version,
-            config=row.config,
-            created_at=as_utc(row.created_at) or utcnow(),
-        )
+    rows = (
+        await db.fetch(_VERSION, agent_id=agent_id, org_id=org_id, version=version)
+        if len(agent_id) <= 64
+        else []
+    )
+    if not rows:
+        raise NotFound(f"agent {agent_id} not found", code="agent_not_found")
+    row = rows[0]
+    if row.version is None:
+        raise NotFound(f"agent {agent_id} has no version {version}", code="agent_version_not_found")
+    return AgentVersionRead(
+        agent_id=row.agent_id,
+        version=row.version,
+        config=row.config,
+        created_at=as_utc(row.created_at) or utcnow(),
+    )
 
 
 async def list_agents(
     *, db: Database, org_id: str, limit: int = 50, cursor: str | None = None
 ) -> Page[AgentRead]:
-    query = keyset(select(Agent).where(Agent.org_id == org_id), Agent.id, limit=limit, cursor=cursor)
-    async with db.reading() as session:
-        rows = list(await session.scalars(query))
+    check_limit(limit)
+    if cursor:
+        after, _ = decode_cursor(cursor)
+        rows = await db.fetch(_PAGE_AFTER, org_id=org_id, after=after, rows=limit + 1)
+    else:
+        rows = await db.fetch(_PAGE, org_id=org_id, rows=limit + 1)
     return page(rows, limit=limit, read=to_read)
 
 

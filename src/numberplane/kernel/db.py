@@ -1,27 +1,35 @@
-"""Engine, sessions and the unit of work.
+"""Engine, sessions, the unit of work, and lean reads.
 
 One unit of work commits once: the change, its outbox events and its audit rows land
-together or not at all. Service functions take the unit of work and never commit.
+together or not at all. Service functions take the unit of work and never commit. A read
+behind a keyed GET can skip the session altogether: a ``Query`` run by ``Database.fetch``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+import weakref
+from collections import namedtuple
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, MetaData, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, Select, event, inspect, text
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from numberplane.kernel import changes as change_notification
 from numberplane.kernel import sqlite
+
+log = logging.getLogger("numberplane.db")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -103,6 +111,7 @@ class RawJSON(str):
 
 
 IDLE_PING_S = 10.0
+LEAN_KEPT = 8  # most pool connections kept for lean reads (``Database.fetch``)
 
 
 def _stamp(_dbapi_conn: Any, record: Any) -> None:
@@ -175,6 +184,13 @@ class Database:
         reader = self.engine
         if self.engine.dialect.name == "postgresql":
             reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._read_engine = reader
+        # Pool connections kept between lean reads (``fetch``): at most half of what the pool may
+        # hand out, so sessions always find connections; none with a pool that keeps none.
+        self._lean: list[Any] = []
+        pool = self.engine.sync_engine.pool
+        capacity = pool.size() + max(0, pool._max_overflow) if isinstance(pool, QueuePool) else 0
+        self._lean_max = min(LEAN_KEPT, capacity // 2)
         self.reader = async_sessionmaker(reader, expire_on_commit=False, autoflush=False)
         # This process's change notifications (``kernel.changes``): caches subscribe to it.
         self.feed = change_notification.ChangeFeed()
@@ -198,11 +214,150 @@ class Database:
         async with self.reader() as session:
             yield session
 
+    async def fetch(self, query: Query, /, **values: Any) -> list[Any]:
+        """The rows of a lean read (``Query``): no session, no transaction, one pooled connection
+        for one statement, rows with the selected labels as attributes.
+
+        A keyed GET through an ORM session cost several times the rest of the request
+        (bench/api.py): the session, the ORM's statement handling and instance loading, and a
+        thread or greenlet hop per driver call. Here the statement was compiled once, and the
+        driver runs it directly (inline on SQLite, ``kernel.sqlite``) on a connection kept for
+        lean reads (``_lean``; checking one out of the pool and back cost as much as the read).
+        If the driver fails (a connection dropped while kept), that connection is discarded and
+        the read runs again the ordinary way, on another connection, with SQLAlchemy's errors.
+        """
+        dialect = self.engine.dialect
+        plan = query.plan(dialect)
+        if plan is not None:
+            fairy: Any = self._lean.pop() if self._lean else None
+            try:
+                if fairy is None:
+                    fairy = await greenlet_spawn(self.engine.sync_engine.pool.connect)
+                raw = await plan.run(fairy.driver_connection, plan.params(values), dialect)
+            except BaseException as exc:
+                if fairy is not None:  # its state is unknown: never hand it out again
+                    fairy.invalidate()
+                    fairy.close()
+                if not isinstance(exc, Exception):
+                    raise
+                log.warning("lean read failed; reading it again through SQLAlchemy", exc_info=True)
+            else:
+                if len(self._lean) < self._lean_max:
+                    self._lean.append(fairy)
+                else:
+                    await greenlet_spawn(fairy.close)
+                return plan.rows(raw)
+        async with self._read_engine.connect() as conn:
+            return list(await conn.execute(query.statement, values))
+
     def uow(self, actor: Actor | None = None) -> UnitOfWork:
         return UnitOfWork(self, actor or Actor.system())
 
     async def dispose(self) -> None:
+        kept, self._lean = self._lean, []
+        for fairy in kept:
+            await greenlet_spawn(fairy.close)
         await self.engine.dispose()
+
+
+def entity_columns(entity: type[Any], prefix: str = "") -> list[Any]:
+    """Every mapped column of an ORM class, labelled by its attribute name (``prefix`` first):
+    a lean row (``Database.fetch``) then reads like the entity (``row.meta``, not ``metadata``)."""
+    return [attr.columns[0].label(prefix + attr.key) for attr in inspect(entity).column_attrs]
+
+
+class Query:
+    """A read written once: a Core ``SELECT`` whose values are named ``bindparam``s, compiled
+    once per engine and run by ``Database.fetch`` on the driver itself. Statements the plan
+    cannot run directly (expanding ``IN``, other drivers) run through SQLAlchemy as usual."""
+
+    def __init__(self, statement: Select[*tuple[Any, ...]]) -> None:
+        self.statement = statement
+        self._plans: weakref.WeakKeyDictionary[Dialect, _Plan | None] = weakref.WeakKeyDictionary()
+
+    def plan(self, dialect: Dialect) -> _Plan | None:
+        try:
+            return self._plans[dialect]
+        except KeyError:
+            plan = self._plans[dialect] = _Plan.of(self.statement, dialect)
+            return plan
+
+
+_REQUIRED = object()
+
+
+@dataclass
+class _Plan:
+    sql: str
+    names: tuple[str, ...]
+    defaults: tuple[Any, ...]  # a value the statement carries itself (SQLite's OFFSET 0), else _REQUIRED
+    binds: tuple[Callable[[Any], Any] | None, ...]
+    types: tuple[Any, ...]  # each result column's SQLAlchemy type
+    row: Any  # a namedtuple class: the selected labels
+    asyncpg: bool
+    # Each column's result processor: with asyncpg some depend on the column's type oid, so
+    # they are found at the first run, from the prepared statement (as SQLAlchemy does).
+    results: tuple[Callable[[Any], Any] | None, ...] | None = None
+
+    @classmethod
+    def of(cls, statement: Select[*tuple[Any, ...]], dialect: Dialect) -> _Plan | None:
+        if dialect.driver not in ("asyncpg", "aiosqlite"):
+            return None
+        compiled: Any = statement.compile(dialect=dialect)
+        if compiled.positiontup is None or compiled.post_compile_params or compiled.literal_execute_params:
+            return None
+        labels = [c.keyname for c in compiled._result_columns]
+        if not all(label.isidentifier() and not label.startswith("_") for label in labels):
+            return None
+        processors = compiled._bind_processors
+        bound = [compiled.binds[name] for name in compiled.positiontup]
+        plan = cls(
+            sql=compiled.string,
+            names=tuple(compiled.positiontup),
+            defaults=tuple(_REQUIRED if b.required or b.callable else b.value for b in bound),
+            binds=tuple(processors.get(name) for name in compiled.positiontup),
+            types=tuple(c.type for c in compiled._result_columns),
+            row=namedtuple("Row", labels),  # type: ignore[misc]
+            asyncpg=dialect.driver == "asyncpg",
+        )
+        if not plan.asyncpg:
+            plan.resolve(dialect, [None] * len(labels))
+        return plan
+
+    def resolve(self, dialect: Dialect, coltypes: list[Any]) -> None:
+        procs = tuple(
+            t._cached_result_processor(dialect, c) for t, c in zip(self.types, coltypes, strict=True)
+        )
+        self.results = procs if any(procs) else ()
+
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        out = [
+            values[name] if default is _REQUIRED else values.get(name, default)
+            for name, default in zip(self.names, self.defaults, strict=True)
+        ]
+        for i, bind in enumerate(self.binds):
+            if bind is not None and out[i] is not None:
+                out[i] = bind(out[i])
+        return out
+
+    async def run(self, driver: Any, params: list[Any], dialect: Dialect) -> list[Any]:
+        if self.asyncpg:
+            if self.results is None:
+                prepared = await driver.prepare(self.sql)
+                self.resolve(dialect, [a.type.oid for a in prepared.get_attributes()])
+            return await driver.fetch(self.sql, *params)  # type: ignore[no-any-return]
+        if isinstance(driver, sqlite.InlineReads):
+            return await driver.select(self.sql, params)
+        return list(await driver.execute_fetchall(self.sql, params))
+
+    def rows(self, raw: list[Any]) -> list[Any]:
+        make = self.row._make
+        procs = self.results
+        if not procs:
+            return [make(r) for r in raw]
+        return [
+            make([v if p is None or v is None else p(v) for p, v in zip(procs, r, strict=True)]) for r in raw
+        ]
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,21 @@ class InlineReads(aiosqlite.Connection):
                 self._inline = None
         return await super()._execute(fn, *args)
 
+    async def select(self, sql: str, params: Any) -> list[Any]:
+        """All rows of a ``SELECT``: inline under the budget, else again on the thread (a lean
+        read, ``kernel.db.Database.fetch``, which owns this connection while it runs)."""
+        conn = self._connection
+        if conn is None or not self._running:
+            raise sqlite3.ProgrammingError("connection is not open")
+
+        def rows() -> list[Any]:
+            return conn.execute(sql, params).fetchall()
+
+        try:
+            return self._bounded(conn, rows, ())  # type: ignore[no-any-return]
+        except _Overrun:
+            return await super()._execute(rows)  # type: ignore[no-any-return]
+
 
 def connect(database: str, **kwargs: Any) -> InlineReads:
     """``aiosqlite.connect`` with inline reads (the sqlite3 connection is used from two threads,

@@ -8,14 +8,14 @@ the first does; vendor APIs that page by offset or sort by a column get that too
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Integer, Select, bindparam, exists, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from numberplane.kernel import e164
-from numberplane.kernel.db import Database, as_utc, utcnow
+from numberplane.kernel.db import Database, Query, as_utc, entity_columns, utcnow
 from numberplane.kernel.errors import NotFound, ValidationFailed
 from numberplane.kernel.ids import is_uuid
 from numberplane.kernel.pagination import Page, check_limit, decode_cursor, encode_cursor
@@ -36,9 +36,8 @@ def _sip_read(config: dict[str, Any] | None, password_enc: str | None) -> SipCon
     return SipConfigRead(**config, password_set=password_enc is not None)
 
 
-def to_read(
-    pn: PhoneNumber, bindings: Sequence[PhoneNumberAgent] = (), order: Order | None = None
-) -> PhoneNumberRead:
+def to_read(pn: PhoneNumber, bindings: Sequence[Any] = (), order: Order | None = None) -> PhoneNumberRead:
+    """The API shape of a number: from its ORM row or a lean read's row (the same attributes)."""
     by_direction: dict[str, list[AgentBindingRead]] = {d: [] for d in DIRECTIONS}
     for b in sorted(bindings, key=lambda b: (b.direction, b.position)):
         by_direction.setdefault(b.direction, []).append(
@@ -126,19 +125,26 @@ def snapshot(read: PhoneNumberRead) -> dict[str, Any]:
     return read.model_dump(mode="json", exclude={"order"})
 
 
-async def resolve(session: AsyncSession, org_id: str, ref: str, *, for_update: bool = False) -> PhoneNumber:
-    """The org's number named by id or by E.164 in any format. Foreign and missing look the same."""
+def _named(ref: str) -> tuple[str | None, str, NotFound]:
+    """(id, None) or (None, E.164) for a reference, and the 404 it answers when no number has it."""
     ref = unquote(ref).strip()
     not_found = NotFound(f"phone number {ref} not found", code="phone_number_not_found")
     if is_uuid(ref):
-        pn = await session.get(PhoneNumber, ref, with_for_update=for_update or None)
+        return ref, "", not_found
+    try:
+        return None, e164.to_e164(ref), not_found
+    except e164.InvalidPhoneNumber:
+        raise not_found from None
+
+
+async def resolve(session: AsyncSession, org_id: str, ref: str, *, for_update: bool = False) -> PhoneNumber:
+    """The org's number named by id or by E.164 in any format. Foreign and missing look the same."""
+    pn_id, number, not_found = _named(ref)
+    if pn_id is not None:
+        pn = await session.get(PhoneNumber, pn_id, with_for_update=for_update or None)
         if pn is None or pn.org_id != org_id:
             raise not_found
         return pn
-    try:
-        number = e164.to_e164(ref)
-    except e164.InvalidPhoneNumber:
-        raise not_found from None
     query = (
         select(PhoneNumber)
         .where(PhoneNumber.org_id == org_id, PhoneNumber.phone_number == number)
@@ -153,9 +159,80 @@ async def resolve(session: AsyncSession, org_id: str, ref: str, *, for_update: b
     return pn
 
 
+class _Binding(NamedTuple):
+    direction: str
+    agent_id: str
+    version: int | None
+    weight: float
+    position: int
+
+
+# The reads of GET /v1/phone-numbers/{ref} (``kernel.db.Query``): the number with its agent
+# bindings in one statement (a row per binding), and its order while pending.
+_WITH_BINDINGS = (
+    select(
+        *entity_columns(PhoneNumber),
+        *(getattr(PhoneNumberAgent, name).label(f"b_{name}") for name in _Binding._fields),
+    )
+    .select_from(PhoneNumber)
+    .outerjoin(PhoneNumberAgent, PhoneNumberAgent.phone_number_id == PhoneNumber.id)
+)
+# The holding statuses written into the statement, as the partial indexes' predicates are.
+_LIVE: list[Any] = [literal_column(f"'{status}'") for status in HOLDING_STATUSES]
+_BY_ID = Query(
+    _WITH_BINDINGS.where(PhoneNumber.id == bindparam("id"), PhoneNumber.org_id == bindparam("org_id"))
+)
+_HOLDER = (
+    select(PhoneNumber.id)
+    .where(PhoneNumber.org_id == bindparam("org_id"), PhoneNumber.phone_number == bindparam("number"))
+    .order_by(PhoneNumber.status.in_(_LIVE).desc(), PhoneNumber.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_BY_NUMBER = Query(_WITH_BINDINGS.where(PhoneNumber.id == _HOLDER))
+_ORDER = Query(
+    select(Order.id, Order.status, Order.stage).where(Order.phone_number_id == bindparam("id")).limit(1)
+)
+
+
+def _newest(*, after: bool) -> Query:
+    """A page of the org's live numbers, newest first (``id < after`` for the next), with bindings."""
+    ids = select(PhoneNumber.id).where(
+        PhoneNumber.org_id == bindparam("org_id"), PhoneNumber.status.in_(_LIVE)
+    )
+    if after:
+        ids = ids.where(PhoneNumber.id < bindparam("after"))
+    ids = ids.order_by(PhoneNumber.id.desc()).limit(bindparam("rows", type_=Integer))
+    return Query(
+        _WITH_BINDINGS.where(PhoneNumber.id.in_(ids.scalar_subquery())).order_by(PhoneNumber.id.desc())
+    )
+
+
+_PAGE, _PAGE_AFTER = _newest(after=False), _newest(after=True)
+
+
+def _bindings(rows: Sequence[Any]) -> list[_Binding]:
+    return [
+        _Binding(r.b_direction, r.b_agent_id, r.b_version, r.b_weight, r.b_position)
+        for r in rows
+        if r.b_direction is not None
+    ]
+
+
 async def get_number(*, db: Database, org_id: str, ref: str) -> PhoneNumberRead:
-    async with db.reading() as session:
-        return await read_one(session, await resolve(session, org_id, ref))
+    pn_id, number, not_found = _named(ref)
+    if pn_id is not None:
+        rows = await db.fetch(_BY_ID, id=pn_id, org_id=org_id)
+    else:
+        rows = await db.fetch(_BY_NUMBER, org_id=org_id, number=number)
+    if not rows:
+        raise not_found
+    pn = rows[0]
+    order = None
+    if pn.status == "pending":
+        orders = await db.fetch(_ORDER, id=pn.id)
+        order = orders[0] if orders else None
+    return to_read(pn, _bindings(rows), order)
 
 
 async def current(db: Database, pn_id: str) -> PhoneNumberRead:
@@ -235,6 +312,9 @@ async def list_numbers(
         after, direction = decode_cursor(cursor)
         if sort_by:
             raise ValidationFailed.field("sort_by", "cannot be combined with a cursor")
+    plain = filters is None or filters == NumberFilters()
+    if plain and not (sort_by or offset or floor) and direction == "desc":
+        return await _live_page(db, org_id, limit, after if cursor else None)
     query = _filtered(select(PhoneNumber), org_id, filters)
     if cursor:
         query = query.where(PhoneNumber.id < after if direction == "desc" else PhoneNumber.id > after)
@@ -259,6 +339,22 @@ async def list_numbers(
         bindings = await bindings_for(session, [r.id for r in rows])
     data = [to_read(r, bindings[r.id]) for r in rows]
     next_cursor = encode_cursor(rows[-1].id, direction) if more and rows else None
+    return Page[PhoneNumberRead](data=data, has_more=more, next_cursor=next_cursor)
+
+
+async def _live_page(db: Database, org_id: str, limit: int, after: str | None) -> Page[PhoneNumberRead]:
+    """The list's commonest page (live numbers, newest first) in one lean read with bindings."""
+    if after is None:
+        rows = await db.fetch(_PAGE, org_id=org_id, rows=limit + 1)
+    else:
+        rows = await db.fetch(_PAGE_AFTER, org_id=org_id, after=after, rows=limit + 1)
+    numbers: dict[str, list[Any]] = {}
+    for row in rows:
+        numbers.setdefault(row.id, []).append(row)
+    more = len(numbers) > limit
+    shown = list(numbers.values())[:limit]
+    data = [to_read(group[0], _bindings(group)) for group in shown]
+    next_cursor = encode_cursor(shown[-1][0].id, "desc") if more and shown else None
     return Page[PhoneNumberRead](data=data, has_more=more, next_cursor=next_cursor)
 
 
