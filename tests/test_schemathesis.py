@@ -2,7 +2,7 @@
 from create to get/patch/delete) finds no server error, on SQLite and PostgreSQL (issue 10,
 item 12).
 
-A time-bounded run: ``NUMBERPLANE_SCHEMATHESIS_SECONDS`` (default 30) per database, against a
+A time-bounded run: ``NUMBERPLANE_SCHEMATHESIS_SECONDS`` (default 20) per database, against a
 real server on loopback, as the org's API key. It prints the figures (operations, test cases,
 failures) and fails on any 5xx, naming the operations.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.support import LiveServer, OrgCreds
 
-SECONDS = int(os.environ.get("NUMBERPLANE_SCHEMATHESIS_SECONDS", "30"))
+SECONDS = int(os.environ.get("NUMBERPLANE_SCHEMATHESIS_SECONDS", "20"))
 
 
 async def test_no_server_errors_anywhere(live_server: LiveServer, org: OrgCreds, tmp_path: Path) -> None:

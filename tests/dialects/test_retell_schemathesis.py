@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import LiveServer, OrgCreds, reference_file
 
-SECONDS = int(os.environ.get("NUMBERPLANE_SCHEMATHESIS_SECONDS", "30")) // 2
+SECONDS = int(os.environ.get("NUMBERPLANE_SCHEMATHESIS_SECONDS", "20")) // 2
 
 
 async def test_retell_phone_number_operations_conform(

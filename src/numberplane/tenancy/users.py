@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import re
 import secrets
@@ -41,8 +42,14 @@ MAX_LISTED = 10_000
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$|^[^@\s]{1,64}@localhost$")
 # argon2id (the library's default type) with its recommended parameters (RFC 9106, low memory).
 _hasher = PasswordHasher()
-# Verified when the email is unknown, so a missing user takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the email is unknown, so a missing user takes as long as a wrong password.
+    Made on first use: hashing costs ~170 ms, which every process importing this module (each
+    CLI command, each server start) would otherwise pay."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class TooManyAttempts(AppError):
@@ -223,7 +230,7 @@ async def sign_in(*, db: Database, email: str, password: str, address: str) -> S
     await _refuse_if_limited(db, email, address)
     async with db.session() as session:
         user = await session.scalar(select(User).where(User.email == email))
-    ok = await _verify(user.password_hash if user else _DUMMY_HASH, password)
+    ok = await _verify(user.password_hash if user else await asyncio.to_thread(_dummy_hash), password)
     if user is None or not ok:
         async with db.uow(Actor.system()) as uow:
             uow.session.add(SignInFailure(email=email, address=address, at=utcnow()))
