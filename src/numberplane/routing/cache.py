@@ -14,6 +14,7 @@ entry also expires on its own after ``unknown_ttl`` seconds.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from numberplane.kernel.changes import FLUSH_ALL
@@ -24,8 +25,9 @@ class RouteCache:
     def __init__(self, max_entries: int = 200_000, unknown_ttl: float = 30.0) -> None:
         self.max_entries = max_entries
         self.unknown_ttl = unknown_ttl
-        # A snapshot, or for a number we do not hold, the monotonic time its entry expires.
-        self._entries: dict[str, RouteSnapshot | float] = {}
+        # A snapshot, or for a number we do not hold, the monotonic time its entry expires. Oldest
+        # first: evicting it is O(1) in an OrderedDict (a plain dict scans past deleted keys).
+        self._entries: OrderedDict[str, RouteSnapshot | float] = OrderedDict()
         self._by_agent: dict[str, set[str]] = {}
         self.epoch = 0
         self.bypass = False

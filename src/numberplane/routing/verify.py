@@ -24,6 +24,7 @@ import hmac
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,7 +101,7 @@ class AccountDirectory:
         self.db = db
         self.ttl = ttl
         self.max_entries = max_entries
-        self._cache: dict[tuple[Any, ...], tuple[float, tuple[AccountKey, ...]]] = {}
+        self._cache: OrderedDict[tuple[Any, ...], tuple[float, tuple[AccountKey, ...]]] = OrderedDict()
 
     def invalidate(self, _ids: Iterable[str] | None = None) -> None:
         self._cache.clear()

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,8 +43,8 @@ class KeyCache:
         self.max_unknown = max_unknown
         self.unknown_ttl = unknown_ttl
         self._pepper = secrets.token_bytes(32)
-        self._live: dict[str, _Entry] = {}
-        self._unknown: dict[str, float] = {}  # key id -> monotonic expiry
+        self._live: OrderedDict[str, _Entry] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # key id -> monotonic expiry
         self.epoch = 0
         self.bypass = False
         self._feed: ChangeFeed | None = None
