@@ -16,6 +16,16 @@ from tests.support import OrgCreds
 TXID = "SELECT txid_current()"  # the id of the transaction the statement runs in
 
 
+async def _terminate_backend(db_url: str, pid: int) -> None:
+    """Kill one PostgreSQL connection from another, as a server restart or a proxy would."""
+    killer = Database(db_url, poolclass=NullPool)
+    try:
+        async with killer.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await killer.dispose()
+
+
 async def test_a_reading_session_runs_each_statement_on_its_own(db: Database, backend: str) -> None:
     if backend != "postgresql":
         pytest.skip("PostgreSQL: SQLite reads take no round trip at all")
@@ -38,12 +48,7 @@ async def test_a_connection_killed_while_idle_is_replaced(
     try:
         async with database.reading() as session:
             pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        killer = Database(db_url, poolclass=NullPool)
-        try:
-            async with killer.engine.connect() as conn:
-                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        finally:
-            await killer.dispose()
+        await _terminate_backend(db_url, pid)
         await asyncio.sleep(0.1)
         async with database.reading() as session:
             again = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
@@ -92,12 +97,7 @@ async def test_a_lean_read_on_a_dead_connection_is_read_again(
         if backend == "postgresql":
             pid_query = kernel_db.Query(select(func.pg_backend_pid().label("pid")))
             pid = (await database.fetch(pid_query))[0].pid
-            killer = Database(db_url, poolclass=NullPool)
-            try:
-                async with killer.engine.connect() as conn:
-                    await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-            finally:
-                await killer.dispose()
+            await _terminate_backend(db_url, pid)
             await asyncio.sleep(0.1)
         else:
             kept.driver_connection._connection.close()  # the sqlite3 connection under it
