@@ -13,6 +13,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from signalwire.core.security.webhook_validator import validate_webhook_signature
 from twilio.request_validator import RequestValidator
 
@@ -20,6 +22,7 @@ from numberplane.routing.verify import (
     MultiParams,
     signalwire_valid,
     telnyx_valid,
+    twilio_signature,
     twilio_valid,
     vonage_unverified_api_key,
     vonage_valid,
@@ -38,6 +41,31 @@ def test_twilio_signature_from_twilios_library() -> None:
     assert not twilio_valid(token, URL, MultiParams([*PARAMS[:-1], ("To", "+14155550101")]), signature)
     assert not twilio_valid(token, URL, MultiParams(PARAMS), "")
     assert not twilio_valid("", URL, MultiParams(PARAMS), signature)
+
+
+_names = st.text(alphabet=st.sampled_from(list("ACFTSabcz0_é")), min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(_names, st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=10)), max_size=8),
+    token=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
+    algorithm=st.sampled_from(["", "HMAC_SHA1", "HMAC_SHA256", "hmac_sha256"]),
+)
+def test_twilio_signature_equals_twilios_library(pairs: list[tuple[str, str]], token: str, algorithm: str) -> None:
+    """Our one-HMAC signature is twilio's ``compute_signature``, repeated and empty values included."""
+    theirs = RequestValidator(token).compute_signature(URL, MultiParams(pairs), algorithm or None)
+    assert twilio_signature(token, URL, MultiParams(pairs), algorithm) == theirs
+    flat = dict(pairs)
+    assert twilio_signature(token, URL, flat, algorithm) == RequestValidator(token).compute_signature(
+        URL, flat, algorithm or None
+    )
+
+
+def test_twilio_signature_refuses_an_unknown_algorithm() -> None:
+    with pytest.raises(ValueError, match="unsupported"):
+        twilio_signature("t", URL, MultiParams(PARAMS), "HMAC_MD5")
+    assert not twilio_valid("t", URL, MultiParams(PARAMS), "x", settings_header="algorithm=HMAC_MD5")
 
 
 def test_twilio_signature_with_query_and_port() -> None:

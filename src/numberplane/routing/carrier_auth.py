@@ -217,12 +217,21 @@ class CarrierAuth:
         sid = params.get("AccountSid")
         if not signature:
             return Verdict.refused("unsigned", "no X-Twilio-Signature header", claimed=sid)
-        owner, candidates = await self._candidates(to, ("twilio", "sandbox"), ("account_sid",), sid)
-        if not candidates:
-            return _unknown(sid, "AccountSid")
         settings_header = incoming.headers.get("x-twilio-webhooks-signature-settings", "")
         url = signed_url(incoming)
-        for account in candidates:
+        # The called number's account first, alone: a genuine request verifies with it, and the
+        # accounts claiming the AccountSid are looked up only when it does not.
+        owner = await self._owner(to, ("twilio", "sandbox"))
+        if owner is not None and twilio_valid(
+            owner.secret("auth_token") or "", url, params, signature, settings_header=settings_header
+        ):
+            return Verdict(owner)
+        candidates = [owner] if owner is not None else []
+        if sid:
+            candidates += _new(candidates, await self.accounts.find(("twilio", "sandbox"), ("account_sid",), sid))
+        if not candidates:
+            return _unknown(sid, "AccountSid")
+        for account in candidates[1 if owner is not None else 0 :]:
             token = account.secret("auth_token") or ""
             if twilio_valid(token, url, params, signature, settings_header=settings_header):
                 return Verdict(account)

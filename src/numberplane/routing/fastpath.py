@@ -27,20 +27,22 @@ Scope = dict[str, Any]
 
 
 class _Headers(Mapping[str, str]):
-    """The ASGI header list read lazily: handlers look at three or four headers, not all.
-    Names are matched lower-case; the first value of a repeated header wins."""
+    """The ASGI header list as a mapping, indexed on first use. ASGI servers send names in lower
+    case (the specification requires it), so names are matched as given; the first value of a
+    repeated header wins."""
 
-    __slots__ = ("_raw",)
+    __slots__ = ("_index", "_raw")
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self._raw = raw
+        self._index: dict[bytes, bytes] | None = None
 
     def get(self, name: str, default: Any = None) -> Any:
-        wanted = name.encode("latin-1")
-        for key, value in self._raw:
-            if key == wanted or key.lower() == wanted:
-                return value.decode("latin-1")
-        return default
+        index = self._index
+        if index is None:
+            index = self._index = {key: value for key, value in reversed(self._raw)}
+        value = index.get(name.encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
 
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
@@ -49,7 +51,7 @@ class _Headers(Mapping[str, str]):
         return str(value)
 
     def __iter__(self) -> Iterator[str]:
-        return (key.decode("latin-1").lower() for key, _ in self._raw)
+        return (key.decode("latin-1") for key, _ in self._raw)
 
     def __len__(self) -> int:
         return len(self._raw)

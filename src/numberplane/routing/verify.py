@@ -65,13 +65,25 @@ class AccountKey:
 class MultiParams:
     """Form parameters in order, with the ``getall`` twilio's validator looks for."""
 
-    __slots__ = ("_items", "_map")
+    __slots__ = ("_canonical", "_items", "_map")
 
     def __init__(self, items: Sequence[tuple[str, str]]) -> None:
         self._items = list(items)
         self._map: dict[str, list[str]] = {}
+        self._canonical: str | None = None
         for key, value in self._items:
-            self._map.setdefault(key, []).append(value)
+            values = self._map.get(key)
+            if values is None:
+                self._map[key] = [value]
+            else:
+                values.append(value)
+
+    def canonical(self) -> str:
+        """What Twilio's signature appends to the URL: each name (sorted) followed by each of its
+        distinct values (sorted). Computed once per request, however many accounts are tried."""
+        if self._canonical is None:
+            self._canonical = _canonical(self._map)
+        return self._canonical
 
     def __iter__(self) -> Any:
         return iter(self._map)
@@ -175,22 +187,53 @@ class AccountDirectory:
 
 # -- Twilio ------------------------------------------------------------------------------------
 
+_TWILIO_DIGESTS = {"HMAC_SHA1": "sha1", "HMAC_SHA256": "sha256"}
+
+
+def _canonical(params: dict[str, list[str]]) -> str:
+    if all(len(values) == 1 for values in params.values()):  # the usual body: no repeated name
+        return "".join([name + values[0] for name, values in sorted(params.items())])
+    parts = []
+    for name in sorted(params):
+        values = params[name]
+        for value in sorted(set(values)) if len(values) > 1 else values:
+            parts.append(name)
+            parts.append(value)
+    return "".join(parts)
+
+
+def twilio_signature(token: str, url: str, params: MultiParams | dict[str, str], algorithm: str = "") -> str:
+    """Twilio's webhook signature: base64 HMAC of the URL and the sorted parameters.
+
+    The same value as ``RequestValidator(token).compute_signature(url, params, algorithm)`` (a
+    property test holds them equal), in one C-level HMAC: the library's version costs a third of a
+    warm routing decision. Raises ValueError for an algorithm Twilio does not define.
+    """
+    digest = _TWILIO_DIGESTS.get((algorithm or "HMAC_SHA1").upper())
+    if digest is None:
+        raise ValueError(f"unsupported webhook signature algorithm: {algorithm}")
+    if isinstance(params, MultiParams):
+        canonical = params.canonical()
+    else:
+        canonical = _canonical({name: [value] for name, value in params.items()})
+    mac = hmac.digest(token.encode(), (url + canonical).encode(), digest)
+    return binascii.b2a_base64(mac, newline=False).decode("ascii")
+
 
 def twilio_valid(
     token: str, url: str, params: MultiParams | dict[str, str], signature: str, *, settings_header: str = ""
 ) -> bool:
     if not token or not signature:
         return False
-    algorithm = get_signature_algorithm(settings_header)
+    algorithm = get_signature_algorithm(settings_header) if settings_header else "HMAC_SHA1"
     try:
-        validator = RequestValidator(token)
         # The URL exactly as configured first (one HMAC); then the validator's own full check,
         # which also tries the URL with the default port added or removed.
         if "bodySHA256" not in url and hmac.compare_digest(
-            validator.compute_signature(url, params, algorithm), signature
+            twilio_signature(token, url, params, algorithm), signature
         ):
             return True
-        return bool(validator.validate(url, params, signature, algorithm=algorithm))
+        return bool(RequestValidator(token).validate(url, params, signature, algorithm=algorithm))
     except Exception:  # a malformed URL or value must read as "not verified", never as a 500
         return False
 
