@@ -52,3 +52,30 @@ def test_normalize_address_never_raises() -> None:
     assert e164.normalize_address("anonymous") is None
     assert e164.normalize_address(None) is None
     assert e164.normalize_address("sip:+14155550100@x.example.com") == "+14155550100"
+
+
+@pytest.mark.parametrize("region", ["US", "GB", "DE", "FR", "IT", "AU", "JP", "BR", "IN", "NG", "MX", "SG"])
+@pytest.mark.parametrize("kind", ["FIXED_LINE", "MOBILE", "TOLL_FREE"])
+def test_a_carriers_e164_reads_as_the_full_parse_does(region: str, kind: str) -> None:
+    """The data plane's cheap read of an E.164 address gives what the full parse gives, for every
+    example number phonenumbers knows (Italy's leading zero included)."""
+    import phonenumbers
+
+    example = phonenumbers.example_number_for_type(region, getattr(phonenumbers.PhoneNumberType, kind))
+    if example is None:
+        pytest.skip(f"no {kind} example for {region}")
+    text = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+    assert e164.normalize_address(text) == e164.parse(text).e164 == text
+
+
+def test_a_carriers_e164_keeps_a_number_our_metadata_does_not_know() -> None:
+    # A national prefix dialled after the country code is dropped, as the full parse drops it.
+    assert e164.normalize_address("+4402079460000") == "+442079460000"
+    # A number in a range our metadata calls invalid keeps its caller ID on the data plane
+    # (a carrier's metadata is newer than ours); a person typing it still gets the error.
+    assert e164.normalize_address("+15555550123") == "+15555550123"
+    with pytest.raises(e164.InvalidPhoneNumber):
+        e164.parse("+15555550123")
+    # Too short or too long for its country is still not a number.
+    assert e164.normalize_address("+1415555") is None
+    assert e164.normalize_address("+4420794600001234") is None

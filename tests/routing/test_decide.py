@@ -553,3 +553,12 @@ def test_order_holds_for_any_configuration(
         expected = "not_in_service"
     assert decision.outcome == expected
     assert dataclasses.replace(decision) == decision
+
+
+def test_the_callers_country_is_read_when_asked() -> None:
+    call = CallInfo.parse(to="+14155550100", caller="+442079460000", call_id="c1", carrier="twilio")
+    assert call.caller_country is None and call.country() == "GB"
+    given = CallInfo.parse(
+        to="+14155550100", caller="+442079460000", call_id="c1", carrier="twilio", caller_country="FR"
+    )
+    assert given.country() == "GB"  # the number says where the caller is; FromCountry is a parse hint

@@ -70,6 +70,12 @@ class CallInfo:
     raw_caller: str | None = None
     fallback: bool = False
 
+    def country(self) -> str | None:
+        """The caller's country: given, or read from the caller's number when first needed (only
+        a number with ``allowed_inbound_countries`` asks; the region lookup is the dear part of
+        reading a number)."""
+        return self.caller_country or country_of(self.caller)
+
     @classmethod
     def parse(
         cls,
@@ -111,7 +117,7 @@ def _addresses(
         return hit
     to_e164 = normalize_address(to, country_hint=_hint(to_country))
     caller_e164 = normalize_address(caller, country_hint=_hint(caller_country or to_country))
-    value = (to_e164, caller_e164, country_of(caller_e164))
+    value = (to_e164, caller_e164, None)  # the country: ``CallInfo.country``, when a number asks
     if len(_ADDRESSES) >= _ADDRESSES_MAX:
         _ADDRESSES.pop(next(iter(_ADDRESSES)), None)
     _ADDRESSES[key] = value
@@ -247,7 +253,7 @@ def _pre_webhook(route: RouteSnapshot | None, call: CallInfo) -> Decision | None
     if route.status != "active":
         return _not_in_service(route, call, f"number_{route.status}")
     allowed = route.allowed_inbound_countries
-    if allowed and call.caller_country not in allowed:
+    if allowed and call.country() not in allowed:
         return _base(route, call, "rejected", "caller_country_not_allowed")
     if route.outbound and route.callback_forwarding_number:
         return _base(

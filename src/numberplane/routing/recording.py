@@ -42,7 +42,8 @@ def trace_of(
     key = (
         route,
         call.to if route is None else None,
-        call.caller_country,
+        # the caller's country shapes the trace only where the number limits countries
+        call.country() if route is not None and route.allowed_inbound_countries else None,
         decision.outcome,
         decision.reason,
         decision.agent_id,

@@ -41,15 +41,16 @@ def trace(
         return steps
     steps.append(_step("number", "active", f"{route.e164} found and active"))
     allowed = route.allowed_inbound_countries
-    country = call.caller_country or "unknown"
     if not allowed:
         steps.append(_step("country", "skipped", "no allowed_inbound_countries: callers from anywhere"))
     elif decision.reason == "caller_country_not_allowed":
+        country = call.country() or "unknown"
         steps.append(
             _step("country", "rejected", f"caller's country {country} is not in {', '.join(allowed)}")
         )
         return steps
     else:
+        country = call.country() or "unknown"
         steps.append(_step("country", "allowed", f"caller's country {country} is in {', '.join(allowed)}"))
     if decision.outcome == "forwarded":
         steps.append(
