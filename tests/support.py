@@ -235,3 +235,27 @@ def reference_file(name: str) -> Path:
         if candidate.exists():
             return candidate
     return here.parents[1].parent / "shared" / "reference" / name
+
+
+async def listen(db: Any, org_id: str, event_types: list[str] | None = None, *, enabled: bool = True) -> str:
+    """Give ``org_id`` a webhook endpoint taking ``event_types`` (none: every type), so events
+    written only for listened-to orgs (call records') are written. Its URL is never dialled in
+    these tests (no delivery worker runs them). Returns its id."""
+    from numberplane.events.models import WebhookEndpoint
+    from numberplane.kernel.crypto import encrypt
+    from numberplane.kernel.ids import new_id
+
+    endpoint_id = new_id()
+    async with db.session() as session:
+        session.add(
+            WebhookEndpoint(
+                id=endpoint_id,
+                org_id=org_id,
+                url="https://hooks.example.com/calls",
+                event_types=list(event_types or []),
+                secret_enc=encrypt("whsec_test"),
+                enabled=enabled,
+            )
+        )
+        await session.commit()
+    return endpoint_id

@@ -24,7 +24,7 @@ from numberplane.calls.service import (
 from numberplane.kernel.db import Database, RawJSON, utcnow
 from numberplane.kernel.ids import new_id, new_ids
 from numberplane.kernel.outbox import OutboxEvent, redact
-from tests.support import OrgCreds
+from tests.support import OrgCreds, listen
 
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
@@ -86,6 +86,7 @@ async def test_one_batch_mixing_every_path(db: Database, org: OrgCreds) -> None:
     """New calls by their decision alone (direct), by decision and status (merged), a status
     for a written call and a decision for a call a status created first (both updates)."""
     now = utcnow()  # recent: retention's tests prune every old call
+    await listen(db, org.org_id)
 
     def status(call_id: str, status: str, seconds: int = 0) -> Observation:
         return Observation(
@@ -147,3 +148,43 @@ def test_ids_made_together_are_ids_made_one_by_one() -> None:
     for value in made:
         parsed = uuid.UUID(value)
         assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and str(parsed) == value
+
+
+async def call_events(db: Database, prefix: str) -> list[tuple[str | None, str]]:
+    async with db.session() as session:
+        rows = await session.execute(
+            select(Call.carrier_call_id, OutboxEvent.type)
+            .join(OutboxEvent, OutboxEvent.subject_id == Call.id)
+            .where(Call.carrier_call_id.like(prefix + "%"))
+            .order_by(OutboxEvent.id)
+        )
+        return [(call_id, kind) for call_id, kind in rows]
+
+
+async def test_call_events_only_for_orgs_that_listen(
+    db: Database, org: OrgCreds, other_org: OrgCreds
+) -> None:
+    """No endpoint, a disabled one, or one for other types: the calls are recorded, their events
+    are not written. Another org's endpoint never makes this org's events."""
+    now = utcnow()
+
+    def finished(call_id: str, org_id: str) -> list[Observation]:
+        done = Observation(
+            org_id=org_id, carrier="twilio", carrier_call_id=call_id, at=now, status="completed"
+        )
+        return [decision(call_id, org_id, now), done]
+
+    await listen(db, other_org.org_id)
+    await listen(db, org.org_id, enabled=False)
+    await listen(db, org.org_id, ["phone_number.updated"])
+    assert await write_batch(db=db, observations=finished("lis-none", org.org_id)) == 1
+    assert await call_events(db, "lis-none") == []
+    await listen(db, org.org_id, ["call.completed"])
+    await write_batch(db=db, observations=finished("lis-done", org.org_id))
+    assert await call_events(db, "lis-done") == [("lis-done", "call.completed")]
+    await listen(db, org.org_id, ["call.started", "agent.created"])
+    await write_batch(db=db, observations=finished("lis-both", org.org_id))
+    assert await call_events(db, "lis-both") == [("lis-both", "call.started"), ("lis-both", "call.completed")]
+    async with db.session() as session:
+        written = await session.scalar(select(Call.status).where(Call.carrier_call_id == "lis-none"))
+    assert written == "completed"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from numberplane.kernel.db import Database
 from numberplane.kernel.outbox import OutboxEvent
 from tests.routing.world import World
-from tests.support import OrgCreds
+from tests.support import OrgCreds, listen
 
 CALLER = "+12125550123"
 Flush = Callable[[], Coroutine[Any, Any, int]]
@@ -37,6 +37,7 @@ async def events_for(db: Database, call_id: str) -> list[OutboxEvent]:
 async def test_twilio_call_recorded_then_completed(
     client: httpx.AsyncClient, world: World, org: OrgCreds, db: Database, flush: Flush
 ) -> None:
+    await listen(db, org.org_id)
     account = world.accounts["twilio"]
     agent = await world.agent(stream_url="wss://agents.example.com/a", versions=2)
     number = await world.number(account, agents=[(agent, None, 1.0)])

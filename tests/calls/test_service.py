@@ -13,7 +13,7 @@ from numberplane.calls.recorder import Recorder
 from numberplane.calls.service import DecisionFacts, Observation, merge, new_row, status_of, write_batch
 from numberplane.kernel.db import Database, utcnow
 from numberplane.kernel.outbox import OutboxEvent
-from tests.support import OrgCreds
+from tests.support import OrgCreds, listen
 
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
@@ -76,6 +76,7 @@ async def test_concurrent_writers_make_one_call(db: Database, org: OrgCreds) -> 
         ]
 
     statuses = ["ringing", "completed", "in_progress", "busy", "ringing", "completed"]
+    await listen(db, org.org_id, ["call.started", "call.completed"])
     await asyncio.gather(*(write_batch(db=db, observations=one(s)) for s in statuses))
     async with db.session() as session:
         rows = list(await session.scalars(select(Call).where(Call.carrier_call_id == "race-1")))

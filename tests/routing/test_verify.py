@@ -48,11 +48,16 @@ _names = st.text(alphabet=st.sampled_from(list("ACFTSabcz0_é")), min_size=1, ma
 
 @settings(max_examples=300, deadline=None)
 @given(
-    pairs=st.lists(st.tuples(_names, st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=10)), max_size=8),
+    pairs=st.lists(
+        st.tuples(_names, st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=10)),
+        max_size=8,
+    ),
     token=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20),
     algorithm=st.sampled_from(["", "HMAC_SHA1", "HMAC_SHA256", "hmac_sha256"]),
 )
-def test_twilio_signature_equals_twilios_library(pairs: list[tuple[str, str]], token: str, algorithm: str) -> None:
+def test_twilio_signature_equals_twilios_library(
+    pairs: list[tuple[str, str]], token: str, algorithm: str
+) -> None:
     """Our one-HMAC signature is twilio's ``compute_signature``, repeated and empty values included."""
     theirs = RequestValidator(token).compute_signature(URL, MultiParams(pairs), algorithm or None)
     assert twilio_signature(token, URL, MultiParams(pairs), algorithm) == theirs

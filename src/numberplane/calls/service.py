@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from numberplane.calls.models import Call
 from numberplane.kernel.db import Actor, Database, RawJSON, UnitOfWork, as_utc, copy_records, utcnow
 from numberplane.kernel.ids import new_id, new_ids
-from numberplane.kernel.outbox import emit_encoded
+from numberplane.kernel.outbox import emit_encoded, listened
 
 log = logging.getLogger("numberplane.calls")
 
@@ -414,23 +414,36 @@ async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
     ]
     if updated:
         await session.execute(_UPDATE, updated)
-    await emit_encoded(
-        uow,
-        type="call.started",
-        subject_type="call",
-        items=[(record[1], record[0], event_json(record)) for record in records],
-    )
     done = [_values(rows[key]) for key in dict.fromkeys(finished)]
-    await emit_encoded(
-        uow,
-        type="call.completed",
-        subject_type="call",
-        items=[(record[1], record[0], event_json(record)) for record in done],
-    )
+    # Events only for the orgs whose webhook endpoints take them: a call event nobody listens
+    # for would be written, fanned out to no one and pruned, at two rows per call.
+    heard = await listened(uow, _CALL_EVENTS, (record[1] for record in (*records, *done)))
+    if heard:
+        await emit_encoded(
+            uow,
+            type="call.started",
+            subject_type="call",
+            items=[
+                (record[1], record[0], event_json(record))
+                for record in records
+                if (record[1], "call.started") in heard
+            ],
+        )
+        await emit_encoded(
+            uow,
+            type="call.completed",
+            subject_type="call",
+            items=[
+                (record[1], record[0], event_json(record))
+                for record in done
+                if (record[1], "call.completed") in heard
+            ],
+        )
     return len(seen)
 
 
 _OPENING = (None, "ringing")
+_CALL_EVENTS = ("call.started", "call.completed")
 _FIXED = frozenset({"id", "org_id", "created_at"})  # never changed once a call is written
 _UPDATE = update(_calls).where(_calls.c.id == bindparam("b_id"))  # SET: the parameters' other keys
 

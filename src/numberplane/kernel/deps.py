@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from random import getrandbits
 from dataclasses import dataclass
+from random import getrandbits
 
 from fastapi import Request
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Index, String, insert, text
+from sqlalchemy import JSON, Boolean, Index, String, column, insert, select, table, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from numberplane.kernel import changes
@@ -169,6 +170,39 @@ async def emit_many(
         for start in range(0, len(rows), BULK_SLICE):
             await uow.session.execute(insert(OutboxEvent.__table__), rows[start : start + BULK_SLICE])  # type: ignore[arg-type]
     events_written(uow)
+
+
+# The webhook endpoints as far as the outbox reads them (who listens for what); the events
+# package owns, migrates and writes the table (``events.models.WebhookEndpoint``).
+_ENDPOINTS = table(
+    "webhook_endpoints",
+    column("org_id", String),
+    column("event_types", JSON),
+    column("enabled", Boolean),
+)
+
+
+async def listened(
+    uow: UnitOfWork, types: Sequence[str], org_ids: Iterable[str | None]
+) -> set[tuple[str, str]]:
+    """The ``(org_id, type)`` pairs among ``org_ids`` x ``types`` that an enabled webhook endpoint
+    takes (an endpoint with no ``event_types`` takes every type), read in ``uow``'s transaction.
+
+    For a writer of events by the thousand (call records): an event nobody listens for is never
+    delivered, so it is not written. An endpoint receives the events written after it exists,
+    which is what it would receive anyway once the worker has fanned out the earlier ones.
+    """
+    orgs = sorted({org for org in org_ids if org})
+    heard: set[tuple[str, str]] = set()
+    for start in range(0, len(orgs), BULK_SLICE):  # a batch's orgs: bounded by the batch
+        rows = await uow.session.execute(
+            select(_ENDPOINTS.c.org_id, _ENDPOINTS.c.event_types).where(
+                _ENDPOINTS.c.org_id.in_(orgs[start : start + BULK_SLICE]), _ENDPOINTS.c.enabled.is_(True)
+            )
+        )
+        for org_id, event_types in rows:
+            heard.update((org_id, t) for t in types if not event_types or t in event_types)
+    return heard
 
 
 # The columns ``emit_encoded`` writes, in its tuples' order (fanned_out_at stays NULL).

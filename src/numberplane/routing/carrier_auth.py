@@ -228,7 +228,9 @@ class CarrierAuth:
             return Verdict(owner)
         candidates = [owner] if owner is not None else []
         if sid:
-            candidates += _new(candidates, await self.accounts.find(("twilio", "sandbox"), ("account_sid",), sid))
+            candidates += _new(
+                candidates, await self.accounts.find(("twilio", "sandbox"), ("account_sid",), sid)
+            )
         if not candidates:
             return _unknown(sid, "AccountSid")
         for account in candidates[1 if owner is not None else 0 :]:
