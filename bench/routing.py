@@ -220,7 +220,10 @@ async def count_calls(url: str) -> None:
     calls = await conn.fetchval("SELECT count(*) FROM calls")
     events = await conn.fetchval("SELECT count(*) FROM events WHERE type = 'call.started'")
     await conn.close()
-    print(f"  call records written by the recorded run: {calls:,} ({events:,} call.started events)")
+    print(
+        f"  call records written by the recorded run: {calls:,} ({events:,} call.started events: "
+        "the bench org has no webhook endpoint, so none are written)"
+    )
 
 
 # -- Load generation ----------------------------------------------------------------------------------

@@ -196,3 +196,52 @@ async def test_two_server_processes_agree_within_a_second_of_an_update(
 
 async def _agree(fetch: object, expected: list[object]) -> bool:
     return await fetch() == expected  # type: ignore[operator,no-any-return]
+
+
+async def test_snapshot_connections_survive_a_dropped_backend_and_stay_bounded(
+    db: Database, backend: str
+) -> None:
+    """The data plane's own PostgreSQL connections: a connection the server drops is replaced and
+    the statement run again (the caller never sees it); a failing statement closes its connection;
+    never more than ``size`` run at once."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL: SQLite reads the snapshot through the engine")
+    from sqlalchemy import text
+    from sqlalchemy.pool import NullPool
+
+    from numberplane.routing.service import SnapshotConnections
+
+    conns = SnapshotConnections(invalidation.asyncpg_dsn(db.url), 2)
+    try:
+        pid = (await conns.fetch("SELECT pg_backend_pid() AS pid"))[0]["pid"]
+        killer = Database(db.url, poolclass=NullPool)
+        async with killer.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await killer.dispose()
+        await asyncio.sleep(0.1)
+        again = (await conns.fetch("SELECT pg_backend_pid() AS pid"))[0]["pid"]
+        assert again != pid  # the dropped one was replaced, the statement answered
+
+        import asyncpg
+
+        with pytest.raises(asyncpg.exceptions.DivisionByZeroError):
+            await conns.fetch("SELECT 1 / 0")
+        assert (await conns.fetch("SELECT pg_backend_pid() AS pid"))[0]["pid"] != again
+
+        # Six callers at once: only two statements ever reach PostgreSQL.
+        sleeps = [asyncio.create_task(conns.fetch("SELECT pg_sleep(0.3) -- bounded")) for _ in range(6)]
+        await asyncio.sleep(0.15)
+        watcher = Database(db.url, poolclass=NullPool)
+        async with watcher.engine.connect() as conn:
+            active = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE query LIKE '%-- bounded' AND state = 'active'"
+                )
+            )
+        await watcher.dispose()
+        await asyncio.gather(*sleeps)
+        assert active == 2
+        assert len(conns._free) <= 2
+    finally:
+        await conns.close()
