@@ -18,7 +18,9 @@ What it does, in one run:
      queueing counts), warm and cold;
 3. stops it and starts the same uvicorn stack serving a bare ASGI app that drains the body and
    answers a constant TwiML document, and measures it the same way;
-4. prints decisions/s, p50/p99, and the Numberplane/bare throughput ratio.
+4. prints decisions/s, p50/p99, and the Numberplane/bare throughput ratio. A closed-loop phase
+   ends when the server's call-record queue is empty (its /metrics): the records written
+   behind the answers count in its time and CPU, even when the writer lags the load.
 
 Every response is checked (status 200 and a ``<Stream`` in the body). Loops are bounded. The
 load generator and the server share the machine; the figures say so. Not part of the test suite.
@@ -327,6 +329,22 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def drained(conn: Connection, limit_s: float = 120.0) -> None:
+    """Wait (at most ``limit_s``) until the server's call-record queue is empty (its /metrics);
+    a server without one (records off, the bare app) is drained at once."""
+    deadline = time.perf_counter() + limit_s
+    while time.perf_counter() < deadline:
+        status, body = await conn.send(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
+        pending = 0.0
+        if status == 200:
+            for line in body.splitlines():
+                if line.startswith(b"numberplane_call_records_pending "):
+                    pending = float(line.split()[1])
+        if not pending:
+            return
+        await asyncio.sleep(0.05)
+
+
 async def closed_loop(
     name: str, port: int, requests: list[bytes], concurrency: int, pid: int | None = None
 ) -> Result:
@@ -346,6 +364,10 @@ async def closed_loop(
     cpu = cpu_seconds(pid)
     started = time.perf_counter()
     await asyncio.gather(*(worker(c, requests[i::concurrency]) for i, c in enumerate(conns)))
+    # Until the server has written every call record behind its answers: the write-behind's
+    # work counts, in time and CPU, even when it lags the load (otherwise a recorder that falls
+    # behind would look cheaper than one that keeps up).
+    await drained(conns[0])
     elapsed = time.perf_counter() - started
     cpu_us = (cpu_seconds(pid) - cpu) / len(requests) * 1e6 if pid else None
     for conn in conns:
