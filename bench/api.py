@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from bench.routing import REPO_ROOT, cpu_seconds, number_at, start_server, stop_server
+from bench.routing import REPO_ROOT, cpu_seconds, number_at, pending_records, start_server, stop_server
 
 WRK = "/usr/bin/wrk"
 
@@ -229,12 +229,7 @@ def drain(base: str, limit_s: float = 120.0) -> float:
             response = httpx.get(base + "/metrics", timeout=10)
         except httpx.HTTPError:
             return 0.0
-        pending = 0.0
-        if response.status_code == 200:
-            for line in response.text.splitlines():
-                if line.startswith("numberplane_call_records_pending "):
-                    pending = float(line.split()[1])
-        if not pending:
+        if not (response.status_code == 200 and pending_records(response.text)):
             break
         waited = True
         time.sleep(0.05)

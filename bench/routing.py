@@ -329,18 +329,21 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def pending_records(metrics: str) -> float:
+    """``numberplane_call_records_pending`` in a /metrics page (0 when it has none)."""
+    for line in metrics.splitlines():
+        if line.startswith("numberplane_call_records_pending "):
+            return float(line.split()[1])
+    return 0.0
+
+
 async def drained(conn: Connection, limit_s: float = 120.0) -> None:
     """Wait (at most ``limit_s``) until the server's call-record queue is empty (its /metrics);
     a server without one (records off, the bare app) is drained at once."""
     deadline = time.perf_counter() + limit_s
     while time.perf_counter() < deadline:
         status, body = await conn.send(b"GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n")
-        pending = 0.0
-        if status == 200:
-            for line in body.splitlines():
-                if line.startswith(b"numberplane_call_records_pending "):
-                    pending = float(line.split()[1])
-        if not pending:
+        if not (status == 200 and pending_records(body.decode("utf-8", "replace"))):
             return
         await asyncio.sleep(0.05)
 

@@ -418,27 +418,9 @@ async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
     # Events only for the orgs whose webhook endpoints take them: a call event nobody listens
     # for would be written, fanned out to no one and pruned, at two rows per call.
     heard = await listened(uow, _CALL_EVENTS, (record[1] for record in (*records, *done)))
-    if heard:
-        await emit_encoded(
-            uow,
-            type="call.started",
-            subject_type="call",
-            items=[
-                (record[1], record[0], event_json(record))
-                for record in records
-                if (record[1], "call.started") in heard
-            ],
-        )
-        await emit_encoded(
-            uow,
-            type="call.completed",
-            subject_type="call",
-            items=[
-                (record[1], record[0], event_json(record))
-                for record in done
-                if (record[1], "call.completed") in heard
-            ],
-        )
+    for event_type, written in (("call.started", records), ("call.completed", done)):
+        items = [(r[1], r[0], event_json(r)) for r in written if (r[1], event_type) in heard]
+        await emit_encoded(uow, type=event_type, subject_type="call", items=items)
     return len(seen)
 
 

@@ -204,6 +204,29 @@ class CarrierAuth:
             out += _new(out, await self.accounts.find(carriers, fields, value))
         return owner, out
 
+    async def _first_valid(
+        self,
+        to: str | None,
+        carriers: Sequence[str],
+        fields: Sequence[str],
+        value: str | None,
+        valid: Callable[[AccountKey], bool],
+    ) -> tuple[AccountKey | None, AccountKey | None, list[AccountKey]]:
+        """The first account, in the module's order, whose key verifies the request: (it or None,
+        the called number's account, every account tried). The called number's account is tried
+        alone first: a genuine request verifies with it, so the accounts claiming ``value`` are
+        looked up only when it does not."""
+        owner = await self._owner(to, carriers)
+        if owner is not None and valid(owner):
+            return owner, owner, [owner]
+        tried = [owner] if owner is not None else []
+        if value:
+            for account in _new(tried, await self.accounts.find(carriers, fields, value)):
+                tried.append(account)
+                if valid(account):
+                    return account, owner, tried
+        return None, owner, tried
+
     async def form(self, incoming: Incoming, carrier: str, params: MultiParams, to: str | None) -> Verdict:
         """Twilio (and the sandbox), SignalWire, Telnyx."""
         if carrier == "twilio":
@@ -219,24 +242,19 @@ class CarrierAuth:
             return Verdict.refused("unsigned", "no X-Twilio-Signature header", claimed=sid)
         settings_header = incoming.headers.get("x-twilio-webhooks-signature-settings", "")
         url = signed_url(incoming)
-        # The called number's account first, alone: a genuine request verifies with it, and the
-        # accounts claiming the AccountSid are looked up only when it does not.
-        owner = await self._owner(to, ("twilio", "sandbox"))
-        if owner is not None and twilio_valid(
-            owner.secret("auth_token") or "", url, params, signature, settings_header=settings_header
-        ):
-            return Verdict(owner)
-        candidates = [owner] if owner is not None else []
-        if sid:
-            candidates += _new(
-                candidates, await self.accounts.find(("twilio", "sandbox"), ("account_sid",), sid)
-            )
+        verified, owner, candidates = await self._first_valid(
+            to,
+            ("twilio", "sandbox"),
+            ("account_sid",),
+            sid,
+            lambda account: twilio_valid(
+                account.secret("auth_token") or "", url, params, signature, settings_header=settings_header
+            ),
+        )
+        if verified is not None:
+            return Verdict(verified)
         if not candidates:
             return _unknown(sid, "AccountSid")
-        for account in candidates[1 if owner is not None else 0 :]:
-            token = account.secret("auth_token") or ""
-            if twilio_valid(token, url, params, signature, settings_header=settings_header):
-                return Verdict(account)
         return _mismatch("X-Twilio-Signature", candidates, owner, sid, "auth_token")
 
     async def _signalwire(self, incoming: Incoming, params: MultiParams, to: str | None) -> Verdict:
@@ -246,18 +264,25 @@ class CarrierAuth:
         project = params.get("AccountSid") or params.get("ProjectId")
         if not (signature or sha256_signature):
             return Verdict.refused("unsigned", "no X-SignalWire-Signature header", claimed=project)
-        owner, candidates = await self._candidates(
-            to, ("signalwire",), ("project_id", "account_sid"), project
+        url = signed_url(incoming)
+        verified, owner, candidates = await self._first_valid(
+            to,
+            ("signalwire",),
+            ("project_id", "account_sid"),
+            project,
+            lambda account: signalwire_valid(
+                account.secret("signing_key") or "",
+                url,
+                params,
+                incoming.body,
+                signature=signature,
+                sha256_signature=sha256_signature,
+            ),
         )
+        if verified is not None:
+            return Verdict(verified)
         if not candidates:
             return _unknown(project, "project")
-        url = signed_url(incoming)
-        for account in candidates:
-            key = account.secret("signing_key") or ""
-            if signalwire_valid(
-                key, url, params, incoming.body, signature=signature, sha256_signature=sha256_signature
-            ):
-                return Verdict(account)
         return _mismatch("X-SignalWire-Signature", candidates, owner, project, "signing_key")
 
     async def _telnyx(self, incoming: Incoming, params: MultiParams, to: str | None) -> Verdict:
