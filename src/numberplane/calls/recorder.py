@@ -90,8 +90,16 @@ class Recorder:
                 log.exception("writing call records failed")
 
     async def flush(self) -> int:
-        """Write everything queued so far, a batch per unit of work; returns the calls written.
-        A batch the database refuses (after ``write_batch``'s retries) is logged and dropped."""
+        """Write everything queued, a batch per unit of work, until the queue is empty; returns
+        the calls written. A batch the database refuses (after ``write_batch``'s retries) is
+        logged and dropped.
+
+        Until empty, not only what was queued at the start: under steady load the writer then
+        keeps going with what arrived during its last batch (natural batching: small batches
+        when calls are few, up to ``batch`` when they are many). Writing only what was queued at
+        the start, in batches of 500 every half second, made the p99 at 1,000 calls/s worse
+        (bench/routing.py, A/B: warm 3.0-4.0 -> 5.9 ms, cold 7.8-9.0 -> 11-13.5 ms): each large
+        batch is a burst of database work on the machine's cores."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         written = 0

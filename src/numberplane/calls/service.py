@@ -443,17 +443,26 @@ async def _lock(uow: UnitOfWork, keys: Sequence[tuple[str, str, str]]) -> None:
     before reading (a write statement that changes nothing), so the rows read are current.
     """
     if uow.db.dialect == "sqlite":
-        await uow.session.execute(text("UPDATE calls SET status = status WHERE 0"))
+        await uow.session.execute(_SQLITE_WRITE_LOCK)
         return
     buckets = sorted({zlib.crc32("\x00".join(key).encode()) % LOCK_BUCKETS for key in keys})
-    await uow.session.execute(
-        # One row back (not one per bucket): the count consumes the sorted buckets in order.
-        text(
-            "SELECT count(pg_advisory_xact_lock(:ns, b)) "
-            "FROM (SELECT b FROM unnest(CAST(:buckets AS integer[])) AS b ORDER BY b) AS s"
-        ),
-        {"ns": LOCK_NAMESPACE, "buckets": buckets},
-    )
+    await uow.session.execute(_ADVISORY_LOCKS, {"ns": LOCK_NAMESPACE, "buckets": buckets})
+
+
+# The batch's statements, built once: a statement built per batch is compiled (a cache lookup)
+# and left as cyclic garbage (bind parameters, types) for the collector, batch after batch.
+_SQLITE_WRITE_LOCK = text("UPDATE calls SET status = status WHERE 0")
+# One row back (not one per bucket): the count consumes the sorted buckets in order.
+_ADVISORY_LOCKS = text(
+    "SELECT count(pg_advisory_xact_lock(:ns, b)) "
+    "FROM (SELECT b FROM unnest(CAST(:buckets AS integer[])) AS b ORDER BY b) AS s"
+)
+_BY_CALL_IDS = {
+    "postgresql": select(_calls).where(
+        _calls.c.carrier_call_id == any_(bindparam("ids", type_=ARRAY(String(128))))
+    ),
+    "sqlite": select(_calls).where(_calls.c.carrier_call_id.in_(bindparam("ids", expanding=True))),
+}
 
 
 async def _existing(
@@ -464,14 +473,10 @@ async def _existing(
     wanted = set(keys)
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
     ids = sorted({key[2] for key in keys})
-    postgresql = uow.db.dialect == "postgresql"
+    statement = _BY_CALL_IDS[uow.db.dialect]
     for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        if postgresql:
-            where = _calls.c.carrier_call_id == any_(bindparam("ids", chunk, type_=ARRAY(String(128))))
-        else:
-            where = _calls.c.carrier_call_id.in_(chunk)
-        for row in (await uow.session.execute(select(_calls).where(where))).mappings():
+        result = await uow.session.execute(statement, {"ids": ids[start : start + 500]})
+        for row in result.mappings():
             key = (row["org_id"], row["carrier"], row["carrier_call_id"])
             if key in wanted:
                 out[key] = dict(row)

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, String, column, insert, select, table, text
+from sqlalchemy import JSON, Boolean, Index, String, bindparam, column, insert, select, table, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from numberplane.kernel import changes
@@ -181,6 +181,11 @@ _ENDPOINTS = table(
     column("enabled", Boolean),
 )
 
+# Built once: ``listened`` runs in every batch of call records.
+_LISTENERS = select(_ENDPOINTS.c.org_id, _ENDPOINTS.c.event_types).where(
+    _ENDPOINTS.c.org_id.in_(bindparam("orgs", expanding=True)), _ENDPOINTS.c.enabled.is_(True)
+)
+
 
 async def listened(
     uow: UnitOfWork, types: Sequence[str], org_ids: Iterable[str | None]
@@ -195,11 +200,7 @@ async def listened(
     orgs = sorted({org for org in org_ids if org})
     heard: set[tuple[str, str]] = set()
     for start in range(0, len(orgs), BULK_SLICE):  # a batch's orgs: bounded by the batch
-        rows = await uow.session.execute(
-            select(_ENDPOINTS.c.org_id, _ENDPOINTS.c.event_types).where(
-                _ENDPOINTS.c.org_id.in_(orgs[start : start + BULK_SLICE]), _ENDPOINTS.c.enabled.is_(True)
-            )
-        )
+        rows = await uow.session.execute(_LISTENERS, {"orgs": orgs[start : start + BULK_SLICE]})
         for org_id, event_types in rows:
             heard.update((org_id, t) for t in types if not event_types or t in event_types)
     return heard
