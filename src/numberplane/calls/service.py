@@ -457,12 +457,11 @@ _ADVISORY_LOCKS = text(
     "SELECT count(pg_advisory_xact_lock(:ns, b)) "
     "FROM (SELECT b FROM unnest(CAST(:buckets AS integer[])) AS b ORDER BY b) AS s"
 )
-_BY_CALL_IDS = {
-    "postgresql": select(_calls).where(
-        _calls.c.carrier_call_id == any_(bindparam("ids", type_=ARRAY(String(128))))
-    ),
-    "sqlite": select(_calls).where(_calls.c.carrier_call_id.in_(bindparam("ids", expanding=True))),
-}
+# PostgreSQL takes the ids as one array parameter; every other database an expanded IN list.
+_BY_CALL_IDS_ARRAY = select(_calls).where(
+    _calls.c.carrier_call_id == any_(bindparam("ids", type_=ARRAY(String(128))))
+)
+_BY_CALL_IDS_IN = select(_calls).where(_calls.c.carrier_call_id.in_(bindparam("ids", expanding=True)))
 
 
 async def _existing(
@@ -473,7 +472,7 @@ async def _existing(
     wanted = set(keys)
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
     ids = sorted({key[2] for key in keys})
-    statement = _BY_CALL_IDS[uow.db.dialect]
+    statement = _BY_CALL_IDS_ARRAY if uow.db.dialect == "postgresql" else _BY_CALL_IDS_IN
     for start in range(0, len(ids), 500):
         result = await uow.session.execute(statement, {"ids": ids[start : start + 500]})
         for row in result.mappings():
