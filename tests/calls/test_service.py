@@ -6,7 +6,8 @@ import asyncio
 import datetime as dt
 import itertools
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from numberplane.calls.models import Call
 from numberplane.calls.recorder import Recorder
@@ -103,3 +104,29 @@ async def test_the_recorder_queue_is_bounded(db: Database, org: OrgCreds) -> Non
             await session.scalars(select(Call.carrier_call_id).where(Call.carrier_call_id.like("bounded-%")))
         )
     assert ids == {"bounded-0", "bounded-1", "bounded-2"}
+
+
+async def test_a_batch_keeps_its_planner_setting_to_itself(db: Database, org: OrgCreds) -> None:
+    """On PostgreSQL a call batch turns sequential scans off for its own transaction (its lookup
+    by call id must not keep a sequential-scan plan made while a partition was small); the
+    connection goes back to the pool with the server's setting, for every other statement."""
+    if db.dialect != "postgresql":
+        pytest.skip("a PostgreSQL planner setting")
+    single = Database(db.url, pool_size=1, max_overflow=0)
+    try:
+        async with single.session() as session:
+            before = await session.scalar(text("SHOW enable_seqscan"))
+        for i in range(8):  # past the five executions after which a generic plan may be kept
+            batch = [
+                Observation(org_id=org.org_id, carrier="api", carrier_call_id=f"plan-{i}-{n}", status="busy")
+                for n in range(3)
+            ]
+            assert await write_batch(db=single, observations=batch) == 3
+        async with single.session() as session:
+            assert await session.scalar(text("SHOW enable_seqscan")) == before == "on"
+            written = await session.scalar(
+                select(func.count()).select_from(Call).where(Call.carrier_call_id.like("plan-%"))
+            )
+        assert written == 24
+    finally:
+        await single.engine.dispose()
