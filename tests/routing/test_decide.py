@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from typing import Any
 
@@ -20,6 +21,7 @@ from numberplane.routing.decide import (
     pick_agent,
 )
 from numberplane.routing.snapshot import AgentTarget, CallHandlerView, RouteSnapshot
+from numberplane.routing.trace import trace, trace_text
 
 NUMBER = "+14155550100"
 CALLER_US = "+12125550123"
@@ -562,3 +564,49 @@ def test_the_callers_country_is_read_when_asked() -> None:
         to="+14155550100", caller="+442079460000", call_id="c1", carrier="twilio", caller_country="FR"
     )
     assert given.country() == "GB"  # the number says where the caller is; FromCountry is a parse hint
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=statuses,
+    allowed=countries,
+    handler=handlers,
+    hook=st.sampled_from([None, "https://hook.example.com"]),
+    agents=st.sampled_from([(), (STREAM,), (SIP,), (NO_CONNECT,), (STREAM, SIP)]),
+    fallback_number=st.sampled_from([None, "+14155550177"]),
+    fallback_sip=st.sampled_from([None, 'sip:"desk"\\\n\u00e9\U0001f600@pbx.example.com']),
+    caller=st.sampled_from([CALLER_US, CALLER_GB, "anonymous", None]),
+    to=st.text(max_size=12),
+    result=results,
+    webhook_ms=st.one_of(st.none(), st.floats(min_value=0, max_value=1e5)),
+)
+def test_the_stored_trace_is_the_trace_encoded(
+    status: str,
+    allowed: list[str] | None,
+    handler: CallHandlerView | None,
+    hook: str | None,
+    agents: tuple[AgentTarget, ...],
+    fallback_number: str | None,
+    fallback_sip: str | None,
+    caller: str | None,
+    to: str,
+    result: WebhookResult | None,
+    webhook_ms: float | None,
+) -> None:
+    """trace_text (what a call record stores, written without dicts) is json.dumps of trace
+    (what ?explain=true answers), byte for byte, escapes included, for a number or for none."""
+    route = snap(
+        status=status,
+        allowed_inbound_countries=tuple(allowed) if allowed else None,
+        call_handler=handler,
+        inbound_webhook_url=hook,
+        agents=agents,
+        fallback_number=fallback_number,
+        fallback_sip_uri=fallback_sip,
+    )
+    the_call = call(caller)
+    for target in (route, None):
+        the_call = dataclasses.replace(the_call, to=to) if target is None else the_call
+        decision = decide(target, the_call, result)
+        expected = json.dumps(trace(target, the_call, result, decision, webhook_ms), separators=(",", ":"))
+        assert trace_text(target, the_call, result, decision, webhook_ms) == expected

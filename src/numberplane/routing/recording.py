@@ -18,7 +18,7 @@ from numberplane.kernel.db import RawJSON, utcnow
 from numberplane.routing.decide import CallInfo, Decision, WebhookResult
 from numberplane.routing.service import Routed, Router
 from numberplane.routing.snapshot import RouteSnapshot
-from numberplane.routing.trace import Step, trace, webhook_facts
+from numberplane.routing.trace import trace_text, webhook_facts
 
 # Oldest first. An OrderedDict, because evicting a plain dict's first key (``next(iter(d))``)
 # scans past every key deleted before it: ~18 us a call once the working set outgrows the cache.
@@ -32,13 +32,14 @@ def trace_of(
     result: WebhookResult | None,
     decision: Decision,
     webhook_ms: float | None,
-) -> list[Step] | RawJSON:
-    """``trace``, built and encoded once for every call whose trace is the same. Without a
-    webhook it depends on the snapshot, the caller's country and where the call went, never on
-    the call id, so the calls to one number share it. Kept as JSON text: a plain string, which
-    the garbage collector never walks however many are kept (oldest dropped first)."""
+) -> RawJSON:
+    """``trace`` as the JSON text the column stores, encoded once for every call whose trace is
+    the same. Without a webhook it depends on the snapshot, the caller's country and where the
+    call went, never on the call id, so the calls to one number share it. Kept as text: a plain
+    string, which the garbage collector never walks however many are kept (oldest dropped
+    first)."""
     if result is not None:
-        return trace(route, call, result, decision, webhook_ms)
+        return RawJSON(trace_text(route, call, result, decision, webhook_ms))
     key = (
         route,
         call.to if route is None else None,
@@ -57,8 +58,7 @@ def trace_of(
     if encoded is None:
         if len(_TRACES) >= _TRACES_MAX:
             _TRACES.popitem(last=False)
-        steps = trace(route, call, result, decision, webhook_ms)
-        encoded = _TRACES[key] = RawJSON(json.dumps(steps, separators=(",", ":")))
+        encoded = _TRACES[key] = RawJSON(trace_text(route, call, result, decision, webhook_ms))
     return encoded
 
 

@@ -8,16 +8,19 @@ answer) and the decision itself, so it can never tell a different story. Steps: 
 
 from __future__ import annotations
 
+import json
+
 from numberplane.routing.decide import CallInfo, Decision, WebhookResult
 from numberplane.routing.snapshot import RouteSnapshot
 
 Step = dict[str, str]
+_Step = tuple[str, str, str]  # (step, result, detail): what ``steps`` builds, before either shape
 
 FALLBACKS = ("fallback_number", "fallback_sip")
 
 
-def _step(name: str, result: str, detail: str) -> Step:
-    return {"step": name, "result": result, "detail": detail}
+def _step(name: str, result: str, detail: str) -> _Step:
+    return (name, result, detail)
 
 
 def trace(
@@ -28,7 +31,46 @@ def trace(
     webhook_ms: float | None = None,
 ) -> list[Step]:
     """The ordered steps that led to ``decision``."""
-    steps: list[Step] = []
+    return [
+        {"step": name, "result": outcome, "detail": detail}
+        for name, outcome, detail in _steps(route, call, result, decision, webhook_ms)
+    ]
+
+
+_encode = json.encoder.encode_basestring_ascii  # how json.dumps writes a str (C)
+_HEADS: dict[tuple[str, str], str] = {}  # '{"step":...,"result":...,"detail":' per (step, result)
+
+
+def trace_text(
+    route: RouteSnapshot | None,
+    call: CallInfo,
+    result: WebhookResult | None,
+    decision: Decision,
+    webhook_ms: float | None = None,
+) -> str:
+    """``trace`` as compact JSON text, exactly as ``json.dumps(trace(...), separators=(",", ":"))``
+    writes it, without the dicts or an encoder: a call record stores one per call. Step names
+    and results are a small set, so each pair's opening is written once."""
+    parts = []
+    for name, outcome, detail in _steps(route, call, result, decision, webhook_ms):
+        head = _HEADS.get((name, outcome))
+        if head is None:
+            if len(_HEADS) >= 4_096:  # results are fixed words, but bound it anyway
+                _HEADS.clear()
+            head = _HEADS[(name, outcome)] = f'{{"step":{_encode(name)},"result":{_encode(outcome)},"detail":'
+        parts.append(head + _encode(detail) + "}")
+    return "[" + ",".join(parts) + "]"
+
+
+def _steps(
+    route: RouteSnapshot | None,
+    call: CallInfo,
+    result: WebhookResult | None,
+    decision: Decision,
+    webhook_ms: float | None = None,
+) -> list[_Step]:
+    """The ordered steps, as (step, result, detail)."""
+    steps: list[_Step] = []
     if route is None:
         steps.append(
             _step("number", "unknown", f"{call.to or 'the called address'} is not a number of this org")
@@ -94,7 +136,7 @@ def trace(
 
 
 def _webhook_step(
-    steps: list[Step],
+    steps: list[_Step],
     route: RouteSnapshot,
     result: WebhookResult | None,
     decision: Decision,
