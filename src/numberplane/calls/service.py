@@ -27,12 +27,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, Table, any_, bindparam, insert, select, text, update
+from sqlalchemy import String, Table, any_, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from numberplane.calls.models import Call
-from numberplane.kernel.db import Actor, Database, RawJSON, UnitOfWork, as_utc, copy_records, utcnow
+from numberplane.kernel.db import Actor, Database, RawJSON, UnitOfWork, as_utc, insert_records, utcnow
 from numberplane.kernel.ids import new_id, new_ids
 from numberplane.kernel.outbox import emit_encoded, listened
 
@@ -404,9 +404,7 @@ async def write_in(uow: UnitOfWork, observations: Sequence[Observation]) -> int:
         opened[at] = _record(rows[key])
     records: list[tuple[Any, ...]] = opened  # type: ignore[assignment]  # every place is filled now
     session = uow.session
-    if records and not await copy_records(session, _calls.name, COLUMNS, records):
-        fresh = [dict(zip(COLUMNS, record, strict=True)) for record in records]
-        await session.execute(insert(_calls), fresh)
+    await insert_records(session, _calls, COLUMNS, records)
     updated = [
         {"b_id": row["id"], **{k: v for k, v in row.items() if k not in _FIXED}}
         for key, row in rows.items()

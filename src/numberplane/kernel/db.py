@@ -171,6 +171,75 @@ async def copy_records(
     return True
 
 
+async def insert_records(
+    session: AsyncSession, table: Any, columns: Sequence[str], records: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``records`` (one tuple each, in ``columns`` order, JSON columns as text) into
+    ``table`` inside the session's transaction, the cheapest way each database has: COPY on
+    PostgreSQL; on SQLite one ``executemany`` on the driver's own connection (its writer thread),
+    each value bound by its column's SQLAlchemy type, so rows are stored exactly as an INSERT
+    through SQLAlchemy stores them, without a dict per row or SQLAlchemy's per-row parameter
+    handling on the event loop; an ordinary INSERT on anything else."""
+    if not records or await copy_records(session, table.name, columns, records):
+        return
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        statement, bind = _sqlite_insert(table, tuple(columns), session.bind.dialect)
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection  # the aiosqlite connection (kernel.sqlite)
+        await driver.executemany(statement, bind(records))
+        return
+    rows = [dict(zip(columns, record, strict=True)) for record in records]
+    await session.execute(table.insert(), rows)
+
+
+_SQLITE_INSERTS: dict[
+    tuple[str, tuple[str, ...]], tuple[str, Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]]
+] = {}
+
+
+def _sqlite_insert(
+    table: Any, columns: tuple[str, ...], dialect: Dialect
+) -> tuple[str, Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]]:
+    """The INSERT for ``columns`` of ``table`` on SQLite, and a function that binds records for
+    it: each column with a bind processor (dates and times, booleans) through that processor,
+    JSON text as plain ``str``. Built once per table and column list."""
+    key = (table.name, columns)
+    found = _SQLITE_INSERTS.get(key)
+    if found is not None:
+        return found
+    compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
+    order = [columns.index(name) for name in compiled.positiontup]  # the statement's "?" order
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for position, index in enumerate(order):
+        column_type = table.c[columns[index]].type
+        if isinstance(column_type, JSON):
+            processors.append((position, _json_text))
+            continue
+        processor = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors.append((position, processor))
+
+    def bind(records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        out = []
+        for record in records:
+            values = [record[index] for index in order]
+            for position, processor in processors:
+                value = values[position]
+                if value is not None:
+                    values[position] = processor(value)
+            out.append(tuple(values))
+        return out
+
+    found = _SQLITE_INSERTS[key] = (str(compiled), bind)
+    return found
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's value as the text SQLite stores: text already encoded stays as it is."""
+    return str.__str__(value) if isinstance(value, str) else _dumps(value)
+
+
 class Database:
     """The engine plus a session factory; one per process."""
 

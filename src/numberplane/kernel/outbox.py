@@ -16,7 +16,7 @@ from sqlalchemy import JSON, Boolean, Index, String, bindparam, column, insert, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from numberplane.kernel import changes
-from numberplane.kernel.db import Base, RawJSON, UnitOfWork, copy_records, copy_rows, utcnow
+from numberplane.kernel.db import Base, RawJSON, UnitOfWork, copy_rows, insert_records, utcnow
 from numberplane.kernel.ids import new_id, new_ids
 
 EVENT_TYPES = (
@@ -227,10 +227,7 @@ async def emit_encoded(
         (ids[index], org_id, type, subject_type, subject_id, data, now)
         for index, (org_id, subject_id, data) in enumerate(items)
     ]
-    if not await copy_records(uow.session, OutboxEvent.__tablename__, ENCODED_COLUMNS, records):
-        rows = [dict(zip(ENCODED_COLUMNS, record, strict=True)) for record in records]
-        for start in range(0, len(rows), BULK_SLICE):
-            await uow.session.execute(insert(OutboxEvent.__table__), rows[start : start + BULK_SLICE])  # type: ignore[arg-type]
+    await insert_records(uow.session, OutboxEvent.__table__, ENCODED_COLUMNS, records)
     events_written(uow)
 
 
