@@ -176,23 +176,35 @@ async def insert_records(
 ) -> None:
     """Insert ``records`` (one tuple each, in ``columns`` order, JSON columns as text) into
     ``table`` inside the session's transaction, the cheapest way each database has: COPY on
-    PostgreSQL; on SQLite one ``executemany`` on the driver's own connection (its writer thread),
+    PostgreSQL; on SQLite multi-row INSERTs on the driver's own connection (its writer thread),
     each value bound by its column's SQLAlchemy type, so rows are stored exactly as an INSERT
     through SQLAlchemy stores them, without a dict per row or SQLAlchemy's per-row parameter
-    handling on the event loop; an ordinary INSERT on anything else."""
+    handling on the event loop; an ordinary INSERT on anything else.
+
+    Multi-row on SQLite, not ``executemany``: the writer thread needs the GIL to bind each row
+    and gives it up for each step, so under load a row-by-row insert hands the GIL back and forth
+    with the event loop twice a row (a context switch each); one statement binds a whole chunk
+    in one go and steps once."""
     if not records or await copy_records(session, table.name, columns, records):
         return
     if session.bind is not None and session.bind.dialect.name == "sqlite":
         statement, bind = _sqlite_insert(table, tuple(columns), session.bind.dialect)
+        head, row = statement.rsplit(" VALUES ", 1)
         connection = await session.connection()
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection  # the aiosqlite connection (kernel.sqlite)
-        await driver.executemany(statement, bind(records))
+        chunk = max(1, SQLITE_MAX_VARIABLES // len(columns))
+        for start in range(0, len(records), chunk):
+            chunk_rows = bind(records[start : start + chunk])
+            values = [value for bound in chunk_rows for value in bound]
+            await driver.execute(f"{head} VALUES {', '.join([row] * len(chunk_rows))}", values)
         return
     rows = [dict(zip(columns, record, strict=True)) for record in records]
     await session.execute(table.insert(), rows)
 
 
+# Bound values per SQLite statement: the default build's limit (SQLITE_MAX_VARIABLE_NUMBER).
+SQLITE_MAX_VARIABLES = 32_766
 _SQLITE_INSERTS: dict[
     tuple[str, tuple[str, ...]], tuple[str, Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]]
 ] = {}
