@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from numberplane.calls.models import Call
 from numberplane.calls.service import COLUMNS
-from numberplane.kernel.db import Actor, Database, RawJSON, insert_records
+from numberplane.kernel.db import SQLITE_MAX_VARIABLES, Actor, Database, RawJSON, insert_records
 from numberplane.kernel.ids import new_id
 from tests.support import OrgCreds
 
@@ -82,3 +82,18 @@ async def test_bulk_rows_are_stored_as_an_ordinary_insert_stores_them(db: Databa
     assert read[2].answered_at is not None
     assert read[2].answered_at.replace(tzinfo=dt.UTC) == at + dt.timedelta(seconds=1, microseconds=19)
     assert read[0].webhook == {"asked": False, "status": "not_configured"} and read[0].decision_ms == 0.125
+
+
+async def test_more_rows_than_one_statement_binds_are_all_written(db: Database, org: OrgCreds) -> None:
+    """SQLite binds at most SQLITE_MAX_VARIABLES values a statement: a larger batch goes in chunks."""
+    at = dt.datetime(2026, 12, 4, 18, tzinfo=dt.UTC)
+    count = SQLITE_MAX_VARIABLES // len(COLUMNS) + 35
+    records = [_record(org.org_id, f"chunk-{i:05d}", at) for i in range(count)]
+    async with db.uow(Actor.system()) as uow:
+        await insert_records(uow.session, _calls, COLUMNS, records)
+        await uow.commit()
+    async with db.session() as session:
+        written = await session.scalars(
+            select(Call.carrier_call_id).where(Call.carrier_call_id.like("chunk-%")).order_by(Call.id)
+        )
+        assert list(written) == [f"chunk-{i:05d}" for i in range(count)]
