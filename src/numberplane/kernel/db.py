@@ -135,15 +135,14 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=str)
 
 
-async def copy_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> bool:
-    """Insert ``rows`` into ``table`` with PostgreSQL's COPY, inside the session's transaction (a
-    fraction of a multi-row INSERT's cost per row). JSON columns are serialised here. False on
-    other databases: the caller inserts the ordinary way."""
-    if session.bind is None or session.bind.dialect.name != "postgresql" or not rows:
-        return False
+async def insert_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    """``insert_records`` for rows as dicts (every row with the same keys): JSON columns are
+    serialised here, one object shared by many rows (a memoised trace) once."""
+    if not rows:
+        return
     columns = list(rows[0])
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    encoded: dict[int, str] = {}  # one object shared by many rows (a memoised trace) is encoded once
+    encoded: dict[int, str] = {}
 
     def as_json(value: Any) -> str | None:
         if value is None:
@@ -154,14 +153,15 @@ async def copy_rows(session: AsyncSession, table: Any, rows: list[dict[str, Any]
         return text
 
     records = [tuple(as_json(row[c]) if c in json_columns else row[c] for c in columns) for row in rows]
-    return await copy_records(session, table.name, columns, records)
+    await insert_records(session, table, columns, records)
 
 
 async def copy_records(
     session: AsyncSession, table: str, columns: Sequence[str], records: list[tuple[Any, ...]]
 ) -> bool:
-    """``copy_rows`` for rows already in COPY's shape: one tuple each, in ``columns`` order, JSON
-    columns as text (a writer that builds its tuples directly skips a dict per row)."""
+    """COPY ``records`` (one tuple each, in ``columns`` order, JSON columns as text) inside the
+    session's transaction on PostgreSQL; False on other databases (``insert_records`` is the
+    entry point: it inserts there the way each database does best)."""
     if session.bind is None or session.bind.dialect.name != "postgresql" or not records:
         return False
     connection = await session.connection()
@@ -188,8 +188,7 @@ async def insert_records(
     if not records or await copy_records(session, table.name, columns, records):
         return
     if session.bind is not None and session.bind.dialect.name == "sqlite":
-        statement, bind = _sqlite_insert(table, tuple(columns), session.bind.dialect)
-        head, row = statement.rsplit(" VALUES ", 1)
+        head, row, bind = _sqlite_insert(table, tuple(columns), session.bind.dialect)
         connection = await session.connection()
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection  # the aiosqlite connection (kernel.sqlite)
@@ -205,17 +204,15 @@ async def insert_records(
 
 # Bound values per SQLite statement: the default build's limit (SQLITE_MAX_VARIABLE_NUMBER).
 SQLITE_MAX_VARIABLES = 32_766
-_SQLITE_INSERTS: dict[
-    tuple[str, tuple[str, ...]], tuple[str, Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]]
-] = {}
+_Binder = Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]
+_SQLITE_INSERTS: dict[tuple[str, tuple[str, ...]], tuple[str, str, _Binder]] = {}
 
 
-def _sqlite_insert(
-    table: Any, columns: tuple[str, ...], dialect: Dialect
-) -> tuple[str, Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]]]:
-    """The INSERT for ``columns`` of ``table`` on SQLite, and a function that binds records for
-    it: each column with a bind processor (dates and times, booleans) through that processor,
-    JSON text as plain ``str``. Built once per table and column list."""
+def _sqlite_insert(table: Any, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, str, _Binder]:
+    """The INSERT for ``columns`` of ``table`` on SQLite as SQLAlchemy compiles it, split into
+    its head (``INSERT INTO t (...)``) and one row's ``(?, ...)``, and a function that binds
+    records for it: each column with a bind processor (dates and times, booleans) through that
+    processor, JSON text as plain ``str``. Built once per table and column list."""
     key = (table.name, columns)
     found = _SQLITE_INSERTS.get(key)
     if found is not None:
@@ -243,7 +240,8 @@ def _sqlite_insert(
             out.append(tuple(values))
         return out
 
-    found = _SQLITE_INSERTS[key] = (str(compiled), bind)
+    head, row = str(compiled).rsplit(" VALUES ", 1)
+    found = _SQLITE_INSERTS[key] = (head, row, bind)
     return found
 
 

@@ -12,11 +12,11 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Index, String, bindparam, column, insert, select, table, text
+from sqlalchemy import JSON, Boolean, Index, String, bindparam, column, select, table, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from numberplane.kernel import changes
-from numberplane.kernel.db import Base, RawJSON, UnitOfWork, copy_rows, insert_records, utcnow
+from numberplane.kernel.db import Base, RawJSON, UnitOfWork, insert_records, insert_rows, utcnow
 from numberplane.kernel.ids import new_id, new_ids
 
 EVENT_TYPES = (
@@ -163,12 +163,9 @@ async def emit_many(
         ]
 
     # Building (redacting) a thousand events is CPU work: a worker thread, not the event loop.
-    # PostgreSQL takes them by COPY; elsewhere the insert goes in slices, so no single step holds
-    # the loop for long.
+    # PostgreSQL takes them by COPY, SQLite in multi-row INSERTs on its writer thread.
     rows = await asyncio.to_thread(build) if len(items) > 100 else build()
-    if not await copy_rows(uow.session, OutboxEvent.__table__, rows):
-        for start in range(0, len(rows), BULK_SLICE):
-            await uow.session.execute(insert(OutboxEvent.__table__), rows[start : start + BULK_SLICE])  # type: ignore[arg-type]
+    await insert_rows(uow.session, OutboxEvent.__table__, rows)
     events_written(uow)
 
 
