@@ -294,6 +294,7 @@ class Result:
     latencies: list[float]
     errors: int
     cpu_us: float | None = None  # server CPU time (user + system) per request
+    writer_cpu_us: float | None = None  # its call-record writer process's, per request
 
     @property
     def rate(self) -> float:
@@ -309,6 +310,7 @@ class Result:
             f"p50 {self.pct(50):6.2f} ms  p99 {self.pct(99):6.2f} ms  "
             f"max {max(self.latencies) * 1000:7.2f} ms"
             + (f"  server CPU {self.cpu_us:4.0f} us/req" if self.cpu_us is not None else "")
+            + (f" (+ writer {self.writer_cpu_us:3.0f})" if self.writer_cpu_us else "")
             + (f"  ERRORS {self.errors}" if self.errors else "")
         )
 
@@ -327,6 +329,18 @@ def cpu_seconds(pid: int | None) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds(pid: int | None) -> float:
+    """CPU time of a process's live children: the server's call-record writer process."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            kids = [int(p) for p in handle.read().split()]
+    except OSError:
+        return 0.0
+    return sum(cpu_seconds(kid) for kid in kids)
 
 
 def pending_records(metrics: str) -> float:
@@ -364,7 +378,7 @@ async def closed_loop(
             if not _ok(status, body):
                 errors += 1
 
-    cpu = cpu_seconds(pid)
+    cpu, writer_cpu = cpu_seconds(pid), children_cpu_seconds(pid)
     started = time.perf_counter()
     await asyncio.gather(*(worker(c, requests[i::concurrency]) for i, c in enumerate(conns)))
     # Until the server has written every call record behind its answers: the write-behind's
@@ -373,9 +387,10 @@ async def closed_loop(
     await drained(conns[0])
     elapsed = time.perf_counter() - started
     cpu_us = (cpu_seconds(pid) - cpu) / len(requests) * 1e6 if pid else None
+    writer_us = (children_cpu_seconds(pid) - writer_cpu) / len(requests) * 1e6 if pid else None
     for conn in conns:
         conn.close()
-    return Result(name, len(requests), elapsed, latencies, errors, cpu_us)
+    return Result(name, len(requests), elapsed, latencies, errors, cpu_us, writer_us)
 
 
 async def open_loop(name: str, port: int, requests: list[bytes], rate: float, pool_size: int = 64) -> Result:
@@ -601,6 +616,12 @@ async def main() -> None:
                 "  call records: server CPU per request without/with (warm): "
                 f"{unrecorded[1].cpu_us / warm.cpu_us:.2f}"
             )
+            if warm.writer_cpu_us:
+                print(
+                    "  call records: the writer process's CPU per recorded call (warm): "
+                    f"{warm.writer_cpu_us:.0f} us; server + writer without/with: "
+                    f"{unrecorded[1].cpu_us / (warm.cpu_us + warm.writer_cpu_us):.2f}"
+                )
         print(
             f"  call records: p99 at {args.rate:.0f}/s with/without: warm {ours[2].pct(99):.2f} / "
             f"{unrecorded[2].pct(99):.2f} ms, cold {ours[3].pct(99):.2f} / {unrecorded[3].pct(99):.2f} ms"

@@ -15,6 +15,9 @@ from cryptography.fernet import Fernet
 os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
 os.environ["NUMBERPLANE_ALLOW_PRIVATE_URLS"] = "1"
 os.environ.setdefault("NUMBERPLANE_RUN_WORKER_IN_PROCESS", "0")
+# Apps made in the test process write call records inline (a writer child per app made would cost
+# each its start-up); tests/calls/test_writer.py and every ServerProcess use the writer process.
+os.environ.setdefault("NUMBERPLANE_CALL_WRITER", "inline")
 
 from numberplane.app import create_app
 from numberplane.carriers import service as carriers_service

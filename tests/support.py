@@ -194,6 +194,7 @@ class ServerProcess:
             **os.environ,
             "NUMBERPLANE_DATABASE_URL": db_url,
             "NUMBERPLANE_LOG_LEVEL": "WARNING",
+            "NUMBERPLANE_CALL_WRITER": "process",  # as served: records by a writer child
             **(env or {}),
         }
         self.proc = subprocess.Popen(

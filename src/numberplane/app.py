@@ -26,6 +26,8 @@ from numberplane.agents import views as agents_views
 from numberplane.calls import retention as calls_retention
 from numberplane.calls import views as calls_views
 from numberplane.calls.recorder import Recorder
+from numberplane.calls.writer import WriterProcess
+from numberplane.calls.writer import usable as writer_usable
 from numberplane.carriers import views as carriers_views
 from numberplane.console import views as console_views
 from numberplane.dialects import freya, helloannie, retell, signalwire, twilio, vapi, vocode, zudu
@@ -263,7 +265,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     # The data plane's per-process state: route cache, account directory, webhook client.
     routing = Router(database, settings)
     # Call records, written behind the data plane's answers (started and stopped in the lifespan).
-    recorder = Recorder(database, interval=settings.call_flush_seconds, batch=settings.call_flush_batch)
+    writer = None
+    if settings.call_records and settings.call_writer == "process" and writer_usable(database.url):
+        writer = WriterProcess(database.url, log_level=settings.log_level)
+    recorder = Recorder(
+        database, interval=settings.call_flush_seconds, batch=settings.call_flush_batch, writer=writer
+    )
     routing.recorder = recorder if settings.call_records else None
     # Verified API keys, so a keyed request costs no query; follows the same change feed.
     keys = KeyCache()

@@ -7,6 +7,10 @@ crash loses at most what was not yet written; the carriers' status callbacks rep
 can (a callback for an unknown call creates it). The queue is bounded: past ``max_queue`` new
 observations are dropped and counted rather than growing the process without limit.
 
+Where a batch is written: by the server's writer process (``calls.writer``, the default), so
+the process that answers carriers spends its CPU on answers; in this process while that child
+cannot be had (it is restarted at most every few seconds), and always with ``writer=None``.
+
 ``app.py`` creates one per process and starts and stops it in its lifespan; ``flush`` writes
 everything now (test calls, shutdown, tests).
 """
@@ -17,8 +21,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 
 from numberplane.calls.service import Observation, write_batch
+from numberplane.calls.writer import BatchRefused, WriterProcess, WriterUnavailable
 from numberplane.kernel.db import Database
 
 log = logging.getLogger("numberplane.calls")
@@ -33,8 +39,10 @@ class Recorder:
         batch: int = 500,
         max_queue: int = 200_000,
         gap: float = 0.02,
+        writer: WriterProcess | None = None,
     ) -> None:
         self.db = db
+        self.writer = writer
         self.interval = interval
         self.gap = gap
         self.batch = batch
@@ -43,13 +51,15 @@ class Recorder:
         self.written = 0
         self.failed = 0
         self._queue: list[Observation] = []
+        self._inflight = 0  # taken from the queue, not yet written
         self._lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_drop_log = 0.0
 
     def __len__(self) -> int:
-        return len(self._queue)
+        """Observations waiting, including the batch being written."""
+        return len(self._queue) + self._inflight
 
     def add(self, obs: Observation) -> None:
         """Queue ``obs`` for the next batch. Never blocks, never raises."""
@@ -81,10 +91,17 @@ class Recorder:
                 await task
         self._wake = None
         await self.flush()
+        if self.writer is not None:
+            await self.writer.aclose()
 
     async def _run(self) -> None:
         assert self._wake is not None
         wake = self._wake
+        if self.writer is not None:
+            try:  # ready before the first batch; if it cannot be, batches are written here
+                await self.writer.start()
+            except WriterUnavailable as exc:
+                log.warning("%s; writing call records in this process", exc)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=self.interval)
@@ -120,12 +137,29 @@ class Recorder:
             while self._queue:
                 batch = self._queue[: self.batch]
                 del self._queue[: self.batch]
+                self._inflight = len(batch)
                 try:
-                    written += await write_batch(db=self.db, observations=batch)
+                    written += await self._write(batch)
+                except BatchRefused as exc:
+                    self.failed += len(batch)
+                    log.error("dropped a batch of %d call observation(s): %s", len(batch), exc)
                 except Exception:
                     self.failed += len(batch)
                     log.exception("dropped a batch of %d call observation(s)", len(batch))
+                finally:
+                    self._inflight = 0
                 if gap and self._queue and len(batch) < self.batch:
                     await asyncio.sleep(gap)
         self.written += written
         return written
+
+    async def _write(self, batch: Sequence[Observation]) -> int:
+        writer = self.writer
+        if writer is not None and writer.available():
+            try:
+                return await writer.write(batch)
+            except WriterUnavailable as exc:
+                # Written again here: if the child wrote it before it left, the merge finds
+                # the calls and changes nothing (no second call.started either).
+                log.warning("%s; writing this batch of %d in this process", exc, len(batch))
+        return await write_batch(db=self.db, observations=batch)

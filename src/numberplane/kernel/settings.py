@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -112,6 +113,12 @@ class Settings(BaseSettings):
     # Calls (numberplane.calls) and retention (a worker's periodic job).
     call_records: bool = Field(
         default=True, description="Record every call the data plane answers (false: log and metrics only)."
+    )
+    call_writer: Literal["process", "inline"] = Field(
+        default="process",
+        description="Where call records are written: 'process', a writer process beside each server "
+        "(the answering process keeps its CPU for answers), or 'inline', in the server itself. "
+        "An in-memory SQLite database is always written inline.",
     )
     call_flush_seconds: float = Field(
         default=0.5, gt=0, le=5, description="How long a call record may wait before it is written."

@@ -1,0 +1,360 @@
+"""The call-record writer process: records written beside the server, not inside it.
+
+Writing a batch of call records (merging, encoding, COPY, the events) cost the answering
+process ~30 us of CPU per call, a third of a warm answer's (bench/routing.py): with the
+records on, the process that answers carriers spent a quarter of its time on its own
+bookkeeping. With ``NUMBERPLANE_CALL_WRITER=process`` (the default) each server starts one
+child, ``python -m numberplane.calls.writer``, and hands it each batch over a pipe; the server
+keeps only the pickling (~1 us a call). The child runs the same ``service.write_batch``, so
+a record is the same whichever process writes it.
+
+The protocol, both ways, is frames of ``FRAME`` (length, sequence) and a payload. The first
+frame down is the configuration (JSON: the database URL, which is why it is not on the command
+line, and the log level); the child answers sequence 0 when it is ready. Then each batch is
+one pickled list of ``wire`` tuples, answered with ``(written, failed)`` under its sequence.
+The child writes one batch at a time and exits at end of input: when the server closes the
+pipe, and when the server dies, so a crash loses at most the batch in flight, as before.
+
+The server side (``WriterProcess``) starts the child on first use and again after it dies
+(never more than once per ``RESTART_S``); while it cannot, ``Recorder`` writes in process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from numberplane.calls.service import DecisionFacts, Observation, write_batch
+from numberplane.kernel.db import Database, RawJSON, is_sqlite
+
+log = logging.getLogger("numberplane.calls")
+
+FRAME = struct.Struct("!IQ")  # payload length, sequence
+MAX_FRAME = 256 * 1024 * 1024  # a batch of 5,000 records is a few MB; anything larger is corrupt
+START_TIMEOUT_S = 30.0
+ACK_TIMEOUT_S = 120.0  # write_batch's own retries end well before this
+RESTART_S = 5.0
+NICE = 10
+
+
+class WriterUnavailable(Exception):
+    """The writer process could not take or finish a batch: write it some other way."""
+
+
+class BatchRefused(Exception):
+    """The writer process tried the batch and the database refused it (after its retries)."""
+
+
+def usable(url: str) -> bool:
+    """Whether another process can open the same database (an in-memory SQLite cannot)."""
+    if not is_sqlite(url):
+        return True
+    return ":memory:" not in url and "mode=memory" not in url and not url.rstrip("/").endswith(":")
+
+
+# -- The wire form ---------------------------------------------------------------------------------
+
+
+def _text(value: Any, texts: dict[int, tuple[str, str]]) -> str | None:
+    """A JSON column's value as text: what ``service._json`` would store. A ``RawJSON`` goes as
+    a plain str (pickle writes a str subclass through its reduce protocol: ~0.9 us each against
+    ~0.2), one per distinct object, so a text many calls share is pickled once."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, str):
+        seen = texts.get(id(value))
+        if seen is None:  # kept in ``texts`` with its text: alive, its id stays its own
+            seen = texts[id(value)] = (value, str.__str__(value))
+        return seen[1]
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def wire(obs: Observation, texts: dict[int, tuple[str, str]]) -> tuple[Any, ...]:
+    """``obs`` as plain values: the decision's deferred parts (the webhook's facts, the trace)
+    are built here, in the server, which holds what they are built from."""
+    facts = obs.decision
+    decision = None
+    if facts is not None:
+        webhook = facts.webhook() if callable(facts.webhook) else facts.webhook
+        trace = facts.trace() if callable(facts.trace) else facts.trace
+        decision = (
+            facts.outcome,
+            facts.reason,
+            facts.agent_id,
+            facts.agent_version,
+            _text(webhook, texts),
+            facts.decision_ms,
+            _text(trace, texts),
+        )
+    return (
+        obs.org_id,
+        obs.carrier,
+        obs.carrier_call_id,
+        obs.at,
+        obs.phone_number_id,
+        obs.phone_number,
+        obs.from_number,
+        obs.carrier_account_id,
+        obs.status,
+        obs.duration_s,
+        obs.sip_code,
+        decision,
+    )
+
+
+def pack(observations: Sequence[Observation]) -> bytes:
+    texts: dict[int, tuple[str, str]] = {}
+    return pickle.dumps([wire(obs, texts) for obs in observations], protocol=5)
+
+
+def unpack(payload: bytes) -> list[Observation]:
+    """The observations of a batch (JSON texts back as ``RawJSON``, stored as they are). The
+    payload comes from the server that started this process, down its own pipe."""
+    out = []
+    shared: dict[int, RawJSON] = {}  # one RawJSON per distinct text object (pickle shares them)
+    for row in pickle.loads(payload):  # noqa: S301 - our parent's own frames, on a private pipe
+        *head, d = row
+        facts = None
+        if d is not None:
+            outcome, reason, agent_id, agent_version, webhook, decision_ms, trace = d
+            facts = DecisionFacts(
+                outcome,
+                reason,
+                agent_id,
+                agent_version,
+                _raw(shared, webhook),
+                decision_ms,
+                _raw(shared, trace),
+            )
+        out.append(Observation(*head, facts))  # type: ignore[arg-type, call-arg]  # wire's order
+    return out
+
+
+def _raw(shared: dict[int, RawJSON], text: str | None) -> RawJSON | None:
+    if text is None:
+        return None
+    raw = shared.get(id(text))
+    if raw is None:
+        raw = shared[id(text)] = RawJSON(text)
+    return raw
+
+
+# -- The server's side -----------------------------------------------------------------------------
+
+
+class WriterProcess:
+    """The server's handle on its writer child. One batch at a time (``Recorder`` holds its
+    lock around ``write``): the next batch gathers while this one is written."""
+
+    def __init__(self, database_url: str, *, log_level: str = "WARNING") -> None:
+        self.database_url = database_url
+        self.log_level = log_level
+        self.restarts = 0
+        self.written = 0  # calls the child has written (its answers' sum)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[int, asyncio.Future[tuple[int, int]]] = {}
+        self._seq = 0
+        self._next_start = 0.0
+        self._starting: asyncio.Lock | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    def available(self) -> bool:
+        """Running, or allowed to start now (not within ``RESTART_S`` of a failed start or a death)."""
+        return self.pid is not None or time.monotonic() >= self._next_start
+
+    async def start(self) -> None:
+        """Start the child and wait until it is ready; raises ``WriterUnavailable`` if it is not."""
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self.pid is not None:
+                return
+            try:
+                await asyncio.wait_for(self._spawn(), START_TIMEOUT_S)
+            except (OSError, TimeoutError, WriterUnavailable) as exc:
+                self._next_start = time.monotonic() + RESTART_S
+                await self._kill()
+                raise WriterUnavailable(f"the call-record writer did not start: {exc!r}") from exc
+
+    async def _spawn(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "numberplane.calls.writer",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            # Its own session: a Ctrl-C at the terminal reaches the server, which then closes the
+            # pipe; the child finishes its batch and leaves, instead of dying mid-batch.
+            start_new_session=True,
+        )
+        self._proc = proc
+        self._pending.clear()
+        ready = asyncio.get_running_loop().create_future()
+        self._pending[0] = ready
+        self._reader = asyncio.create_task(self._read_acks(proc), name="numberplane-call-writer-acks")
+        config = json.dumps({"database_url": self.database_url, "log_level": self.log_level}).encode()
+        assert proc.stdin is not None
+        proc.stdin.write(FRAME.pack(len(config), 0) + config)
+        await proc.stdin.drain()
+        await ready
+        self.restarts += 1  # starts, in fact: the first counts
+        log.info("call-record writer process %d started", proc.pid)
+
+    async def _read_acks(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        try:
+            while True:
+                head = await proc.stdout.readexactly(FRAME.size)
+                length, seq = FRAME.unpack(head)
+                body = await proc.stdout.readexactly(length)
+                written, failed = json.loads(body)
+                future = self._pending.pop(seq, None)
+                if future is not None and not future.done():
+                    future.set_result((written, failed))
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+            gone = WriterUnavailable(f"the call-record writer process left ({exc.__class__.__name__})")
+        else:  # pragma: no cover - the loop only ends by an exception
+            gone = WriterUnavailable("the call-record writer process left")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(gone)
+        self._pending.clear()
+        if self._proc is proc:
+            self._next_start = time.monotonic() + RESTART_S
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            log.warning("call-record writer process %d left (exit %s)", proc.pid, proc.returncode)
+
+    async def write(self, observations: Sequence[Observation]) -> int:
+        """Hand a batch to the child and wait until it is written; returns the calls written.
+
+        ``WriterUnavailable``: the child could not take it or left before answering (the batch
+        may or may not be written: writing it again is safe, the merge is idempotent).
+        ``BatchRefused``: the child's database refused it."""
+        if self.pid is None:
+            await self.start()
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        payload = pack(observations)
+        self._seq += 1
+        seq = self._seq
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self._pending[seq] = future
+        try:
+            proc.stdin.write(FRAME.pack(len(payload), seq) + payload)
+            await proc.stdin.drain()
+            written, failed = await asyncio.wait_for(asyncio.shield(future), ACK_TIMEOUT_S)
+        except TimeoutError as exc:
+            await self._kill()
+            raise WriterUnavailable("the call-record writer process did not answer in time") from exc
+        except (ConnectionError, RuntimeError) as exc:
+            raise WriterUnavailable(f"the call-record writer process is gone: {exc!r}") from exc
+        finally:
+            self._pending.pop(seq, None)
+        if failed:
+            raise BatchRefused(f"the writer process could not write {failed} call observation(s)")
+        self.written += written
+        return written
+
+    async def aclose(self, timeout: float = 30.0) -> None:
+        """Close the pipe (the child writes what it holds and exits), then wait for it."""
+        proc, reader = self._proc, self._reader
+        if proc is None:
+            return
+        self._proc = None  # its reader then ends quietly: this is no death
+        if proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            log.warning("call-record writer process %d did not finish in %.0f s; killed", proc.pid, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        if reader is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(reader, 5)
+
+    async def _kill(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+# -- The child -------------------------------------------------------------------------------------
+
+
+async def _serve(stdin: asyncio.StreamReader, out: Any) -> None:
+    head = await stdin.readexactly(FRAME.size)
+    length, _ = FRAME.unpack(head)
+    config = json.loads(await stdin.readexactly(length))
+    logging.basicConfig(
+        level=config.get("log_level", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s[writer] %(message)s",
+    )
+    db = Database(config["database_url"])
+
+    def answer(seq: int, written: int, failed: int) -> None:
+        body = json.dumps([written, failed]).encode()
+        out.write(FRAME.pack(len(body), seq) + body)
+        out.flush()
+
+    try:
+        answer(0, 0, 0)
+        while True:
+            try:
+                head = await stdin.readexactly(FRAME.size)
+            except asyncio.IncompleteReadError:
+                return  # the server closed the pipe (or died): nothing more is coming
+            length, seq = FRAME.unpack(head)
+            if length > MAX_FRAME:
+                raise ValueError(f"a frame of {length} bytes")
+            observations = unpack(await stdin.readexactly(length))
+            try:
+                written = await write_batch(db=db, observations=observations)
+            except Exception:
+                log.exception("dropped a batch of %d call observation(s)", len(observations))
+                answer(seq, 0, len(observations))
+            else:
+                answer(seq, written, 0)
+    finally:
+        await db.dispose()
+
+
+async def _main() -> None:
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader(limit=MAX_FRAME)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin.buffer)
+    await _serve(stdin, sys.stdout.buffer)
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when this ends (end of input)
+    # Behind the answers, also for the CPU: where the server and its writer share cores, the
+    # scheduler runs the answering process first (the records may wait; the carriers may not).
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
+    with contextlib.suppress(BrokenPipeError):
+        asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()
