@@ -35,7 +35,15 @@ from typing import Any
 
 import httpx
 
-from bench.routing import REPO_ROOT, cpu_seconds, number_at, pending_records, start_server, stop_server
+from bench.routing import (
+    REPO_ROOT,
+    children_cpu_seconds,
+    cpu_seconds,
+    number_at,
+    pending_records,
+    start_server,
+    stop_server,
+)
 
 WRK = "/usr/bin/wrk"
 
@@ -165,6 +173,7 @@ class Row:
     p99_ms: float
     cpu_us: float
     errors: str
+    writer_cpu_us: float = 0.0  # the server's call-record writer process, per request
 
 
 def _ms(text: str) -> float:
@@ -199,11 +208,12 @@ def wrk(name: str, url: str, headers: dict[str, str], args: argparse.Namespace, 
         command[1:1] = ["-s", script]
     for header, value in headers.items():
         command[1:1] = ["-H", f"{header}: {value}"]
-    cpu = cpu_seconds(pid)
+    cpu, writer_cpu = cpu_seconds(pid), children_cpu_seconds(pid)
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.seconds + 60)
     # The call records written behind the answers count, in time and CPU (bench.routing.drained).
     lag = drain(url.split("/v1/", 1)[0].rstrip("/"))
     cpu = cpu_seconds(pid) - cpu
+    writer_cpu = children_cpu_seconds(pid) - writer_cpu
     out = done.stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -216,6 +226,7 @@ def wrk(name: str, url: str, headers: dict[str, str], args: argparse.Namespace, 
         _ms(p99.group(1)) if p99 else float("nan"),
         cpu / max(total, 1) * 1e6,
         f"NON-2xx {errors.group(1)}" if errors else "",
+        writer_cpu / max(total, 1) * 1e6,
     )
 
 
@@ -375,7 +386,9 @@ def main() -> None:
                 r = rows[name]
                 print(
                     f"  {r.name:<38} {r.rate:>9,.0f} req/s  p99 {r.p99_ms:7.2f} ms  "
-                    f"server CPU {r.cpu_us:6.0f} us/req  {r.errors}",
+                    f"server CPU {r.cpu_us:6.0f} us/req"
+                    + (f" (+ writer {r.writer_cpu_us:.0f})" if r.writer_cpu_us >= 0.5 else "")
+                    + f"  {r.errors}",
                     flush=True,
                 )
         finally:
