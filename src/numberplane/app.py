@@ -27,7 +27,7 @@ from numberplane.calls import retention as calls_retention
 from numberplane.calls import views as calls_views
 from numberplane.calls.recorder import Recorder
 from numberplane.calls.writer import WriterProcess
-from numberplane.calls.writer import usable as writer_usable
+from numberplane.calls.writer import chosen as writer_chosen
 from numberplane.carriers import views as carriers_views
 from numberplane.console import views as console_views
 from numberplane.dialects import freya, helloannie, retell, signalwire, twilio, vapi, vocode, zudu
@@ -266,7 +266,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     routing = Router(database, settings)
     # Call records, written behind the data plane's answers (started and stopped in the lifespan).
     writer = None
-    if settings.call_records and settings.call_writer == "process" and writer_usable(database.url):
+    if settings.call_records and writer_chosen(settings.call_writer, database.url):
         writer = WriterProcess(database.url, log_level=settings.log_level)
     recorder = Recorder(
         database, interval=settings.call_flush_seconds, batch=settings.call_flush_batch, writer=writer

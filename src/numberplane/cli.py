@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,11 @@ def serve(
         raise typer.Exit(2)
     _public_url_for(host, port)
     settings = get_settings()
+    if settings.call_writer == "auto":  # the workers inherit the choice (they cannot count each other)
+        from numberplane.calls.writer import chosen
+
+        mode = "process" if chosen("auto", settings.database_url, workers=workers) else "inline"
+        os.environ["NUMBERPLANE_CALL_WRITER"] = mode
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if bootstrap:
         upgrade(settings.database_url)

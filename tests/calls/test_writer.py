@@ -241,3 +241,29 @@ async def test_a_served_call_is_recorded_by_the_child_and_by_the_server_while_it
     await asyncio.sleep(0.6)  # past RESTART_S: the next batch starts a new child
     await test_call(api, org, number)
     assert writer.pid not in (None, first_pid) and writer.written > by_child
+
+
+@pytest.mark.parametrize(
+    ("setting", "url", "workers", "cpus", "expected"),
+    [
+        ("process", "postgresql+asyncpg://h/db", 4, 2, True),
+        ("inline", "postgresql+asyncpg://h/db", 1, 8, False),
+        ("auto", "postgresql+asyncpg://h/db", 1, 2, True),  # a core left for the writer
+        ("auto", "postgresql+asyncpg://h/db", 2, 2, False),  # every core runs a server
+        ("auto", "sqlite+aiosqlite:///./numberplane.db", 1, 2, True),
+        ("auto", "sqlite+aiosqlite:///./numberplane.db", 1, 1, False),
+        ("process", "sqlite+aiosqlite:///:memory:", 1, 8, False),  # no other process can open it
+        ("process", "sqlite+aiosqlite://", 1, 8, False),
+    ],
+)
+def test_which_servers_write_through_a_writer_process(
+    setting: str, url: str, workers: int, cpus: int, expected: bool
+) -> None:
+    assert writer_module.chosen(setting, url, workers=workers, cpus=cpus) is expected
+
+
+def test_auto_counts_uvicorns_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    assert writer_module.chosen("auto", "postgresql+asyncpg://h/db", cpus=2) is False
+    monkeypatch.setenv("WEB_CONCURRENCY", "1")
+    assert writer_module.chosen("auto", "postgresql+asyncpg://h/db", cpus=2) is True

@@ -114,10 +114,11 @@ class Settings(BaseSettings):
     call_records: bool = Field(
         default=True, description="Record every call the data plane answers (false: log and metrics only)."
     )
-    call_writer: Literal["process", "inline"] = Field(
-        default="process",
+    call_writer: Literal["auto", "process", "inline"] = Field(
+        default="auto",
         description="Where call records are written: 'process', a writer process beside each server "
-        "(the answering process keeps its CPU for answers), or 'inline', in the server itself. "
+        "(the answering process keeps its CPU for answers); 'inline', in the server itself; 'auto', "
+        "a writer process when the server's workers leave a CPU for it (fewer workers than CPUs). "
         "An in-memory SQLite database is always written inline.",
     )
     call_flush_seconds: float = Field(
