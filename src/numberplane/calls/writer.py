@@ -241,6 +241,8 @@ class WriterProcess:
             while True:
                 head = await proc.stdout.readexactly(FRAME.size)
                 length, seq = FRAME.unpack(head)
+                if length > 4096:  # an answer is a few bytes: this is not one
+                    raise ValueError(f"an answer of {length} bytes")
                 body = await proc.stdout.readexactly(length)
                 written, failed = json.loads(body)
                 future = self._pending.pop(seq, None)
@@ -361,10 +363,14 @@ async def _serve(stdin: asyncio.StreamReader, out: Any) -> None:
 
 
 async def _main() -> None:
+    # The answers get standard output to themselves: anything else printed goes to stderr.
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader(limit=MAX_FRAME)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin.buffer)
-    await _serve(stdin, sys.stdout.buffer)
+    await _serve(stdin, answers)
 
 
 def main() -> None:
