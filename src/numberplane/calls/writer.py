@@ -44,7 +44,6 @@ MAX_FRAME = 256 * 1024 * 1024  # a batch of 5,000 records is a few MB; anything 
 START_TIMEOUT_S = 30.0
 ACK_TIMEOUT_S = 120.0  # write_batch's own retries end well before this
 RESTART_S = 5.0
-NICE = 10
 
 
 class WriterUnavailable(Exception):
@@ -375,10 +374,6 @@ async def _main() -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when this ends (end of input)
-    # Behind the answers, also for the CPU: where the server and its writer share cores, the
-    # scheduler runs the answering process first (the records may wait; the carriers may not).
-    with contextlib.suppress(OSError):
-        os.nice(NICE)
     with contextlib.suppress(BrokenPipeError):
         asyncio.run(_main())
 
