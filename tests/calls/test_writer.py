@@ -21,7 +21,7 @@ from numberplane.calls import writer as writer_module
 from numberplane.calls.models import Call
 from numberplane.calls.recorder import Recorder
 from numberplane.calls.service import COLUMNS, DecisionFacts, Observation
-from numberplane.calls.writer import WriterProcess, pack, unpack
+from numberplane.calls.writer import WriterProcess, pack, row_of, unpack
 from numberplane.kernel.db import Database, RawJSON
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.settings import Settings
@@ -53,7 +53,7 @@ def test_a_batch_crosses_the_pipe_as_the_server_would_write_it() -> None:
     batch.append(
         Observation("org", "twilio", "c0", T0 + dt.timedelta(seconds=30), status="completed", duration_s=28)
     )
-    back = unpack(pack(batch))
+    back = unpack(pack([row_of(obs) for obs in batch]))
     assert [(o.key, o.at, o.status, o.duration_s) for o in back] == [
         (o.key, o.at, o.status, o.duration_s) for o in batch
     ]
@@ -267,3 +267,20 @@ def test_auto_counts_uvicorns_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     assert writer_module.chosen("auto", "postgresql+asyncpg://h/db", cpus=2) is False
     monkeypatch.setenv("WEB_CONCURRENCY", "1")
     assert writer_module.chosen("auto", "postgresql+asyncpg://h/db", cpus=2) is True
+
+
+async def test_a_record_that_cannot_be_built_never_reaches_the_answer(db: Database) -> None:
+    """``Recorder.add`` runs on the answer's path: a trace that fails to build costs the record
+    (counted), never the answer."""
+
+    def broken() -> list[dict[str, str]]:
+        raise RuntimeError("no trace")
+
+    obs = observation("org", "broken")
+    assert obs.decision is not None
+    obs.decision.trace = broken
+    recorder = Recorder(db)
+    recorder.add(obs)
+    assert (len(recorder), recorder.failed) == (0, 1)
+    recorder.add(observation("org", "fine"))
+    assert len(recorder) == 1

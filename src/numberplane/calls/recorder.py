@@ -1,11 +1,12 @@
 """Write-behind for call records: the data plane answers first, the record follows.
 
-Routing hands each observation to ``Recorder.add`` (a list append: nothing on the answer's path
-waits for the database). A background task writes what has gathered every ``interval`` seconds,
-or sooner once ``batch`` are waiting, one unit of work per batch (``service.write_batch``). A
-crash loses at most what was not yet written; the carriers' status callbacks repair what they
-can (a callback for an unknown call creates it). The queue is bounded: past ``max_queue`` new
-observations are dropped and counted rather than growing the process without limit.
+Routing hands each observation to ``Recorder.add``, which queues it as a tuple of plain values
+(``writer.row_of``; nothing on the answer's path waits for the database). A background task
+writes what has gathered every ``interval`` seconds, or sooner once ``batch`` are waiting, one
+unit of work per batch (``service.write_batch``). A crash loses at most what was not yet
+written; the carriers' status callbacks repair what they can (a callback for an unknown call
+creates it). The queue is bounded: past ``max_queue`` new observations are dropped and counted
+rather than growing the process without limit.
 
 Where a batch is written: by the server's writer process (``calls.writer``, the default), so
 the process that answers carriers spends its CPU on answers; in this process while that child
@@ -24,7 +25,7 @@ import time
 from collections.abc import Sequence
 
 from numberplane.calls.service import Observation, write_batch
-from numberplane.calls.writer import BatchRefused, WriterProcess, WriterUnavailable
+from numberplane.calls.writer import BatchRefused, Row, WriterProcess, WriterUnavailable, observations, row_of
 from numberplane.kernel.db import Database
 
 log = logging.getLogger("numberplane.calls")
@@ -50,7 +51,7 @@ class Recorder:
         self.dropped = 0
         self.written = 0
         self.failed = 0
-        self._queue: list[Observation] = []
+        self._queue: list[Row] = []
         self._inflight = 0  # taken from the queue, not yet written
         self._lock: asyncio.Lock | None = None
         self._wake: asyncio.Event | None = None
@@ -63,6 +64,12 @@ class Recorder:
 
     def add(self, obs: Observation) -> None:
         """Queue ``obs`` for the next batch. Never blocks, never raises."""
+        try:
+            row = row_of(obs)
+        except Exception:  # building its trace failed: the call is answered, its record is not
+            self.failed += 1
+            log.exception("could not record call %s", obs.carrier_call_id)
+            return
         queue = self._queue
         if len(queue) >= self.max_queue:
             self.dropped += 1
@@ -73,7 +80,7 @@ class Recorder:
                     "call recorder queue full (%d); %d observation(s) dropped", len(queue), self.dropped
                 )
             return
-        queue.append(obs)
+        queue.append(row)
         if len(queue) >= self.batch and self._wake is not None:
             self._wake.set()
 
@@ -153,7 +160,7 @@ class Recorder:
         self.written += written
         return written
 
-    async def _write(self, batch: Sequence[Observation]) -> int:
+    async def _write(self, batch: Sequence[Row]) -> int:
         writer = self.writer
         if writer is not None and writer.available():
             try:
@@ -162,4 +169,4 @@ class Recorder:
                 # Written again here: if the child wrote it before it left, the merge finds
                 # the calls and changes nothing (no second call.started either).
                 log.warning("%s; writing this batch of %d in this process", exc, len(batch))
-        return await write_batch(db=self.db, observations=batch)
+        return await write_batch(db=self.db, observations=observations(batch))
