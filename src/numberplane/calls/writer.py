@@ -1,17 +1,18 @@
 """The call-record writer process: records written beside the server, not inside it.
 
 Writing a batch of call records (merging, encoding, COPY, the events) cost the answering
-process ~30 us of CPU per call, a third of a warm answer's (bench/routing.py): with the
-records on, the process that answers carriers spent a quarter of its time on its own
-bookkeeping. With ``NUMBERPLANE_CALL_WRITER=process`` (the default) each server starts one
-child, ``python -m numberplane.calls.writer``, and hands it each batch over a pipe; the server
-keeps only the pickling (~1 us a call). The child runs the same ``service.write_batch``, so
-a record is the same whichever process writes it.
+process ~30 us of CPU per call, a third of a warm answer's (bench/routing.py, an A/B with the
+batches dropped unwritten): the process that answers carriers spent a quarter of its time on
+its own bookkeeping. With a writer (``NUMBERPLANE_CALL_WRITER``, ``chosen``) each server starts
+one child, ``python -m numberplane.calls.writer``, and hands it each batch over a pipe; the
+server keeps only the pickling (~1 us a call). The child runs the same ``service.write_batch``,
+so a record is the same whichever process writes it.
 
 The protocol, both ways, is frames of ``FRAME`` (length, sequence) and a payload. The first
 frame down is the configuration (JSON: the database URL, which is why it is not on the command
 line, and the log level); the child answers sequence 0 when it is ready. Then each batch is
-one pickled list of ``wire`` tuples, answered with ``(written, failed)`` under its sequence.
+one pickled list of rows (``row_of``, ``pack``), answered with ``(written, failed)`` under its
+sequence.
 The child writes one batch at a time and exits at end of input: when the server closes the
 pipe, and when the server dies, so a crash loses at most the batch in flight, as before.
 
