@@ -332,14 +332,16 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 def children_cpu_seconds(pid: int | None) -> float:
-    """CPU time of a process's live children: the server's call-record writer process."""
+    """CPU time of a process's live children (a server's call-record writer; uvicorn's workers)."""
     if pid is None:
         return 0.0
+    kids: list[int] = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            kids = [int(p) for p in handle.read().split()]
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                kids += [int(p) for p in handle.read().split()]
     except OSError:
-        return 0.0
+        pass
     return sum(cpu_seconds(kid) for kid in kids)
 
 

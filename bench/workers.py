@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.routing import Connection, Seed, number_at, signed_requests
+from bench.routing import Connection, Seed, children_cpu_seconds, cpu_seconds, number_at, signed_requests
 
 WRK = "/usr/bin/wrk"
 
@@ -54,22 +54,7 @@ def lua_script(requests: list[bytes], path: Path) -> None:
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process and its children (uvicorn's workers)."""
-    total = 0.0
-    pids = [pid]
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as handle:
-                pids += [int(p) for p in handle.read().split()]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            continue
-    return total
+    return cpu_seconds(pid) + children_cpu_seconds(pid)
 
 
 def serve(workers: int, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:

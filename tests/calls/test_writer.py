@@ -98,35 +98,13 @@ async def test_the_child_writes_what_the_server_would_and_closing_drains_it(
     # Not on its command line: the database URL (with any password) goes down the pipe.
     cmdline = _cmdline(pid)
     assert b"numberplane.calls.writer" in cmdline and not any(db_url.encode() in part for part in cmdline)
-    for i in range(5):
-        recorder.add(observation(org.org_id, f"w{tag}-{i}"))
-    recorder.add(
-        Observation(
-            org.org_id,
-            "twilio",
-            f"w{tag}-0",
-            T0 + dt.timedelta(seconds=40),
-            status="completed",
-            duration_s=38,
-        )
-    )
+    five_calls(recorder, org.org_id, f"w{tag}")
     await recorder.aclose()  # the queue goes to the child, which writes it and exits
     assert recorder.written == 5 and recorder.failed == 0
     await wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=10)
 
     inline = Recorder(db)  # no writer: the same observations, written in this process
-    for i in range(5):
-        inline.add(observation(org.org_id, f"i{tag}-{i}"))
-    inline.add(
-        Observation(
-            org.org_id,
-            "twilio",
-            f"i{tag}-0",
-            T0 + dt.timedelta(seconds=40),
-            status="completed",
-            duration_s=38,
-        )
-    )
+    five_calls(inline, org.org_id, f"i{tag}")
     assert await inline.flush() == 5
 
     by_child = await rows_of(db, [f"w{tag}-{i}" for i in range(5)])
@@ -147,6 +125,13 @@ def completed(org_id: str, call_id: str) -> Observation:
     return Observation(
         org_id, "twilio", call_id, T0 + dt.timedelta(seconds=40), status="completed", duration_s=38
     )
+
+
+def five_calls(recorder: Recorder, org_id: str, prefix: str) -> None:
+    """Five decided calls ``{prefix}-0`` to ``-4``, the first of them then completed."""
+    for i in range(5):
+        recorder.add(observation(org_id, f"{prefix}-{i}"))
+    recorder.add(completed(org_id, f"{prefix}-0"))
 
 
 def _zombie(pid: int) -> bool:

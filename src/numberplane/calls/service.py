@@ -296,7 +296,7 @@ def event_json(record: Sequence[Any]) -> RawJSON:
         return RawJSON(_EVENT_TEMPLATE % tuple(_json_value(record[at]) for at in i))
 
 
-def _json(value: Any) -> RawJSON | None:
+def json_text(value: Any) -> RawJSON | None:
     """A JSON column's value as text (COPY takes text; SQLAlchemy stores a ``RawJSON`` as it is)."""
     if value is None or isinstance(value, RawJSON):
         return value
@@ -307,7 +307,7 @@ def _record(row: dict[str, Any]) -> tuple[Any, ...]:
     """A merged row as a COPY record."""
     record = [row[column] for column in COLUMNS]
     for at in _JSON_AT:
-        record[at] = _json(record[at])
+        record[at] = json_text(record[at])
     return tuple(record)
 
 
@@ -332,9 +332,9 @@ def opening(obs: Observation, facts: DecisionFacts, record_id: str | None = None
         facts.reason,
         facts.agent_id,
         facts.agent_version,
-        _json(webhook),
+        json_text(webhook),
         facts.decision_ms,
-        _json(trace),
+        json_text(trace),
         obs.sip_code,
         at,
         None,

@@ -32,10 +32,10 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from numberplane.calls.service import DecisionFacts, Observation, write_batch
+from numberplane.calls.service import DecisionFacts, Observation, json_text, write_batch
 from numberplane.kernel.db import Database, RawJSON, is_sqlite
 
 log = logging.getLogger("numberplane.calls")
@@ -89,13 +89,6 @@ def chosen(setting: str, url: str, *, workers: int | None = None, cpus: int | No
 Row = tuple[Any, ...]  # an observation as plain values (``row_of``)
 
 
-def _json_text(value: Any) -> RawJSON | None:
-    """A JSON column's value as the text ``service._json`` would store."""
-    if value is None or isinstance(value, RawJSON):
-        return value
-    return RawJSON(json.dumps(value, separators=(",", ":"), default=str))
-
-
 def row_of(obs: Observation) -> Row:
     """``obs`` as the tuple ``Recorder`` queues: plain values, its decision's deferred parts (the
     webhook's facts, the trace) built now, in the process that holds what they are built from.
@@ -114,9 +107,9 @@ def row_of(obs: Observation) -> Row:
             facts.reason,
             facts.agent_id,
             facts.agent_version,
-            _json_text(facts.webhook() if callable(facts.webhook) else facts.webhook),
+            json_text(facts.webhook() if callable(facts.webhook) else facts.webhook),
             facts.decision_ms,
-            _json_text(facts.trace() if callable(facts.trace) else facts.trace),
+            json_text(facts.trace() if callable(facts.trace) else facts.trace),
         )
     return (
         obs.org_id,
@@ -158,14 +151,7 @@ def pack(rows: Sequence[Row]) -> bytes:
             text = texts[id(value)] = str.__str__(value)
         return text
 
-    out = []
-    for row in rows:
-        d = row[11]
-        if d is not None:
-            d = (d[0], d[1], d[2], d[3], plain(d[4]), d[5], plain(d[6]))
-            row = (*row[:11], d)
-        out.append(row)
-    return pickle.dumps(out, protocol=5)
+    return pickle.dumps([_texts_as(row, plain) for row in rows], protocol=5)
 
 
 def unpack(payload: bytes) -> list[Observation]:
@@ -182,11 +168,15 @@ def unpack(payload: bytes) -> list[Observation]:
         return value
 
     rows = pickle.loads(payload)  # noqa: S301 - our parent's own frames, on a private pipe
-    for index, row in enumerate(rows):
-        d = row[11]
-        if d is not None:
-            rows[index] = (*row[:11], (d[0], d[1], d[2], d[3], raw(d[4]), d[5], raw(d[6])))
-    return observations(rows)
+    return observations([_texts_as(row, raw) for row in rows])
+
+
+def _texts_as(row: Row, convert: Callable[[Any], Any]) -> Row:
+    """``row`` with its decision's two JSON texts (the webhook's facts, the trace) converted."""
+    d = row[11]
+    if d is None:
+        return row
+    return (*row[:11], (d[0], d[1], d[2], d[3], convert(d[4]), d[5], convert(d[6])))
 
 
 # -- The server's side -----------------------------------------------------------------------------
