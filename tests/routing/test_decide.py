@@ -20,6 +20,7 @@ from numberplane.routing.decide import (
     needs_webhook,
     pick_agent,
 )
+from numberplane.routing.recording import trace_of
 from numberplane.routing.snapshot import AgentTarget, CallHandlerView, RouteSnapshot
 from numberplane.routing.trace import trace, trace_text
 
@@ -610,3 +611,50 @@ def test_the_stored_trace_is_the_trace_encoded(
         decision = decide(target, the_call, result)
         expected = json.dumps(trace(target, the_call, result, decision, webhook_ms), separators=(",", ":"))
         assert trace_text(target, the_call, result, decision, webhook_ms) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=statuses,
+    allowed=countries,
+    handler=handlers,
+    hook=st.sampled_from([None, "https://hook.example.com"]),
+    agents=st.sampled_from([(), (STREAM,), (SIP,), (NO_CONNECT,), (STREAM, SIP)]),
+    fallback_number=st.sampled_from([None, "+14155550177"]),
+    fallback_sip=st.sampled_from([None, "sip:desk@pbx.example.com", "sip:\u2063e164\u2063@pbx.example.com"]),
+    caller=st.sampled_from([CALLER_US, CALLER_GB, "anonymous", None]),
+    numbers=st.lists(st.sampled_from([NUMBER, "+14155550101", "+442079460001", 'sip:"x"\u00e9']), min_size=1),
+)
+def test_a_shared_trace_is_each_calls_own(
+    status: str,
+    allowed: list[str] | None,
+    handler: CallHandlerView | None,
+    hook: str | None,
+    agents: tuple[AgentTarget, ...],
+    fallback_number: str | None,
+    fallback_sip: str | None,
+    caller: str | None,
+    numbers: list[str],
+) -> None:
+    """A call record's trace comes from text shared by every number of one shape, with the
+    number put in (routing.recording.trace_of): for each number, in any order, hit or miss, it
+    is byte for byte the trace written for that call alone, escapes included, even where a
+    tenant's own text holds the stand-in for the number."""
+    for e164 in numbers:
+        route = snap(
+            e164=e164,
+            number_id=f"num_{e164}",
+            status=status,
+            allowed_inbound_countries=tuple(allowed) if allowed else None,
+            call_handler=handler,
+            inbound_webhook_url=hook,
+            agents=agents,
+            fallback_number=fallback_number,
+            fallback_sip_uri=fallback_sip,
+        )
+        the_call = dataclasses.replace(call(caller), to=e164)
+        decision = decide(route, the_call, None)
+        for target in (route, None):
+            assert trace_of(target, the_call, None, decision, None) == trace_text(
+                target, the_call, None, decision
+            )

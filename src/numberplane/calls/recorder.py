@@ -1,7 +1,8 @@
 """Write-behind for call records: the data plane answers first, the record follows.
 
-Routing hands each observation to ``Recorder.add``, which queues it as a tuple of plain values
-(``writer.row_of``; nothing on the answer's path waits for the database). A background task
+Routing hands each decision to ``Recorder.add_row`` as a tuple of plain values
+(``writer.decided_row``; a status callback's observation goes through ``add`` and
+``writer.row_of``). Nothing on the answer's path waits for the database: a background task
 writes what has gathered every ``interval`` seconds, or sooner once ``batch`` are waiting, one
 unit of work per batch (``service.write_batch``). A crash loses at most what was not yet
 written; the carriers' status callbacks repair what they can (a callback for an unknown call
@@ -67,9 +68,18 @@ class Recorder:
         try:
             row = row_of(obs)
         except Exception:  # building its trace failed: the call is answered, its record is not
-            self.failed += 1
-            log.exception("could not record call %s", obs.carrier_call_id)
+            self.lost(obs.carrier_call_id)
             return
+        self.add_row(row)
+
+    def lost(self, call_id: str | None) -> None:
+        """A call whose record could not be built (its trace failed): counted and logged; the
+        answer it was built for is not touched."""
+        self.failed += 1
+        log.exception("could not record call %s", call_id)
+
+    def add_row(self, row: Row) -> None:
+        """Queue a row (``writer.row_of``, ``writer.decided_row``). Never blocks, never raises."""
         queue = self._queue
         if len(queue) >= self.max_queue:
             self.dropped += 1

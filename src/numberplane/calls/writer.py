@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from numberplane.calls.service import DecisionFacts, Observation, json_text, write_batch
@@ -86,7 +87,7 @@ def chosen(setting: str, url: str, *, workers: int | None = None, cpus: int | No
 # -- The queue's form and the wire's ---------------------------------------------------------------
 
 
-Row = tuple[Any, ...]  # an observation as plain values (``row_of``)
+Row = tuple[Any, ...]  # an observation as plain values (``row_of``, ``decided_row``)
 
 
 def row_of(obs: Observation) -> Row:
@@ -98,7 +99,7 @@ def row_of(obs: Observation) -> Row:
     objects the garbage collector tracks. Held by the thousand while a batch is written, they
     set off a young collection every ~250 calls, ~1.1 ms each (bench/routing.py, warm: 4.4-5.5 us
     a call; none at all with records off). A tuple of strings, numbers and times is untracked at
-    its first collection."""
+    its first collection. ``at`` goes as seconds since the epoch (``decided_row``)."""
     facts = obs.decision
     decision = None
     if facts is not None:
@@ -115,7 +116,7 @@ def row_of(obs: Observation) -> Row:
         obs.org_id,
         obs.carrier,
         obs.carrier_call_id,
-        obs.at,
+        obs.at.timestamp(),
         obs.phone_number_id,
         obs.phone_number,
         obs.from_number,
@@ -127,56 +128,80 @@ def row_of(obs: Observation) -> Row:
     )
 
 
+def decided_row(
+    org_id: str,
+    carrier: str,
+    carrier_call_id: str,
+    at: float,
+    phone_number_id: str | None,
+    phone_number: str | None,
+    from_number: str | None,
+    carrier_account_id: str | None,
+    outcome: str,
+    reason: str,
+    agent_id: str | None,
+    agent_version: int | None,
+    webhook: str,
+    decision_ms: float,
+    trace: str,
+) -> Row:
+    """The row of a routing decision (a new call, ``ringing``), built straight from its parts:
+    ``row_of`` without the ``Observation`` and ``DecisionFacts`` in between, which cost the
+    answering process ~4 us a call (bench/routing.py, py-spy). ``at`` is ``time.time()``: a float
+    is cheaper to take and to pickle than a datetime, and round-trips to the microsecond.
+    ``webhook`` and ``trace`` are JSON text, as plain ``str`` (pickle writes a str subclass such as
+    ``RawJSON`` through its reduce protocol: ~0.9 us each against ~0.2)."""
+    return (
+        org_id,
+        carrier,
+        carrier_call_id,
+        at,
+        phone_number_id,
+        phone_number,
+        from_number,
+        carrier_account_id,
+        "ringing",
+        None,
+        None,
+        (outcome, reason, agent_id, agent_version, webhook, decision_ms, trace),
+    )
+
+
+_fromtimestamp = dt.datetime.fromtimestamp
+
+
 def observations(rows: Sequence[Row]) -> list[Observation]:
-    """The observations of queued rows (what ``service.write_batch`` takes)."""
+    """The observations of queued rows (what ``service.write_batch`` takes): ``at`` a datetime
+    again, each JSON text a ``RawJSON`` (one per distinct text object: the calls of one batch
+    that share a text share its ``RawJSON``)."""
+    shared: dict[int, RawJSON] = {}  # by the id of a text ``rows`` holds (alive until we return)
+
+    def raw(text: str | None) -> RawJSON | None:
+        if text is None or isinstance(text, RawJSON):
+            return text
+        value = shared.get(id(text))
+        if value is None:
+            value = shared[id(text)] = RawJSON(text)
+        return value
+
     out = []
     for row in rows:
-        *head, d = row
-        facts = None if d is None else DecisionFacts(*d)
-        out.append(Observation(*head, facts))  # type: ignore[arg-type, call-arg]  # row_of's order
+        org_id, carrier, call_id, at, *rest, d = row
+        facts = None if d is None else DecisionFacts(d[0], d[1], d[2], d[3], raw(d[4]), d[5], raw(d[6]))
+        out.append(Observation(org_id, carrier, call_id, _fromtimestamp(at, dt.UTC), *rest, facts))  # type: ignore[arg-type, call-arg]
     return out
 
 
 def pack(rows: Sequence[Row]) -> bytes:
-    """A batch of rows for the pipe. Each ``RawJSON`` goes as a plain str (pickle writes a str
-    subclass through its reduce protocol: ~0.9 us each against ~0.2), one per distinct object, so
-    a text many calls share (a cached trace) is pickled once."""
-    texts: dict[int, str] = {}  # by the id of a RawJSON held by ``rows`` (alive until we return)
-
-    def plain(value: RawJSON | None) -> str | None:
-        if value is None:
-            return None
-        text = texts.get(id(value))
-        if text is None:
-            text = texts[id(value)] = str.__str__(value)
-        return text
-
-    return pickle.dumps([_texts_as(row, plain) for row in rows], protocol=5)
+    """A batch of rows for the pipe. Pickle writes an object that several rows hold once (a
+    trace or webhook text many calls share)."""
+    return pickle.dumps(list(rows), protocol=5)
 
 
 def unpack(payload: bytes) -> list[Observation]:
-    """The observations of a batch (its JSON texts ``RawJSON`` again, one per distinct text).
-    The payload comes from the server that started this process, down its own pipe."""
-    shared: dict[int, RawJSON] = {}
-
-    def raw(text: str | None) -> RawJSON | None:
-        if text is None:
-            return None
-        value = shared.get(id(text))
-        if value is None:  # ``text`` is held by the unpickled list: its id stays its own
-            value = shared[id(text)] = RawJSON(text)
-        return value
-
-    rows = pickle.loads(payload)  # noqa: S301 - our parent's own frames, on a private pipe
-    return observations([_texts_as(row, raw) for row in rows])
-
-
-def _texts_as(row: Row, convert: Callable[[Any], Any]) -> Row:
-    """``row`` with its decision's two JSON texts (the webhook's facts, the trace) converted."""
-    d = row[11]
-    if d is None:
-        return row
-    return (*row[:11], (d[0], d[1], d[2], d[3], convert(d[4]), d[5], convert(d[6])))
+    """The observations of a batch. The payload comes from the server that started this
+    process, down its own pipe."""
+    return observations(pickle.loads(payload))  # noqa: S301 - our parent's own frames, on a private pipe
 
 
 # -- The server's side -----------------------------------------------------------------------------
