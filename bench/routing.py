@@ -16,6 +16,10 @@ What it does, in one run:
    - warm: the same numbers again (cache hits),
    - steady: an open-loop 1,000 calls/s for 10 s (latency from the *scheduled* send time, so
      queueing counts), warm and cold;
+   - warm again under ``wrk`` (C; ``--wrk-seconds``, 0 for none), each request a new call:
+     this process's load generator takes ~35 us of CPU per request, as much as PostgreSQL and
+     the call-record writer together, on the same cores, so its warm rate says as much about the
+     machine as about the server; with wrk the server has the most of a core to itself;
 3. stops it and starts the same uvicorn stack serving a bare ASGI app that drains the body and
    answers a constant TwiML document, and measures it the same way;
 4. prints decisions/s, p50/p99, and the Numberplane/bare throughput ratio. A closed-loop phase
@@ -33,12 +37,15 @@ import asyncio
 import gc
 import os
 import random
+import re
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -262,6 +269,75 @@ def signed_requests(seed: Seed, base: str, numbers: list[str], tag: int = 0) -> 
     return out
 
 
+WRK = "/usr/bin/wrk"
+
+
+def have_wrk() -> bool:
+    return os.path.exists(WRK)
+
+
+def lua_script(requests: list[bytes], path: Path) -> None:
+    """A wrk script that sends the given raw requests' bodies and signatures in turn. They go in
+    a data file beside it, one request a line, read when wrk starts (a Lua function holds at most
+    65,536 constants, so a table written into the script would limit the requests)."""
+    lines = []
+    for raw in requests:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        signature = re.search(rb"X-Twilio-Signature: (\S+)", head).group(1)  # type: ignore[union-attr]
+        lines.append(signature + b" " + body)
+    data = path.with_suffix(".requests")
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    path.write_text(
+        "local reqs = {}\n"
+        f'for line in io.lines("{data}") do\n'
+        '  local signature, body = line:match("^(%S+) (.*)$")\n'
+        "  reqs[#reqs + 1] = {signature, body}\n"
+        "end\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #reqs + 1\n"
+        '  local headers = {["Content-Type"] = "application/x-www-form-urlencoded", '
+        '["X-Twilio-Signature"] = reqs[i][1]}\n'
+        '  return wrk.format("POST", "/voice/twilio", headers, reqs[i][2])\n'
+        "end\n"
+    )
+
+
+def run_wrk(
+    port: int, script: Path, seconds: int, connections: int, threads: int = 2
+) -> tuple[float, float, int, str, float]:
+    """Run wrk; (req/s, p99 ms, requests, errors note, seconds it ran)."""
+    done = subprocess.run(
+        [
+            WRK,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+    )
+    out = done.stdout
+    if "Requests/sec" not in out:
+        raise RuntimeError(f"wrk failed: {done.stdout}{done.stderr}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    assert found is not None, out
+    total, ran = int(found.group(1)), float(found.group(2)) / (1000 if found.group(3) == "ms" else 1)
+    p99 = re.search(r"99%\s+([\d.]+)(\w+)", out)
+    p99_ms = float("nan")
+    if p99:
+        value, unit = float(p99.group(1)), p99.group(2)
+        p99_ms = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, p99_ms, total, f"NON-2xx {errors.group(1)}" if errors else "", ran
+
+
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -312,6 +388,33 @@ class Result:
             + (f"  server CPU {self.cpu_us:4.0f} us/req" if self.cpu_us is not None else "")
             + (f" (+ writer {self.writer_cpu_us:3.0f})" if self.writer_cpu_us else "")
             + (f"  ERRORS {self.errors}" if self.errors else "")
+        )
+
+
+@dataclass
+class WrkResult:
+    """A closed-loop phase driven by wrk (C): the load generator takes little of the machine, so
+    the server, its writer and PostgreSQL have the cores to themselves; the rate is over wrk's
+    run plus the wait for the server's call-record queue to empty."""
+
+    name: str
+    requests: int
+    seconds: float
+    p99_ms: float
+    cpu_us: float
+    writer_cpu_us: float
+    errors: str
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def line(self) -> str:
+        return (
+            f"  {self.name:<34} {self.requests:>7,} req  {self.rate:>8,.0f} req/s  "
+            f"p99 {self.p99_ms:6.2f} ms  server CPU {self.cpu_us:4.0f} us/req"
+            + (f" (+ writer {self.writer_cpu_us:3.0f})" if self.writer_cpu_us else "")
+            + (f"  {self.errors}" if self.errors else "")
         )
 
 
@@ -430,6 +533,28 @@ async def open_loop(name: str, port: int, requests: list[bytes], rate: float, po
     return Result(name, len(requests), elapsed, latencies, errors)
 
 
+async def wrk_phase(name: str, port: int, script: Path, args: argparse.Namespace, pid: int) -> WrkResult:
+    cpu, writer_cpu = cpu_seconds(pid), children_cpu_seconds(pid)
+    _, p99, total, errors, ran = await asyncio.to_thread(
+        run_wrk, port, script, args.wrk_seconds, args.concurrency, 1
+    )
+    waited = time.perf_counter()
+    conn = await Connection.open(port)
+    await drained(conn)
+    conn.close()
+    seconds = ran + time.perf_counter() - waited
+    total = max(total, 1)
+    return WrkResult(
+        name,
+        total,
+        seconds,
+        p99,
+        (cpu_seconds(pid) - cpu) / total * 1e6,
+        (children_cpu_seconds(pid) - writer_cpu) / total * 1e6,
+        errors,
+    )
+
+
 # -- Servers ------------------------------------------------------------------------------------------
 
 
@@ -477,7 +602,8 @@ async def bench_target(
     sets: dict[str, list[bytes]],
     args: argparse.Namespace,
     cold: bool,
-) -> list[Result]:
+    script: Path | None = None,
+) -> tuple[list[Result], WrkResult | None]:
     await wait_ready(port, proc)
     results: list[Result] = []
     await closed_loop("warm-up", port, sets["warmup"], args.concurrency)
@@ -495,8 +621,12 @@ async def bench_target(
         )
     for result in results:
         print(result.line(), flush=True)
+    server_bound = None
+    if script is not None:
+        server_bound = await wrk_phase(f"{label} warm, wrk", port, script, args, proc.pid)
+        print(server_bound.line(), flush=True)
     print(f"  (load average {os.getloadavg()[0]:.2f})", flush=True)
-    return results
+    return results, server_bound
 
 
 async def main() -> None:
@@ -507,6 +637,12 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each steady phase")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument(
+        "--wrk-seconds", type=int, default=5, help="the wrk warm phase (0: none; needs /usr/bin/wrk)"
+    )
+    parser.add_argument(
+        "--wrk-requests", type=int, default=100_000, help="distinct calls in the wrk phase's script"
+    )
     args = parser.parse_args()
     args.numbers = max(10_000, min(args.numbers, 8_000_000 * len(AREA_CODES)))
 
@@ -524,6 +660,7 @@ async def main() -> None:
     base = base.replace("postgresql://", "postgresql+asyncpg://", 1)
     os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
     url = await create_pg_database(base)
+    scratch = tempfile.TemporaryDirectory(prefix="np-bench-routing-")
     print(
         f"database: {url.rsplit('/', 1)[1]}  numbers: {args.numbers:,}  cpus: {os.cpu_count()}  "
         f"load average: {os.getloadavg()[0]:.2f}"
@@ -560,6 +697,14 @@ async def main() -> None:
             ),
             "steady_cold": signed_requests(seed, public, steady_cold, tag=5),
         }
+        script: Path | None = None
+        if args.wrk_seconds > 0 and have_wrk():
+            # The warm numbers again, each request a call of its own (a new call id).
+            script = Path(scratch.name) / "warm.lua"
+            calls = [cold[i % len(cold)] for i in range(args.wrk_requests)]
+            await asyncio.to_thread(lua_script, signed_requests(seed, public, calls, tag=6), script)
+        elif args.wrk_seconds > 0:
+            print(f"  {WRK} is not installed: no wrk phase (apt-get install wrk)")
         env = {
             **os.environ,
             "NUMBERPLANE_DATABASE_URL": url,
@@ -579,19 +724,25 @@ async def main() -> None:
             "numberplane.app:create_app", port, {**env, "NUMBERPLANE_CALL_RECORDS": "0"}, True
         )
         try:
-            unrecorded = await bench_target("numberplane, no call records", proc, port, sets, args, cold=True)
+            unrecorded, unrecorded_wrk = await bench_target(
+                "numberplane, no call records", proc, port, sets, args, cold=True, script=script
+            )
         finally:
             stop_server(proc)
         proc = start_server("numberplane.app:create_app", port, env, factory=True)
         try:
-            ours = await bench_target("numberplane", proc, port, sets, args, cold=True)
+            ours, ours_wrk = await bench_target(
+                "numberplane", proc, port, sets, args, cold=True, script=script
+            )
         finally:
             stop_server(proc)
         await count_calls(url)
         bare_env = {**env, "PYTHONPATH": REPO_ROOT}
         proc = start_server("bench.routing:bare_app", port, bare_env, factory=False)
         try:
-            bare = await bench_target("bare ASGI", proc, port, sets, args, cold=False)
+            bare, bare_wrk = await bench_target(
+                "bare ASGI", proc, port, sets, args, cold=False, script=script
+            )
         finally:
             stop_server(proc)
 
@@ -628,7 +779,16 @@ async def main() -> None:
             f"  call records: p99 at {args.rate:.0f}/s with/without: warm {ours[2].pct(99):.2f} / "
             f"{unrecorded[2].pct(99):.2f} ms, cold {ours[3].pct(99):.2f} / {unrecorded[3].pct(99):.2f} ms"
         )
+        if ours_wrk is not None and unrecorded_wrk is not None and bare_wrk is not None:
+            wrapped = ours_wrk.requests > args.wrk_requests
+            print(
+                f"  with wrk (server-bound): numberplane/bare {ours_wrk.rate / bare_wrk.rate:.2f}, "
+                f"without records/bare {unrecorded_wrk.rate / bare_wrk.rate:.2f}; call records: "
+                f"decisions/s with/without {ours_wrk.rate / unrecorded_wrk.rate:.2f}"
+                + (f" (calls repeated after {args.wrk_requests:,}: raise --wrk-requests)" if wrapped else "")
+            )
     finally:
+        scratch.cleanup()
         if not args.keep:
             await drop_pg_database(url)
 

@@ -21,35 +21,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.routing import Connection, Seed, children_cpu_seconds, cpu_seconds, number_at, signed_requests
-
-WRK = "/usr/bin/wrk"
-
-
-def lua_script(requests: list[bytes], path: Path) -> None:
-    """A wrk script that sends the given raw requests' bodies and signatures in turn."""
-    entries = []
-    for raw in requests:
-        head, _, body = raw.partition(b"\r\n\r\n")
-        signature = re.search(rb"X-Twilio-Signature: (\S+)", head).group(1).decode()  # type: ignore[union-attr]
-        entries.append(f'{{"{signature}", "{body.decode()}"}}')
-    path.write_text(
-        "local reqs = {" + ",\n".join(entries) + "}\n"
-        "local i = 0\n"
-        "request = function()\n"
-        "  i = i % #reqs + 1\n"
-        '  local headers = {["Content-Type"] = "application/x-www-form-urlencoded", '
-        '["X-Twilio-Signature"] = reqs[i][1]}\n'
-        '  return wrk.format("POST", "/voice/twilio", headers, reqs[i][2])\n'
-        "end\n"
-    )
+from bench.routing import (
+    Connection,
+    Seed,
+    children_cpu_seconds,
+    cpu_seconds,
+    lua_script,
+    number_at,
+    run_wrk,
+    signed_requests,
+)
 
 
 def tree_cpu(pid: int) -> float:
@@ -88,34 +75,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
-
-
-def run_wrk(port: int, script: Path, seconds: int, connections: int) -> tuple[float, float, int, str]:
-    done = subprocess.run(
-        [
-            WRK,
-            "-t2",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-    )
-    out = done.stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    p99 = re.search(r"99%\s+([\d.]+)(\w+)", out)
-    p99_ms = float("nan")
-    if p99:
-        value, unit = float(p99.group(1)), p99.group(2)
-        p99_ms = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rate, p99_ms, total, f"NON-2xx {errors.group(1)}" if errors else ""
 
 
 async def coherence(url: str, port: int, seed: Seed, request: bytes) -> float:
@@ -201,7 +160,7 @@ def main() -> None:
                 wait_up(port, proc)
                 run_wrk(port, script, 3, args.connections)  # every worker's cache warm
                 cpu = tree_cpu(proc.pid)
-                rate, p99, total, errors = run_wrk(port, script, args.seconds, args.connections)
+                rate, p99, total, errors, _ = run_wrk(port, script, args.seconds, args.connections)
                 cpu_us = (tree_cpu(proc.pid) - cpu) / max(total, 1) * 1e6
                 rates[workers] = rate
                 print(
