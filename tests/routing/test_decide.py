@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from numberplane.routing.decide import (
@@ -624,6 +624,17 @@ def test_the_stored_trace_is_the_trace_encoded(
     fallback_sip=st.sampled_from([None, "sip:desk@pbx.example.com", "sip:\u2063e164\u2063@pbx.example.com"]),
     caller=st.sampled_from([CALLER_US, CALLER_GB, "anonymous", None]),
     numbers=st.lists(st.sampled_from([NUMBER, "+14155550101", "+442079460001", 'sip:"x"\u00e9']), min_size=1),
+)
+@example(  # the stand-in in a tenant's text: each number's trace written for it, none shared
+    status="active",
+    allowed=None,
+    handler=None,
+    hook=None,
+    agents=(),
+    fallback_number=None,
+    fallback_sip="sip:\u2063e164\u2063@pbx.example.com",
+    caller=CALLER_US,
+    numbers=[NUMBER, "+14155550101"],
 )
 def test_a_shared_trace_is_each_calls_own(
     status: str,

@@ -142,7 +142,7 @@ def decided_row(
     agent_id: str | None,
     agent_version: int | None,
     webhook: str,
-    decision_ms: float,
+    decision_ms: float,  # unrounded: ``observations`` rounds it to the microsecond
     trace: str,
 ) -> Row:
     """The row of a routing decision (a new call, ``ringing``), built straight from its parts:
@@ -187,7 +187,10 @@ def observations(rows: Sequence[Row]) -> list[Observation]:
     out = []
     for row in rows:
         org_id, carrier, call_id, at, *rest, d = row
-        facts = None if d is None else DecisionFacts(d[0], d[1], d[2], d[3], raw(d[4]), d[5], raw(d[6]))
+        facts = None
+        if d is not None:
+            ms = None if d[5] is None else round(d[5], 3)  # decided_row leaves the rounding to here
+            facts = DecisionFacts(d[0], d[1], d[2], d[3], raw(d[4]), ms, raw(d[6]))
         out.append(Observation(org_id, carrier, call_id, _fromtimestamp(at, dt.UTC), *rest, facts))  # type: ignore[arg-type, call-arg]
     return out
 
