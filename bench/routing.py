@@ -9,7 +9,8 @@ What it does, in one run:
 1. creates a throwaway PostgreSQL database, migrates it, and bulk-loads N numbers (COPY via
    asyncpg) each bound to an agent, plus an org and a Twilio carrier account; prints the plan of
    the routing query (an index scan);
-2. starts ``uvicorn`` (uvloop + httptools, one worker, no access log) serving Numberplane, and
+2. starts ``uvicorn`` (uvloop + httptools through ``kernel.serving``'s protocol, as ``numberplane
+   serve`` runs it; one worker, no access log) serving Numberplane, and
    fires real Twilio-signed requests (signatures from twilio's RequestValidator) at
    ``/voice/twilio`` from this process over keep-alive connections:
    - cold: every request a number not yet seen (cache miss: one indexed query),
@@ -559,9 +560,13 @@ async def wrk_phase(name: str, port: int, script: Path, args: argparse.Namespace
 
 
 def start_server(app: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen[bytes]:
+    """uvicorn as ``numberplane serve`` runs it (uvloop, httptools through Numberplane's protocol,
+    which writes each response in one piece), for Numberplane and for the bare baseline alike."""
+    from numberplane.kernel.serving import PROTOCOL
+
     command = [
         sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+        "--loop", "uvloop", "--http", PROTOCOL, "--no-access-log", "--log-level", "warning",
         "--backlog", "4096",
     ]  # fmt: skip
     if factory:

@@ -20,6 +20,8 @@ import phonenumbers
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from numberplane.kernel.serving import PROTOCOL
+
 PG_ENV = "NUMBERPLANE_TEST_DATABASE_URL"
 
 
@@ -143,6 +145,7 @@ class LiveServer:
 
     def __init__(self, app: Any, port: int | None = None, host: str = "127.0.0.1", **config: Any) -> None:
         self.port = port or free_port()
+        config.setdefault("http", PROTOCOL)  # as ``numberplane serve`` runs
         self.config = uvicorn.Config(
             app, host=host, port=self.port, log_level="warning", lifespan="on", access_log=False, **config
         )
@@ -200,7 +203,8 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "uvicorn", "numberplane.app:create_app", "--factory",
-                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning", "--no-access-log",
+                "--http", PROTOCOL, "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
+                "--no-access-log",
             ],
             env=env,
         )  # fmt: skip

@@ -161,6 +161,7 @@ def serve(
     import uvicorn
 
     from numberplane.kernel.db import is_sqlite
+    from numberplane.kernel.serving import PROTOCOL
     from numberplane.migrate import upgrade
 
     if workers > 1 and is_sqlite(get_settings().database_url):
@@ -183,6 +184,7 @@ def serve(
     uvicorn.run(
         "numberplane.app:create_app",
         factory=True,
+        http=PROTOCOL,  # each response in one write (kernel/serving.py)
         host=host,
         port=port,
         workers=workers,

@@ -37,6 +37,7 @@ from numberplane.carriers import service as carriers_service
 from numberplane.carriers.models import CarrierAccount
 from numberplane.carriers.schemas import PlatformAccountCreate
 from numberplane.kernel.db import Actor, Database
+from numberplane.kernel.serving import PROTOCOL
 from numberplane.kernel.settings import get_settings
 from numberplane.migrate import upgrade
 from numberplane.numbers.models import Order, PhoneNumber
@@ -108,6 +109,8 @@ class Server:
             "uvicorn",
             "numberplane.app:create_app",
             "--factory",
+            "--http",
+            PROTOCOL,
             "--host",
             "127.0.0.1",
             "--port",
