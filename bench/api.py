@@ -4,7 +4,8 @@
     .venv/bin/python -m bench.api --db postgresql          # PostgreSQL (NUMBERPLANE_BENCH_DATABASE_URL)
     .venv/bin/python -m bench.api --numbers 10000 --seconds 3
 
-One run, one machine, one after the other on the same uvicorn stack (uvloop, httptools, one
+One run, one machine, one after the other on the same uvicorn stack (uvloop, httptools through
+``kernel.serving``'s protocol, as ``numberplane serve`` runs it; one
 worker, no access log), each target loaded by ``wrk`` (/usr/bin/wrk, 1 thread, 16 connections):
 
 1. bare ASGI: a constant answer (``bench.routing.bare_app``): the limit of the server stack;

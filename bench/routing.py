@@ -561,12 +561,15 @@ async def wrk_phase(name: str, port: int, script: Path, args: argparse.Namespace
 
 def start_server(app: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen[bytes]:
     """uvicorn as ``numberplane serve`` runs it (uvloop, httptools through Numberplane's protocol,
-    which writes each response in one piece), for Numberplane and for the bare baseline alike."""
+    which sends a loop turn's writes together), for Numberplane and for the bare baseline alike.
+    ``NUMBERPLANE_BENCH_HTTP=httptools`` runs uvicorn's own protocol instead, for an A/B."""
     from numberplane.kernel.serving import PROTOCOL
+
+    protocol = os.environ.get("NUMBERPLANE_BENCH_HTTP", PROTOCOL)
 
     command = [
         sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-        "--loop", "uvloop", "--http", PROTOCOL, "--no-access-log", "--log-level", "warning",
+        "--loop", "uvloop", "--http", protocol, "--no-access-log", "--log-level", "warning",
         "--backlog", "4096",
     ]  # fmt: skip
     if factory:
