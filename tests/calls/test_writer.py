@@ -269,3 +269,25 @@ async def test_a_record_that_cannot_be_built_never_reaches_the_answer(db: Databa
     assert (len(recorder), recorder.failed) == (0, 1)
     recorder.add(observation("org", "fine"))
     assert len(recorder) == 1
+
+
+async def test_a_stopping_server_stops_writing_when_the_database_refuses(tmp_path: Path) -> None:
+    """Shutdown drains the queue while the database takes it: after the first refused batch the
+    rest is counted as dropped at once, not tried batch after batch."""
+    empty = Database(f"sqlite+aiosqlite:///{tmp_path}/no-tables.db")  # every batch refused
+    try:
+        recorder = Recorder(empty, batch=2)
+        for i in range(10):
+            recorder.add(observation("org", f"c{i}"))
+        await recorder.aclose()
+        assert (recorder.written, recorder.failed, recorder.dropped, len(recorder)) == (0, 2, 8, 0)
+    finally:
+        await empty.dispose()
+
+
+async def test_a_stopping_server_drains_what_the_database_takes(db: Database) -> None:
+    recorder = Recorder(db, batch=2)
+    for i in range(7):
+        recorder.add(observation(new_id(), f"d{i}"))
+    await recorder.aclose()
+    assert (recorder.written, recorder.failed, recorder.dropped, len(recorder)) == (7, 0, 0, 0)

@@ -31,6 +31,8 @@ from numberplane.kernel.db import Database
 
 log = logging.getLogger("numberplane.calls")
 
+DRAIN_S = 20.0  # the most a stopping server spends writing what is queued
+
 
 class Recorder:
     def __init__(
@@ -99,15 +101,26 @@ class Recorder:
             self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name="numberplane-call-recorder")
 
-    async def aclose(self) -> None:
-        """Stop the background task and write what is left."""
+    async def aclose(self, *, drain_s: float = DRAIN_S) -> None:
+        """Stop the background task and write what is left: for at most ``drain_s``, and only
+        while the database takes it. A server stopping with a full queue and its database gone
+        once went on failing batch after batch for minutes (200,000 records, 500 a batch, each
+        retried), long after its supervisor had given up on it; what is not written then is
+        counted as dropped and logged once."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._wake = None
-        await self.flush()
+        try:
+            await asyncio.wait_for(self.flush(stop_at_failure=True), drain_s)
+        except TimeoutError:
+            log.error("call records: shutdown drain ran out of time (%.0f s)", drain_s)
+        if self._queue:
+            self.dropped += len(self._queue)
+            log.error("call records: %d observation(s) not written at shutdown", len(self._queue))
+            self._queue.clear()
         if self.writer is not None:
             await self.writer.aclose()
 
@@ -130,7 +143,7 @@ class Recorder:
             except Exception:  # logged; the next interval tries the rest
                 log.exception("writing call records failed")
 
-    async def flush(self, *, gap: float = 0.0) -> int:
+    async def flush(self, *, gap: float = 0.0, stop_at_failure: bool = False) -> int:
         """Write everything queued, a batch per unit of work, until the queue is empty; returns
         the calls written. A batch the database refuses (after ``write_batch``'s retries) is
         logged and dropped.
@@ -146,7 +159,10 @@ class Recorder:
         before the next, so what arrives meanwhile goes in one unit of work. A unit of work costs
         ~0.7 ms of this process's CPU whatever its size (five statements and a commit) against
         ~10 us a call: back to back under heavy load, the batches stay small and that fixed cost
-        is paid every few dozen calls."""
+        is paid every few dozen calls.
+
+        ``stop_at_failure`` (shutdown's): after a batch the database refused, leave the rest
+        queued rather than try each in turn."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         written = 0
@@ -160,9 +176,13 @@ class Recorder:
                 except BatchRefused as exc:
                     self.failed += len(batch)
                     log.error("dropped a batch of %d call observation(s): %s", len(batch), exc)
+                    if stop_at_failure:
+                        break
                 except Exception:
                     self.failed += len(batch)
                     log.exception("dropped a batch of %d call observation(s)", len(batch))
+                    if stop_at_failure:
+                        break
                 finally:
                     self._inflight = 0
                 if gap and self._queue and len(batch) < self.batch:
