@@ -567,44 +567,36 @@ def test_the_callers_country_is_read_when_asked() -> None:
     assert given.country() == "GB"  # the number says where the caller is; FromCountry is a parse hint
 
 
-@settings(max_examples=300, deadline=None)
-@given(
+# Numbers of every shape a trace tells apart; the fallback SIP URIs hold escapes (quotes, a
+# backslash, a newline, non-ASCII) and the stand-in routing.recording writes for the number.
+shaped_routes = st.builds(
+    snap,
     status=statuses,
-    allowed=countries,
-    handler=handlers,
-    hook=st.sampled_from([None, "https://hook.example.com"]),
+    allowed_inbound_countries=countries.map(lambda allowed: tuple(allowed) if allowed else None),
+    call_handler=handlers,
+    inbound_webhook_url=st.sampled_from([None, "https://hook.example.com"]),
     agents=st.sampled_from([(), (STREAM,), (SIP,), (NO_CONNECT,), (STREAM, SIP)]),
     fallback_number=st.sampled_from([None, "+14155550177"]),
-    fallback_sip=st.sampled_from([None, 'sip:"desk"\\\n\u00e9\U0001f600@pbx.example.com']),
-    caller=st.sampled_from([CALLER_US, CALLER_GB, "anonymous", None]),
+    fallback_sip_uri=st.sampled_from(
+        [None, 'sip:"desk"\\\n\u00e9\U0001f600@pbx.example.com', "sip:\u2063e164\u2063@pbx.example.com"]
+    ),
+)
+callers = st.sampled_from([CALLER_US, CALLER_GB, "anonymous", None])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    route=shaped_routes,
+    caller=callers,
     to=st.text(max_size=12),
     result=results,
     webhook_ms=st.one_of(st.none(), st.floats(min_value=0, max_value=1e5)),
 )
 def test_the_stored_trace_is_the_trace_encoded(
-    status: str,
-    allowed: list[str] | None,
-    handler: CallHandlerView | None,
-    hook: str | None,
-    agents: tuple[AgentTarget, ...],
-    fallback_number: str | None,
-    fallback_sip: str | None,
-    caller: str | None,
-    to: str,
-    result: WebhookResult | None,
-    webhook_ms: float | None,
+    route: RouteSnapshot, caller: str | None, to: str, result: WebhookResult | None, webhook_ms: float | None
 ) -> None:
     """trace_text (what a call record stores, written without dicts) is json.dumps of trace
     (what ?explain=true answers), byte for byte, escapes included, for a number or for none."""
-    route = snap(
-        status=status,
-        allowed_inbound_countries=tuple(allowed) if allowed else None,
-        call_handler=handler,
-        inbound_webhook_url=hook,
-        agents=agents,
-        fallback_number=fallback_number,
-        fallback_sip_uri=fallback_sip,
-    )
     the_call = call(caller)
     for target in (route, None):
         the_call = dataclasses.replace(the_call, to=to) if target is None else the_call
@@ -615,57 +607,26 @@ def test_the_stored_trace_is_the_trace_encoded(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    status=statuses,
-    allowed=countries,
-    handler=handlers,
-    hook=st.sampled_from([None, "https://hook.example.com"]),
-    agents=st.sampled_from([(), (STREAM,), (SIP,), (NO_CONNECT,), (STREAM, SIP)]),
-    fallback_number=st.sampled_from([None, "+14155550177"]),
-    fallback_sip=st.sampled_from([None, "sip:desk@pbx.example.com", "sip:\u2063e164\u2063@pbx.example.com"]),
-    caller=st.sampled_from([CALLER_US, CALLER_GB, "anonymous", None]),
+    route=shaped_routes,
+    caller=callers,
     numbers=st.lists(st.sampled_from([NUMBER, "+14155550101", "+442079460001", 'sip:"x"\u00e9']), min_size=1),
 )
 @example(  # the stand-in in a tenant's text: each number's trace written for it, none shared
-    status="active",
-    allowed=None,
-    handler=None,
-    hook=None,
-    agents=(),
-    fallback_number=None,
-    fallback_sip="sip:\u2063e164\u2063@pbx.example.com",
+    route=snap(fallback_sip_uri="sip:\u2063e164\u2063@pbx.example.com"),
     caller=CALLER_US,
     numbers=[NUMBER, "+14155550101"],
 )
 def test_a_shared_trace_is_each_calls_own(
-    status: str,
-    allowed: list[str] | None,
-    handler: CallHandlerView | None,
-    hook: str | None,
-    agents: tuple[AgentTarget, ...],
-    fallback_number: str | None,
-    fallback_sip: str | None,
-    caller: str | None,
-    numbers: list[str],
+    route: RouteSnapshot, caller: str | None, numbers: list[str]
 ) -> None:
     """A call record's trace comes from text shared by every number of one shape, with the
     number put in (routing.recording.trace_of): for each number, in any order, hit or miss, it
     is byte for byte the trace written for that call alone, escapes included, even where a
     tenant's own text holds the stand-in for the number."""
     for e164 in numbers:
-        route = snap(
-            e164=e164,
-            number_id=f"num_{e164}",
-            status=status,
-            allowed_inbound_countries=tuple(allowed) if allowed else None,
-            call_handler=handler,
-            inbound_webhook_url=hook,
-            agents=agents,
-            fallback_number=fallback_number,
-            fallback_sip_uri=fallback_sip,
-        )
+        number = route._replace(e164=e164, number_id=f"num_{e164}")
         the_call = dataclasses.replace(call(caller), to=e164)
-        decision = decide(route, the_call, None)
-        for target in (route, None):
-            assert trace_of(target, the_call, None, decision, None) == trace_text(
-                target, the_call, None, decision
-            )
+        decision = decide(number, the_call, None)
+        for target in (number, None):
+            expected = trace_text(target, the_call, None, decision)
+            assert trace_of(target, the_call, None, decision, None) == expected
