@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -234,3 +235,50 @@ async def _up(http: httpx.AsyncClient) -> bool:
         return (await http.get("/healthz")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _workers_of(pid: int) -> list[int]:
+    """uvicorn's worker processes under a ``serve --workers`` supervisor."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            for child in handle.read().split():
+                with open(f"/proc/{child}/cmdline", "rb") as cmdline:
+                    if b"--multiprocessing-fork" in cmdline.read():
+                        found.append(int(child))
+    return found
+
+
+async def test_serve_workers_stop_when_their_supervisor_is_killed(db_url: str, backend: str) -> None:
+    """A supervisor killed outright (SIGKILL, the OOM killer) takes its workers with it: each
+    asked the kernel for SIGTERM at its parent's death and shuts down as if told to."""
+    if backend != "postgresql":
+        pytest.skip("--workers above 1 is PostgreSQL's")
+    port = free_port()
+    env = {**os.environ, "NUMBERPLANE_DATABASE_URL": db_url, "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0"}
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "numberplane", "serve", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    workers: list[int] = []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            await wait_for(lambda: _up(http), timeout=30, interval=0.2)
+        workers = await wait_for(lambda: len(found := _workers_of(proc.pid)) == 2 and found, timeout=30)
+        proc.kill()
+        proc.wait(10)
+        await wait_for(lambda: not any(_alive(worker) for worker in workers), timeout=25, interval=0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for worker in workers:
+            if _alive(worker):
+                os.kill(worker, signal.SIGKILL)

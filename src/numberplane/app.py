@@ -41,6 +41,7 @@ from numberplane.kernel.deps import request_id
 from numberplane.kernel.inputs import TextGuard
 from numberplane.kernel.limits import BodyLimits
 from numberplane.kernel.openapi import Link, add_links
+from numberplane.kernel.serving import exit_with_supervisor
 from numberplane.kernel.settings import Settings, get_settings
 from numberplane.numbers import billing
 from numberplane.numbers import service as numbers_service
@@ -281,6 +282,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        exit_with_supervisor()  # a --workers worker stops when its supervisor dies
         listener = ChangeListener(database)
         listener.start()
         fastpath.install(app)
