@@ -134,6 +134,15 @@ def operator_base_url(monkeypatch: Any, carrier: str, url: str) -> None:
     monkeypatch.setattr(get_settings(), f"{carrier}_api_base_url", url)
 
 
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie waiting for its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

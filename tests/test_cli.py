@@ -15,7 +15,15 @@ import httpx
 import pytest
 
 from numberplane.kernel.db import Database
-from tests.support import LiveServer, create_pg_database, drop_pg_database, free_port, pg_base_url, wait_for
+from tests.support import (
+    LiveServer,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    pg_base_url,
+    process_alive,
+    wait_for,
+)
 
 
 def cli(*args: str, db_url: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -237,14 +245,6 @@ async def _up(http: httpx.AsyncClient) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _workers_of(pid: int) -> list[int]:
     """uvicorn's worker processes under a ``serve --workers`` supervisor."""
     found = []
@@ -275,10 +275,10 @@ async def test_serve_workers_stop_when_their_supervisor_is_killed(db_url: str, b
         workers = await wait_for(lambda: len(found := _workers_of(proc.pid)) == 2 and found, timeout=30)
         proc.kill()
         proc.wait(10)
-        await wait_for(lambda: not any(_alive(worker) for worker in workers), timeout=25, interval=0.2)
+        await wait_for(lambda: not any(process_alive(worker) for worker in workers), timeout=25, interval=0.2)
     finally:
         if proc.poll() is None:
             proc.kill()
         for worker in workers:
-            if _alive(worker):
+            if process_alive(worker):
                 os.kill(worker, signal.SIGKILL)

@@ -184,7 +184,7 @@ def serve(
     uvicorn.run(
         "numberplane.app:create_app",
         factory=True,
-        http=PROTOCOL,  # each response in one write (kernel/serving.py)
+        http=PROTOCOL,  # a loop turn's answers sent together (kernel/serving.py)
         host=host,
         port=port,
         workers=workers,

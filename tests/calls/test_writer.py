@@ -26,7 +26,7 @@ from numberplane.kernel.db import Database, RawJSON
 from numberplane.kernel.ids import new_id
 from numberplane.kernel.settings import Settings
 from tests.routing.world import World
-from tests.support import LiveServer, OrgCreds, free_port, wait_for
+from tests.support import LiveServer, OrgCreds, free_port, process_alive, wait_for
 
 T0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
 
@@ -101,7 +101,7 @@ async def test_the_child_writes_what_the_server_would_and_closing_drains_it(
     five_calls(recorder, org.org_id, f"w{tag}")
     await recorder.aclose()  # the queue goes to the child, which writes it and exits
     assert recorder.written == 5 and recorder.failed == 0
-    await wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), timeout=10)
+    await wait_for(lambda: not process_alive(pid), timeout=10)
 
     inline = Recorder(db)  # no writer: the same observations, written in this process
     five_calls(inline, org.org_id, f"i{tag}")
@@ -132,13 +132,6 @@ def five_calls(recorder: Recorder, org_id: str, prefix: str) -> None:
     for i in range(5):
         recorder.add(observation(org_id, f"{prefix}-{i}"))
     recorder.add(completed(org_id, f"{prefix}-0"))
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 async def test_a_batch_the_database_refuses_is_counted_and_the_child_goes_on(

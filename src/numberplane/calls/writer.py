@@ -141,7 +141,7 @@ def decided_row(
     reason: str,
     agent_id: str | None,
     agent_version: int | None,
-    webhook: str,
+    webhook: str | None,
     decision_ms: float,  # unrounded: ``observations`` rounds it to the microsecond
     trace: str,
 ) -> Row:

@@ -12,22 +12,18 @@ import json
 import time
 from collections import OrderedDict
 
-from numberplane.calls.service import Observation, duration_of, status_of
+from numberplane.calls.service import Observation, duration_of, json_text, status_of
 from numberplane.calls.writer import decided_row
 from numberplane.kernel.db import utcnow
 from numberplane.routing.decide import CallInfo, Decision, WebhookResult
 from numberplane.routing.service import Routed, Router
 from numberplane.routing.snapshot import RouteSnapshot
-from numberplane.routing.trace import trace_text, webhook_facts
-
-_encode = json.encoder.encode_basestring_ascii  # how json.dumps writes a str (C)
+from numberplane.routing.trace import number_in, trace_around_number, trace_text, webhook_facts
 
 # Oldest first. An OrderedDict, because evicting a plain dict's first key (``next(iter(d))``)
 # scans past every key deleted before it: ~18 us a call once the working set outgrows the cache.
-_TRACES: OrderedDict[tuple[object, ...], tuple[str, ...] | str] = OrderedDict()
+_TRACES: OrderedDict[tuple[object, ...], tuple[str, str] | tuple[()] | str] = OrderedDict()
 _TRACES_MAX = 16_384  # distinct shapes of decision, not numbers: bounded memory either way
-_E164 = "\u2063e164\u2063"  # stands for the number while a shared trace is written
-_E164_TEXT = _encode(_E164)[1:-1]
 
 
 def trace_of(
@@ -67,22 +63,15 @@ def trace_of(
     if shared is None:
         if len(_TRACES) >= _TRACES_MAX:
             _TRACES.popitem(last=False)
-        shared = _TRACES[key] = _shape(route, call, decision)
+        if route is None:  # a number nobody holds: its whole text (the key holds the called address)
+            shared = _TRACES[key] = trace_text(route, call, None, decision)
+        else:  # () where the text cannot be shared
+            shared = _TRACES[key] = trace_around_number(route, call, decision) or ()
     if isinstance(shared, str):
         return shared
     if route is None or not shared:  # no shared form: this shape's trace is written for each call
         return trace_text(route, call, None, decision)
-    return f"{shared[0]}{_encode(route.e164)[1:-1]}{shared[1]}"  # one string built, not two
-
-
-def _shape(route: RouteSnapshot | None, call: CallInfo, decision: Decision) -> tuple[str, ...] | str:
-    """What ``trace_of`` keeps for a key: the whole text for a number nobody holds (the key holds
-    the called address); for a number, the text around it, or ``()`` where it is not in the
-    text exactly once (a tenant's own text holding the stand-in), to be written for each call."""
-    if route is None:
-        return trace_text(route, call, None, decision)
-    parts = trace_text(route._replace(e164=_E164), call, None, decision).split(_E164_TEXT)
-    return (parts[0], parts[1]) if len(parts) == 2 else ()
+    return number_in(shared, route.e164)
 
 
 # The webhook object of every call whose webhook was not asked, one per status: shared, and
@@ -123,7 +112,7 @@ def decided(
         webhook = (
             _unasked(decision.webhook)
             if result is None
-            else json.dumps(webhook_facts(route, result, decision, routed.webhook_ms), separators=(",", ":"))
+            else json_text(webhook_facts(route, result, decision, routed.webhook_ms))
         )
     except Exception:  # the call is answered; its record is not
         recorder.lost(call.call_id)

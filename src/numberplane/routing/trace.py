@@ -62,6 +62,24 @@ def trace_text(
     return "[" + ",".join(parts) + "]"
 
 
+_NUMBER = "\u2063e164\u2063"  # stands for the number while a shared trace is written
+_NUMBER_TEXT = _encode(_NUMBER)[1:-1]
+
+
+def trace_around_number(route: RouteSnapshot, call: CallInfo, decision: Decision) -> tuple[str, str] | None:
+    """``trace_text`` (no webhook) for ``route``'s shape, split where the number goes: the same
+    for every number with the same snapshot past its identity, so ``number_in`` fills it in per
+    call. None where the number is not in the text exactly once (a tenant's own text holding the
+    stand-in): then the text is written for each call."""
+    parts = trace_text(route._replace(e164=_NUMBER), call, None, decision).split(_NUMBER_TEXT)
+    return (parts[0], parts[1]) if len(parts) == 2 else None
+
+
+def number_in(around: tuple[str, str], e164: str) -> str:
+    """The trace text of ``trace_around_number`` with ``e164`` put in, encoded as JSON writes it."""
+    return f"{around[0]}{_encode(e164)[1:-1]}{around[1]}"  # one string built, not two
+
+
 def _steps(
     route: RouteSnapshot | None,
     call: CallInfo,
