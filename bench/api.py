@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -38,16 +37,15 @@ import httpx
 
 from bench.routing import (
     REPO_ROOT,
+    WRK,
     children_cpu_seconds,
     cpu_seconds,
     number_at,
     pending_records,
     start_server,
     stop_server,
+    wrk_figures,
 )
-
-WRK = "/usr/bin/wrk"
-
 
 # -- The peer way: FastAPI + one query per call, no key -----------------------------------------------
 
@@ -177,17 +175,6 @@ class Row:
     writer_cpu_us: float = 0.0  # the server's call-record writer process, per request
 
 
-def _ms(text: str) -> float:
-    value = float(re.sub(r"[a-z]+$", "", text))
-    if text.endswith("us"):
-        return value / 1000
-    if text.endswith("ms"):
-        return value
-    if text.endswith("s"):
-        return value * 1000
-    return value
-
-
 # Each request a new call, as a SIP platform's traffic is: a call id no earlier request used.
 NEW_CALL_IDS = """
 local prefix = "CA" .. tostring(os.time()) .. tostring(math.random(1000000)) .. "x"
@@ -215,20 +202,9 @@ def wrk(name: str, url: str, headers: dict[str, str], args: argparse.Namespace, 
     lag = drain(url.split("/v1/", 1)[0].rstrip("/"))
     cpu = cpu_seconds(pid) - cpu
     writer_cpu = children_cpu_seconds(pid) - writer_cpu
-    out = done.stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate, p99_ms, total, errors, _ = wrk_figures(done.stdout)
     rate = total / (total / rate + lag) if rate else rate
-    p99 = re.search(r"99%\s+([\d.]+\w+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Row(
-        name,
-        rate,
-        _ms(p99.group(1)) if p99 else float("nan"),
-        cpu / max(total, 1) * 1e6,
-        f"NON-2xx {errors.group(1)}" if errors else "",
-        writer_cpu / max(total, 1) * 1e6,
-    )
+    return Row(name, rate, p99_ms, cpu / max(total, 1) * 1e6, errors, writer_cpu / max(total, 1) * 1e6)
 
 
 def drain(base: str, limit_s: float = 120.0) -> float:

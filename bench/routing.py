@@ -323,9 +323,13 @@ def run_wrk(
         text=True,
         timeout=seconds + 120,
     )
-    out = done.stdout
-    if "Requests/sec" not in out:
+    if "Requests/sec" not in done.stdout:
         raise RuntimeError(f"wrk failed: {done.stdout}{done.stderr}")
+    return wrk_figures(done.stdout)
+
+
+def wrk_figures(out: str) -> tuple[float, float, int, str, float]:
+    """What a wrk run printed (``--latency``): (req/s, p99 ms, requests, errors note, seconds it ran)."""
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     found = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
     assert found is not None, out
