@@ -13,11 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from numberplane.routing import recording
 from numberplane.routing.decide import CallInfo
-from numberplane.routing.handlers import Outgoing
+from numberplane.routing.handlers import Outgoing, parse_form
 from numberplane.routing.render import FORMAT_CARRIER, FORMATS, render
 from numberplane.routing.service import record, router_of
 from numberplane.tenancy.auth import credentials_in
@@ -55,9 +54,10 @@ async def answer(
 
 
 def _arguments(query: str) -> dict[str, str] | None:
-    """The parameters, if the view would accept them exactly as given; None otherwise."""
+    """The parameters, if the view would accept them exactly as given; None otherwise. Parsed as
+    ``parse_qsl`` parses them, by the carrier bodies' faster parser (``handlers.parse_form``)."""
     args: dict[str, str] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    for name, value in parse_form(query):
         if name == "explain":
             return None  # an explanation (its trace, no record) is the view's
         limit = MAX_LENGTH.get(name)
