@@ -7,6 +7,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from numberplane.kernel.db import Database
@@ -190,3 +191,43 @@ async def test_metrics_show_the_write_behind_queue(
     await flush()
     assert "numberplane_call_records_pending 0.0" in (await client.get("/metrics")).text
     assert "numberplane_call_records_dropped 0.0" in waiting
+
+
+async def test_a_record_that_cannot_be_built_leaves_the_answer_alone(
+    client: httpx.AsyncClient,
+    app: Any,
+    world: World,
+    org: OrgCreds,
+    flush: Flush,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``recording.decided`` guards the answer: a trace that fails to build (injected here; no
+    input is known to do it) costs that call its record, counted and logged, and nothing else."""
+    from numberplane.routing import recording
+
+    account = world.accounts["twilio"]
+    agent = await world.agent(stream_url="wss://agents.example.com/a")
+    number = await world.number(account, agents=[(agent, None, 1.0)])
+    recorder = app.state.call_recorder
+    failed = recorder.failed
+
+    def broken(*args: object) -> str:
+        raise RuntimeError("trace failed")
+
+    monkeypatch.setattr(recording, "trace_of", broken)
+    call = {"CallSid": "CA-unrecorded", "From": CALLER, "To": number.phone_number}
+    answer = await world.post(client, world.twilio_request(account, call))
+    assert answer.status_code == 200 and b"<Stream" in answer.content
+    assert recorder.failed == failed + 1
+    assert "could not record call CA-unrecorded" in caplog.text
+    await flush()
+    response = await client.get("/v1/calls", params={"phone_number": number.phone_number}, headers=org.bearer)
+    assert response.status_code == 200 and response.json()["data"] == []
+
+    monkeypatch.undo()  # the next call is recorded as usual
+    call = {"CallSid": "CA-recorded", "From": CALLER, "To": number.phone_number}
+    assert (await world.post(client, world.twilio_request(account, call))).status_code == 200
+    await flush()
+    record = await only_call(client, org, phone_number=number.phone_number)
+    assert record["carrier_call_id"] == "CA-recorded" and record["trace"]
