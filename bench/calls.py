@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import random
@@ -255,9 +256,7 @@ async def main() -> None:
                 await timed(
                     f"stats {window}: {who} number",
                     args.repeat,
-                    lambda pn=pn, window=window: reading.number_stats(
-                        db=db, org_id=org_id, ref=pn.id, window=window
-                    ),
+                    functools.partial(reading.number_stats, db=db, org_id=org_id, ref=pn.id, window=window),
                 )
         stats = await reading.number_stats(db=db, org_id=org_id, ref=busy.id, window="30d")
         print(f"  (busy number, 30d: {stats.calls:,} calls, answer rate {stats.answer_rate}, "
