@@ -44,3 +44,31 @@ async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path) -> None:
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "database": "unreachable"}
     await db.dispose()
+
+
+def test_routers_served_as_routes_describe_and_route_as_included(app) -> None:  # type: ignore[no-untyped-def]
+    """``serve_routes`` adds each router's routes to the app instead of including the router as
+    a branch (a cost per request): the OpenAPI document and the routes are what including gives,
+    router by router, and the app is left with no branch."""
+    from fastapi import FastAPI
+    from fastapi.routing import APIRoute
+    from starlette.routing import Mount, Route
+
+    from numberplane.app import ROUTERS, serve_routes
+    from numberplane.console import views as console_views
+
+    def routes(served: FastAPI) -> list[tuple[str, str, list[str], str]]:
+        return [(type(r).__name__, r.path, sorted(r.methods or ()), r.name) for r in served.routes]  # type: ignore[attr-defined]
+
+    for router in (*ROUTERS, console_views.router):
+        included, served = FastAPI(), FastAPI()
+        included.include_router(router)
+        serve_routes(served, router)
+        assert served.openapi() == included.openapi()
+        assert list(served.openapi()["paths"]) == list(included.openapi()["paths"])  # in the same order
+        assert routes(served)[len(FastAPI().routes) :] == [  # past the app's own (docs, OpenAPI)
+            (type(r).__name__, r.path, sorted(r.methods or ()), r.name)  # type: ignore[attr-defined]
+            for r in router.routes
+        ]
+    assert all(isinstance(route, APIRoute | Route | Mount) for route in app.routes)
+    assert sum(isinstance(route, APIRoute) for route in app.routes) > 100

@@ -64,8 +64,7 @@ async def update_agent(
 
 def make_router(*, agent_users: service.AgentUsers) -> APIRouter:
     """Every /v1/agents route; ``agent_users`` lists the live numbers that use an agent."""
-    router = APIRouter()
-    router.include_router(_routes)
+    router = APIRouter(routes=list(_routes.routes))  # its routes, not a branch: see app.serve_routes
 
     @router.delete(
         "/v1/agents/{agent_id}", status_code=204, tags=["agents"], summary="Delete an agent no number uses"

@@ -70,8 +70,7 @@ async def set_default(
 
 def make_router(*, account_users: service.AccountUsers) -> APIRouter:
     """Every /v1/carrier-accounts route; ``account_users`` says what still uses an account."""
-    router = APIRouter()
-    router.include_router(_routes)
+    router = APIRouter(routes=list(_routes.routes))  # its routes, not a branch: see app.serve_routes
 
     @router.delete(
         "/v1/carrier-accounts/{account_id}",

@@ -9,6 +9,11 @@ from numberplane.console.web import ERROR_SHAPE, PREFIX, STATIC_DIR
 
 __all__ = ["ERROR_SHAPE", "PREFIX", "STATIC_DIR", "router"]
 
-router = APIRouter()
-for part in (auth.router, numbers.router, calls.router, admin.router, accounts.router, imports.router):
-    router.include_router(part)
+# The parts' routes themselves, not branches (see app.serve_routes).
+router = APIRouter(
+    routes=[
+        route
+        for part in (auth.router, numbers.router, calls.router, admin.router, accounts.router, imports.router)
+        for route in part.routes
+    ]
+)

@@ -184,5 +184,4 @@ async def get_audit_event(
     return await auditlog.get_audit_event(db=get_db(request), org_id=principal.org_id, audit_id=audit_id)
 
 
-router.include_router(hooks)
-router.include_router(audit_router)
+router.routes.extend([*hooks.routes, *audit_router.routes])  # routes, not branches: see app.serve_routes
