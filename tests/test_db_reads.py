@@ -109,6 +109,24 @@ async def test_a_lean_read_on_a_dead_connection_is_read_again(
     assert database._lean == []
 
 
+async def test_concurrent_lean_reads_keep_up_to_half_the_pool(
+    db_url: str, backend: str, org: OrgCreds
+) -> None:
+    """As many connections are kept for lean reads as ran at once, up to half of what the pool
+    may hand out (a read past the kept ones pays the pool's reset round trip); sessions still
+    find connections while they are kept."""
+    database = Database(db_url, pool_size=10, max_overflow=10)  # 20 at most: up to 10 kept
+    try:
+        reads = await asyncio.gather(*(database.fetch(_LEAN, org_id=org.org_id, rows=1) for _ in range(20)))
+        assert [rows[0].owner for rows in reads] == [org.org_id] * 20
+        assert len(database._lean) == 10  # the other ten went back to the pool
+        async with database.session() as session:
+            assert (await session.execute(text("SELECT 1"))).scalar() == 1
+    finally:
+        await database.dispose()
+    assert database._lean == []
+
+
 def test_every_lean_read_of_the_api_runs_on_the_driver(db: Database) -> None:
     """A statement the plan cannot run (an expanding IN, say) still answers, through SQLAlchemy,
     but slowly and silently: the reads behind the keyed GETs must all have a plan."""
