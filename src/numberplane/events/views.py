@@ -21,7 +21,6 @@ from numberplane.kernel.pagination import Page
 from numberplane.kernel.settings import Settings
 from numberplane.tenancy.auth import Principal, require_principal
 
-router = APIRouter()
 hooks = APIRouter(prefix="/v1/webhook-endpoints", tags=["webhooks"])
 audit_router = APIRouter(prefix="/v1/audit-events", tags=["audit"])
 
@@ -184,4 +183,5 @@ async def get_audit_event(
     return await auditlog.get_audit_event(db=get_db(request), org_id=principal.org_id, audit_id=audit_id)
 
 
-router.routes.extend([*hooks.routes, *audit_router.routes])  # routes, not branches: see app.serve_routes
+# Both parts' routes themselves, not branches (see app.serve_routes).
+router = APIRouter(routes=[*hooks.routes, *audit_router.routes])
