@@ -6,8 +6,10 @@ and every worker's cache right after a change.
 
 In one run: load N numbers (COPY), then for 1 and for 2 workers start the real command
 (``python -m numberplane serve --workers N``), warm every worker's cache, and load it with
-``wrk`` (C, so the load generator takes little of the machine; a Lua script cycles through
-Twilio-signed POSTs to ``/voice/twilio``). Prints decisions/s, p99, the server processes' CPU
+``wrk`` (C, one thread, so the load generator takes little of the machine; a Lua script sends
+Twilio-signed POSTs to ``/voice/twilio``, each a new call, as real traffic is: a call id sent
+again is a second decision for a call already recorded, which the writers merge, a costlier path
+than a new call's). Prints decisions/s, p99, the server processes' CPU
 per decision, and the 2:1 ratio. Then, with 2 workers, it changes the agent every number
 routes to (a unit of work in this process, like any writer) and asks on fresh connections —
 which the kernel spreads over both workers — until every answer carries the new stream URL,
@@ -133,7 +135,7 @@ def main() -> None:
     os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
     url = asyncio.run(create_pg_database(base))
     print(
-        f"bench.workers: PostgreSQL, {args.numbers:,} numbers, wrk -t2 -c{args.connections} "
+        f"bench.workers: PostgreSQL, {args.numbers:,} numbers, wrk -t1 -c{args.connections} "
         f"-d{args.seconds}s; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
     )
     tmp = tempfile.TemporaryDirectory(prefix="np-bench-workers-")
@@ -143,9 +145,15 @@ def main() -> None:
         port = 21_000 + os.getpid() % 1000
         public = f"http://127.0.0.1:{port}"
         numbers = [number_at(i) for i in range(0, args.numbers, max(1, args.numbers // 2000))][:2000]
-        requests = signed_requests(seed, public, numbers)
-        script = Path(tmp.name) / "twilio.lua"
-        lua_script(requests, script)
+        requests = signed_requests(seed, public, numbers)  # the warm-up's: the numbers once each
+        warm = Path(tmp.name) / "warm.lua"
+        lua_script(requests, warm)
+        # Each measured run its own calls, more than it can send (~25,000 calls/s at most here).
+        calls = numbers * max(1, args.seconds * 25_000 // len(numbers))
+        scripts = {}
+        for workers in (1, 2):
+            scripts[workers] = Path(tmp.name) / f"calls-{workers}.lua"
+            lua_script(signed_requests(seed, public, calls, tag=workers), scripts[workers])
         env = {
             **os.environ,
             "NUMBERPLANE_DATABASE_URL": url,
@@ -158,9 +166,13 @@ def main() -> None:
             proc = serve(workers, port, env)
             try:
                 wait_up(port, proc)
-                run_wrk(port, script, 3, args.connections)  # every worker's cache warm
+                run_wrk(port, warm, 3, args.connections, threads=1)  # every worker's cache warm
                 cpu = tree_cpu(proc.pid)
-                rate, p99, total, errors, _ = run_wrk(port, script, args.seconds, args.connections)
+                rate, p99, total, errors, _ = run_wrk(
+                    port, scripts[workers], args.seconds, args.connections, threads=1
+                )
+                if total > len(calls):
+                    errors += f" ({total - len(calls):,} calls sent twice)"
                 cpu_us = (tree_cpu(proc.pid) - cpu) / max(total, 1) * 1e6
                 rates[workers] = rate
                 print(
