@@ -72,3 +72,16 @@ def test_routers_served_as_routes_describe_and_route_as_included(app) -> None:  
         ]
     assert all(isinstance(route, APIRoute | Route | Mount) for route in app.routes)
     assert sum(isinstance(route, APIRoute) for route in app.routes) > 100
+
+
+async def test_a_405_allows_every_method_served_at_the_path(client: httpx.AsyncClient) -> None:
+    """RFC 9110: the Allow of a 405 lists the resource's methods, not one route's (GET and POST
+    are two routes at /v1/agents), in the shape of the API the path belongs to."""
+    response = await client.put("/v1/agents")
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, POST"
+    assert response.json()["code"] == "method_not_allowed"
+    one = await client.patch("/v1/audit-events/some-id")
+    assert one.status_code == 405 and one.headers["Allow"] == "GET"
+    dialect = await client.put("/freya/api/v2/phone-numbers/some-id")
+    assert dialect.status_code == 405 and dialect.headers["Allow"] == "DELETE, GET"
+    assert dialect.json()["error"] == "method_not_allowed"

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from numberplane.kernel import jsonbody
 
@@ -184,6 +185,19 @@ def invalid_json(message: str) -> ErrorInfo:
     )
 
 
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` of a 405: every method the app takes at this path (RFC 9110, 15.5.6: the
+    target resource's methods). Starlette names the methods of the first route whose path
+    matched only, so ``PUT /v1/agents`` said ``Allow: POST`` though ``GET`` is served there too."""
+    scope = dict(request.scope)  # matching may write to the scope: a copy, this request's is done
+    methods: set[str] = set()
+    for route in request.app.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route_methods
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI, shapes: Sequence[ErrorShape] = ()) -> None:
     """Render every error raised under ``app``: in ``shapes``' renderer for a path under its
     prefix, otherwise as a problem document."""
@@ -219,12 +233,15 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape] = ()) -> None:
             exc.status_code, "http_error"
         )
         message = str(exc.detail)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
         limit = request.scope.get("starlette.max_body_size")
         if exc.status_code == 413 and isinstance(limit, int):  # a body without a length, cut off
             message = f"the request body is too large; this endpoint accepts at most {limit:,} bytes"
         return render(
             request,
-            ErrorInfo(exc.status_code, code, str(exc.detail), message, headers=dict(exc.headers or {})),
+            ErrorInfo(exc.status_code, code, str(exc.detail), message, headers=headers),
         )
 
     @app.exception_handler(Exception)
