@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from tests.support import OrgCreds
+
 
 async def test_openapi_and_docs(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
@@ -76,12 +78,35 @@ def test_routers_served_as_routes_describe_and_route_as_included(app) -> None:  
 
 async def test_a_405_allows_every_method_served_at_the_path(client: httpx.AsyncClient) -> None:
     """RFC 9110: the Allow of a 405 lists the resource's methods, not one route's (GET and POST
-    are two routes at /v1/agents), in the shape of the API the path belongs to."""
+    are two routes at /v1/agents; HEAD goes with GET), in the shape of the API the path belongs to."""
     response = await client.put("/v1/agents")
-    assert response.status_code == 405 and response.headers["Allow"] == "GET, POST"
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, HEAD, POST"
     assert response.json()["code"] == "method_not_allowed"
     one = await client.patch("/v1/audit-events/some-id")
-    assert one.status_code == 405 and one.headers["Allow"] == "GET"
+    assert one.status_code == 405 and one.headers["Allow"] == "GET, HEAD"
     dialect = await client.put("/freya/api/v2/phone-numbers/some-id")
-    assert dialect.status_code == 405 and dialect.headers["Allow"] == "DELETE, GET"
+    assert dialect.status_code == 405 and dialect.headers["Allow"] == "DELETE, GET, HEAD"
     assert dialect.json()["error"] == "method_not_allowed"
+
+
+async def test_head_is_the_get_without_its_body(client: httpx.AsyncClient, org: OrgCreds) -> None:
+    """Monitors probe with HEAD: every GET answers it, same status and headers, no body."""
+    for path, headers in (("/healthz", {}), ("/v1/agents?limit=1", org.bearer), ("/v1/agents", {})):
+        get = await client.get(path, headers=headers)
+        head = await client.head(path, headers=headers)
+        assert head.status_code == get.status_code and head.content == b""
+        assert head.headers["content-length"] == str(len(get.content))
+        assert head.headers["content-type"] == get.headers["content-type"]
+    assert (await client.head("/v1/agents")).status_code == 401  # the GET's answer: no key
+    refused = await client.head("/v1/test-calls")  # POST only
+    assert refused.status_code == 405 and refused.headers["Allow"] == "POST" and refused.content == b""
+
+
+def test_head_over_the_wire(live_server) -> None:  # type: ignore[no-untyped-def]
+    """Through the server's own HTTP stack: the GET's length announced, no body on the wire (the
+    connection stays usable: a body sent after a HEAD answer would be read as the next answer)."""
+    with httpx.Client(base_url=live_server.url, timeout=10) as http:
+        head = http.head("/healthz")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == str(len(http.get("/healthz").content))
+        assert http.get("/healthz").json() == {"status": "ok"}  # the same connection, in step

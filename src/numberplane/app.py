@@ -38,6 +38,7 @@ from numberplane.kernel import errors
 from numberplane.kernel.changes import ChangeListener
 from numberplane.kernel.db import Database, is_sqlite
 from numberplane.kernel.deps import request_id
+from numberplane.kernel.head import HeadAsGet
 from numberplane.kernel.inputs import TextGuard
 from numberplane.kernel.limits import BodyLimits
 from numberplane.kernel.openapi import Link, add_links
@@ -352,6 +353,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         routes={route: settings.max_bulk_body_bytes for route in BULK_ROUTES},
     )
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(HeadAsGet)  # outermost: the GET's whole path, its body left unsent
 
     @app.get("/healthz", tags=["health"], summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -195,6 +195,8 @@ def allowed_methods(request: Request) -> str:
         route_methods = getattr(route, "methods", None)
         if route_methods and route.matches(scope)[0] is not Match.NONE:
             methods |= route_methods
+    if "GET" in methods:
+        methods.add("HEAD")  # answered as the GET (``kernel.head``)
     return ", ".join(sorted(methods))
 
 
