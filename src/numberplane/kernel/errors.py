@@ -236,8 +236,9 @@ def install(app: FastAPI, shapes: Sequence[ErrorShape] = ()) -> None:
         )
         message = str(exc.detail)
         headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            headers["Allow"] = allowed_methods(request)
+        allowed = allowed_methods(request) if exc.status_code == 405 else ""
+        if allowed:  # else the exception's own (a 405 no route's methods explain)
+            headers["Allow"] = allowed
         limit = request.scope.get("starlette.max_body_size")
         if exc.status_code == 413 and isinstance(limit, int):  # a body without a length, cut off
             message = f"the request body is too large; this endpoint accepts at most {limit:,} bytes"

@@ -15,6 +15,7 @@ again on the thread (a ``SELECT`` has no effects, and none of its rows had been 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from functools import partial
@@ -44,6 +45,17 @@ class InlineReads(aiosqlite.Connection):
         self._inline: tuple[sqlite3.Cursor, tuple[Any, ...]] | None = None
         self._deadline = 0.0
         self._overran = False
+
+    async def _connect(self) -> InlineReads:
+        try:
+            await super()._connect()
+        except BaseException:
+            # aiosqlite stops the thread of a connection that failed to open without waiting for
+            # it; waiting here means the thread never answers an event loop closed meanwhile (an
+            # exception in that thread: the readiness check's test, and at a process's exit).
+            await asyncio.to_thread(self._thread.join, 5.0)
+            raise
+        return self
 
     def _progress(self) -> int:
         if time.perf_counter() > self._deadline:
