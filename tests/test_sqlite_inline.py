@@ -113,3 +113,15 @@ async def test_the_loop_keeps_turning_during_a_long_read(sqlite_db: Database) ->
     done.set()
     await task
     assert ticks > 1  # other tasks ran while the read was on the thread
+
+
+async def test_a_connection_that_cannot_open_has_stopped_its_thread(tmp_path: Path) -> None:
+    """aiosqlite stops the thread of a failed connection without waiting for it; an event loop
+    closed meanwhile got the thread's answer as an exception in that thread. The failure is
+    raised once the thread has stopped."""
+    from numberplane.kernel import sqlite
+
+    connection = sqlite.connect(str(tmp_path / "missing-dir" / "nope.db"))
+    with pytest.raises(Exception, match="unable to open database file"):
+        await connection
+    assert not connection._thread.is_alive()
