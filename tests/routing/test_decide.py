@@ -599,7 +599,7 @@ def test_the_stored_trace_is_the_trace_encoded(
     (what ?explain=true answers), byte for byte, escapes included, for a number or for none."""
     the_call = call(caller)
     for target in (route, None):
-        the_call = dataclasses.replace(the_call, to=to) if target is None else the_call
+        the_call = the_call._replace(to=to) if target is None else the_call
         decision = decide(target, the_call, result)
         expected = json.dumps(trace(target, the_call, result, decision, webhook_ms), separators=(",", ":"))
         assert trace_text(target, the_call, result, decision, webhook_ms) == expected
@@ -625,7 +625,7 @@ def test_a_shared_trace_is_each_calls_own(
     tenant's own text holds the stand-in for the number."""
     for e164 in numbers:
         number = route._replace(e164=e164, number_id=f"num_{e164}")
-        the_call = dataclasses.replace(call(caller), to=e164)
+        the_call = call(caller)._replace(to=e164)
         decision = decide(number, the_call, None)
         for target in (number, None):
             expected = trace_text(target, the_call, None, decision)

@@ -26,7 +26,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from numberplane.kernel.e164 import country_of, normalize_address
 from numberplane.routing.snapshot import AgentTarget, RouteSnapshot
@@ -58,9 +58,11 @@ OUTCOMES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class CallInfo:
-    """The call as the carrier described it, with addresses already in E.164 (or None)."""
+class CallInfo(NamedTuple):
+    """The call as the carrier described it, with addresses already in E.164 (or None).
+
+    A NamedTuple, not a frozen dataclass: made once per call on the data plane's path, where a
+    frozen dataclass's ``__init__`` (a guarded ``setattr`` per field) cost 1.1 us against 0.5."""
 
     to: str | None
     caller: str | None
@@ -336,19 +338,25 @@ def decide(
             webhook = "failed"
     if agent is None:
         agent = pick_agent(route.agents, call.call_id, route.number_id)
-    if agent is not None:
-        params = stream_parameters(route, call, agent, dynamic, metadata)
-        common: dict[str, Any] = {
-            "agent_id": agent.agent_id,
-            "agent_version": agent.version,
-            "parameters": params,
-            "dynamic_variables": dynamic,
-            "metadata": metadata,
-            "webhook": webhook,
-        }
-        if agent.stream_url:
-            return _base(route, call, "agent_stream", "agent", stream_url=agent.stream_url, **common)
-        return _base(route, call, "agent_sip", "agent", sip_uri=agent.sip_uri, **common)
+    if agent is not None:  # nearly every call: the Decision made here directly, not through _base
+        return Decision(
+            outcome="agent_stream" if agent.stream_url else "agent_sip",
+            reason="agent",
+            number_id=route.number_id,
+            org_id=route.org_id,
+            to=call.to,
+            caller=call.caller,
+            call_id=call.call_id or None,
+            language=route.language,
+            stream_url=agent.stream_url or None,
+            sip_uri=None if agent.stream_url else agent.sip_uri,
+            agent_id=agent.agent_id,
+            agent_version=agent.version,
+            parameters=stream_parameters(route, call, agent, dynamic, metadata),
+            dynamic_variables=dynamic,
+            metadata=metadata,
+            webhook=webhook,
+        )
     if route.fallback_number:
         return _base(
             route, call, "fallback_number", "no_agent", dial_number=route.fallback_number, webhook=webhook

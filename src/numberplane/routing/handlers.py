@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -111,7 +110,7 @@ async def form_carrier(
         )
         return Outgoing(204)
     if label != carrier:  # the sandbox answers on Twilio's endpoint
-        call = replace(call, carrier=label)
+        call = call._replace(carrier=label)
     routed = await r.route_full(call, account_id=account.id)
     decision = routed.decision
     body, media_type = render(decision, CARRIER_FORMAT[carrier])

@@ -63,40 +63,54 @@ class AccountKey:
 
 
 class MultiParams:
-    """Form parameters in order, with the ``getall`` twilio's validator looks for."""
+    """Form parameters in order, with the ``getall`` twilio's validator looks for.
 
-    __slots__ = ("_canonical", "_items", "_map")
+    Built for the usual carrier body, where no name repeats: the first value of each name is one
+    C-level ``dict`` (built from the end, so the first value wins); the per-name lists
+    ``getall`` and a repeated name need are built only when asked for."""
+
+    __slots__ = ("_canonical", "_first", "_items", "_lists")
 
     def __init__(self, items: Sequence[tuple[str, str]]) -> None:
         self._items = list(items)
-        self._map: dict[str, list[str]] = {}
+        self._first = dict(reversed(self._items))
+        self._lists: dict[str, list[str]] | None = None
         self._canonical: str | None = None
-        for key, value in self._items:
-            values = self._map.get(key)
-            if values is None:
-                self._map[key] = [value]
-            else:
-                values.append(value)
+
+    def _by_name(self) -> dict[str, list[str]]:
+        lists = self._lists
+        if lists is None:
+            lists = self._lists = {}
+            for key, value in self._items:
+                values = lists.get(key)
+                if values is None:
+                    lists[key] = [value]
+                else:
+                    values.append(value)
+        return lists
 
     def canonical(self) -> str:
         """What Twilio's signature appends to the URL: each name (sorted) followed by each of its
         distinct values (sorted). Computed once per request, however many accounts are tried."""
         if self._canonical is None:
-            self._canonical = _canonical(self._map)
+            items = self._items
+            if len(self._first) == len(items):  # no name repeats: sorted by name alone
+                self._canonical = "".join([name + value for name, value in sorted(items)])
+            else:
+                self._canonical = _canonical(self._by_name())
         return self._canonical
 
     def __iter__(self) -> Any:
-        return iter(self._map)
+        return iter(self._by_name())
 
     def __len__(self) -> int:
-        return len(self._map)
+        return len(self._first)
 
     def getall(self, name: str) -> list[str]:
-        return self._map.get(name, [])
+        return self._by_name().get(name, [])
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        values = self._map.get(name)
-        return values[0] if values else default
+        return self._first.get(name, default)
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
