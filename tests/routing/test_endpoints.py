@@ -357,7 +357,17 @@ def test_form_parser_equals_parse_qsl(body: str) -> None:
 
 
 def test_form_parser_on_a_carrier_body() -> None:
-    body = urlencode({"To": "+14155550100", "From": "sip:+1 212@h;a=b", "Empty": "", "CallSid": "CA1"})
+    body = urlencode(
+        {
+            "To": "+14155550100",
+            "From": "sip:+1 212@h;a=b",
+            "Empty": "",
+            "CallSid": "CA1",
+            "FromCity": "SAN FRANCISCO",  # Twilio's: spaces as '+', no escape
+            "CallerName": "A+B C",
+        }
+    )
+    assert "FromCity=SAN+FRANCISCO" in body
     assert parse_form(body) == parse_qsl(body, keep_blank_values=True)
 
 

@@ -43,13 +43,15 @@ def parse_form(text: str) -> list[tuple[str, str]]:
         name, _, value = pair.partition("=")
         if "%" in name or "+" in name:
             name = unquote_plus(name)
-        if "%" in value or "+" in value:
+        if "%" in value:
             # E.164 numbers arrive as %2B...: the one escape carriers always send.
             rest = value[3:]
             if value[:3] in ("%2B", "%2b") and "%" not in rest and "+" not in rest:
                 value = "+" + rest
             else:
                 value = unquote_plus(value)
+        elif "+" in value:  # a space, as in Twilio's FromCity=SAN+FRANCISCO
+            value = value.replace("+", " ")
         out.append((name, value))
     return out
 
