@@ -3,6 +3,7 @@ and every worker's cache right after a change.
 
     .venv/bin/python -m bench.workers                       # 100,000 numbers, 10 s per run
     .venv/bin/python -m bench.workers --numbers 20000 --seconds 5
+    .venv/bin/python -m bench.workers --records off        # the routing decisions alone
 
 In one run: load N numbers (COPY), then for 1 and for 2 workers start the real command
 (``python -m numberplane serve --workers N``), warm every worker's cache, and load it with
@@ -10,10 +11,17 @@ In one run: load N numbers (COPY), then for 1 and for 2 workers start the real c
 Twilio-signed POSTs to ``/voice/twilio``, each a new call, as real traffic is: a call id sent
 again is a second decision for a call already recorded, which the writers merge, a costlier path
 than a new call's). Prints decisions/s, p99, the server processes' CPU
-per decision, and the 2:1 ratio. Then, with 2 workers, it changes the agent every number
-routes to (a unit of work in this process, like any writer) and asks on fresh connections —
-which the kernel spreads over both workers — until every answer carries the new stream URL,
-and prints how long that took (each worker hears the change through LISTEN/NOTIFY).
+per decision, how much of the machine was busy during the run, and the 2:1 ratio. Then, with 2
+workers, it changes the agent every number routes to (a unit of work in this process, like any
+writer) and asks on fresh connections — which the kernel spreads over both workers — until every
+answer carries the new stream URL, and prints how long that took (each worker hears the change
+through LISTEN/NOTIFY).
+
+``--records both`` (the default) measures without call records (the routing decisions alone)
+and then with them, each run with calls of its own. The machine's busy cores during the 1-worker
+run bound what a second worker can add: the CPUs over them is the most 2 workers can give when
+every process's cost per call stays the same (the server's, the call-record writer's,
+PostgreSQL's, wrk's), and it is printed beside the ratio.
 
 The machine's other load counts against it: the load average is printed.
 """
@@ -44,6 +52,19 @@ from bench.routing import (
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process and its children (uvicorn's workers)."""
     return cpu_seconds(pid) + children_cpu_seconds(pid)
+
+
+def busy_ticks() -> tuple[int, int]:
+    """(all, idle) CPU time of the whole machine so far, in clock ticks (Linux ``/proc/stat``)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]  # idle + iowait
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The machine's busy cores on average between two ``busy_ticks`` readings."""
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * (1 - idle / total) if total > 0 else 0.0
 
 
 def serve(workers: int, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -118,6 +139,12 @@ def main() -> None:
     parser.add_argument("--numbers", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--records",
+        choices=("both", "off", "on"),
+        default="both",
+        help="call records off, on, or both in turn",
+    )
     args = parser.parse_args()
     args.numbers = max(5_000, min(args.numbers, 8_000_000))
 
@@ -150,10 +177,11 @@ def main() -> None:
         lua_script(requests, warm)
         # Each measured run its own calls, more than it can send (~25,000 calls/s at most here).
         calls = numbers * max(1, args.seconds * 25_000 // len(numbers))
+        modes = {"both": ("off", "on"), "off": ("off",), "on": ("on",)}[args.records]
         scripts = {}
-        for workers in (1, 2):
-            scripts[workers] = Path(tmp.name) / f"calls-{workers}.lua"
-            lua_script(signed_requests(seed, public, calls, tag=workers), scripts[workers])
+        for tag, (mode, workers) in enumerate(((m, w) for m in modes for w in (1, 2)), start=1):
+            scripts[mode, workers] = Path(tmp.name) / f"calls-{mode}-{workers}.lua"
+            lua_script(signed_requests(seed, public, calls, tag=tag), scripts[mode, workers])
         env = {
             **os.environ,
             "NUMBERPLANE_DATABASE_URL": url,
@@ -161,32 +189,43 @@ def main() -> None:
             "NUMBERPLANE_LOG_LEVEL": "WARNING",
             "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0",
         }
-        rates: dict[int, float] = {}
-        for workers in (1, 2):
-            proc = serve(workers, port, env)
-            try:
-                wait_up(port, proc)
-                run_wrk(port, warm, 3, args.connections, threads=1)  # every worker's cache warm
-                cpu = tree_cpu(proc.pid)
-                rate, p99, total, errors, _ = run_wrk(
-                    port, scripts[workers], args.seconds, args.connections, threads=1
-                )
-                if total > len(calls):
-                    errors += f" ({total - len(calls):,} calls sent twice)"
-                cpu_us = (tree_cpu(proc.pid) - cpu) / max(total, 1) * 1e6
-                rates[workers] = rate
-                print(
-                    f"  --workers {workers}: {rate:>9,.0f} decisions/s  p99 {p99:7.2f} ms  "
-                    f"server CPU {cpu_us:5.0f} us/decision  {errors}  "
-                    f"(load average {os.getloadavg()[0]:.2f})",
-                    flush=True,
-                )
-                if workers == 2:
-                    took = asyncio.run(coherence(url, port, seed, requests[0]))
-                    print(f"  an agent change reached every worker's cache in {took * 1000:.0f} ms")
-            finally:
-                stop(proc)
-        print(f"\n  2 workers / 1 worker, decisions/s: {rates[2] / rates[1]:.2f}x")
+        summary = []
+        for mode in modes:
+            print(f"  call records {mode}:")
+            rates: dict[int, float] = {}
+            busy: dict[int, float] = {}
+            for workers in (1, 2):
+                proc = serve(workers, port, {**env, "NUMBERPLANE_CALL_RECORDS": "1" if mode == "on" else "0"})
+                try:
+                    wait_up(port, proc)
+                    run_wrk(port, warm, 3, args.connections, threads=1)  # every worker's cache warm
+                    cpu, ticks = tree_cpu(proc.pid), busy_ticks()
+                    rate, p99, total, errors, _ = run_wrk(
+                        port, scripts[mode, workers], args.seconds, args.connections, threads=1
+                    )
+                    busy[workers] = busy_cores(ticks, busy_ticks())
+                    if total > len(calls):
+                        errors += f" ({total - len(calls):,} calls sent twice)"
+                    cpu_us = (tree_cpu(proc.pid) - cpu) / max(total, 1) * 1e6
+                    rates[workers] = rate
+                    print(
+                        f"    --workers {workers}: {rate:>9,.0f} decisions/s  p99 {p99:7.2f} ms  "
+                        f"server CPU {cpu_us:5.0f} us/decision  machine busy {busy[workers]:.2f} of "
+                        f"{os.cpu_count()} cores  {errors}  (load average {os.getloadavg()[0]:.2f})",
+                        flush=True,
+                    )
+                    if workers == 2 and mode == modes[-1]:
+                        took = asyncio.run(coherence(url, port, seed, requests[0]))
+                        print(f"    an agent change reached every worker's cache in {took * 1000:.0f} ms")
+                finally:
+                    stop(proc)
+            bound = (os.cpu_count() or 1) / busy[1] if busy[1] else float("inf")
+            summary.append(
+                f"  call records {mode}: 2 workers / 1 worker, decisions/s: {rates[2] / rates[1]:.2f}x "
+                f"(the 1-worker run kept {busy[1]:.2f} cores busy: at most {bound:.2f}x on this machine)"
+            )
+        print()
+        print("\n".join(summary))
     finally:
         asyncio.run(drop_pg_database(url))
         tmp.cleanup()
