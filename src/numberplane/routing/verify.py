@@ -93,9 +93,8 @@ class MultiParams:
         """What Twilio's signature appends to the URL: each name (sorted) followed by each of its
         distinct values (sorted). Computed once per request, however many accounts are tried."""
         if self._canonical is None:
-            items = self._items
-            if len(self._first) == len(items):  # no name repeats: sorted by name alone
-                self._canonical = "".join([name + value for name, value in sorted(items)])
+            if len(self._first) == len(self._items):  # the usual body: no name repeats
+                self._canonical = _canonical_unique(self._items)
             else:
                 self._canonical = _canonical(self._by_name())
         return self._canonical
@@ -204,9 +203,14 @@ class AccountDirectory:
 _TWILIO_DIGESTS = {"HMAC_SHA1": "sha1", "HMAC_SHA256": "sha256"}
 
 
+def _canonical_unique(pairs: Iterable[tuple[str, str]]) -> str:
+    """Twilio's canonical parameters where no name repeats: sorted by name alone."""
+    return "".join([name + value for name, value in sorted(pairs)])
+
+
 def _canonical(params: dict[str, list[str]]) -> str:
-    if all(len(values) == 1 for values in params.values()):  # the usual body: no repeated name
-        return "".join([name + values[0] for name, values in sorted(params.items())])
+    """Twilio's canonical parameters with repeated names: each name (sorted), then each of its
+    distinct values (sorted)."""
     parts = []
     for name in sorted(params):
         values = params[name]
@@ -229,7 +233,7 @@ def twilio_signature(token: str, url: str, params: MultiParams | dict[str, str],
     if isinstance(params, MultiParams):
         canonical = params.canonical()
     else:
-        canonical = _canonical({name: [value] for name, value in params.items()})
+        canonical = _canonical_unique(params.items())
     mac = hmac.digest(token.encode(), (url + canonical).encode(), digest)
     return binascii.b2a_base64(mac, newline=False).decode("ascii")
 
