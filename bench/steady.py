@@ -17,7 +17,10 @@ Phases, one server (uvicorn, uvloop, httptools, one worker), one run:
   the machine alone adds to p99 at that moment).
 
 Every answer is checked (200 and a ``<Stream``). The load generator shares the machine with the
-server (and here with other work): the load average is printed with the figures.
+server (and here with other work): the load average is printed with the figures, and under each
+phase the CPU each process spent per call (the server, its call-record writer, PostgreSQL, the
+load generator). A cold call costs the machine several times a warm one, spread over four
+processes on the same cores; their turns waiting for each other are most of the cold p99.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import random
 from bench.routing import (
     REPO_ROOT,
     Seed,
+    children_cpu_seconds,
     closed_loop,
+    cpu_seconds,
     number_at,
     open_loop,
     signed_requests,
@@ -43,12 +48,53 @@ from bench.routing import (
 TARGET_P99_MS = 5.0
 
 
-def route_requests(seed: Seed, base: str, numbers: list[str]) -> list[bytes]:
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process on this machine (the routing query's backends, the
+    call-record writer's, PostgreSQL's own), from /proc; 0 elsewhere. A backend that exits within
+    a phase takes its time with it: the server and its writer keep theirs open."""
+    total = 0.0
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as handle:
+                if handle.read().strip() != "postgres":
+                    continue
+        except OSError:
+            continue
+        total += cpu_seconds(int(entry))
+    return total
+
+
+def machine_cpu(server_pid: int) -> tuple[float, float, float, float]:
+    """(server, its call-record writer, PostgreSQL, this load generator) CPU seconds so far."""
+    return (
+        cpu_seconds(server_pid),
+        children_cpu_seconds(server_pid),
+        postgres_cpu_seconds(),
+        cpu_seconds(os.getpid()),
+    )
+
+
+def cpu_line(before: tuple[float, ...], after: tuple[float, ...], calls: int) -> str:
+    """Where the machine's CPU went per call in a phase: at a steady rate the p99 is mostly
+    these processes waiting for each other's turn on the same cores."""
+    server, writer, postgres, loadgen = (1e6 * (b - a) / calls for a, b in zip(before, after, strict=True))
+    return (
+        f"    CPU per call: server {server:.0f} us, its writer {writer:.0f} us, "
+        f"PostgreSQL {postgres:.0f} us, load generator {loadgen:.0f} us ({os.cpu_count()} cores)"
+    )
+
+
+def route_requests(seed: Seed, base: str, numbers: list[str], tag: int = 0) -> list[bytes]:
+    """``GET /v1/route`` with the org's key, one per number; ``tag`` keeps call ids apart between
+    phases, as ``signed_requests`` does."""
     host = base.split("//", 1)[1]
     out = []
     for i, to in enumerate(numbers):
+        call_id = f"CA{tag:04x}{i:028x}"
         head = (
-            f"GET /v1/route?format=twiml&to=%2B{to[1:]}&from=%2B12125550123&call_id=CA{i:032x} HTTP/1.1\r\n"
+            f"GET /v1/route?format=twiml&to=%2B{to[1:]}&from=%2B12125550123&call_id={call_id} HTTP/1.1\r\n"
             f"Host: {host}\r\nAuthorization: Bearer {seed.token}\r\n\r\n"
         )
         out.append(head.encode())
@@ -110,10 +156,14 @@ async def main() -> None:
             "NUMBERPLANE_LOG_LEVEL": "WARNING",
             "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0",
         }
-        voice_warm = signed_requests(seed, public, warm_voice)
-        voice_cold = signed_requests(seed, public, cold_voice)
-        route_warm = route_requests(seed, public, warm_route)
-        route_cold = route_requests(seed, public, cold_route)
+        # Every request a new call (its own call id), as a carrier's would be: a call id seen
+        # before makes the call record an update of that call, dearer to write than a new one.
+        voice_warm_up = signed_requests(seed, public, warm_voice, tag=1)
+        voice_warm = signed_requests(seed, public, warm_voice, tag=2)
+        voice_cold = signed_requests(seed, public, cold_voice, tag=3)
+        route_warm_up = route_requests(seed, public, warm_route, tag=4)
+        route_warm = route_requests(seed, public, warm_route, tag=5)
+        route_cold = route_requests(seed, public, cold_route, tag=6)
         gc.collect()
         gc.freeze()
         proc = start_server("numberplane.app:create_app", port, env, factory=True)
@@ -121,17 +171,20 @@ async def main() -> None:
         try:
             await wait_ready(port, proc)
             # Warm the caches (and the key cache) with the warm sets, closed loop.
-            await closed_loop("warm-up", port, voice_warm, 16)
-            await closed_loop("warm-up", port, route_warm, 16)
+            await closed_loop("warm-up", port, voice_warm_up, 16)
+            await closed_loop("warm-up", port, route_warm_up, 16)
             for name, requests in (
                 ("/voice/twilio warm", voice_warm),
                 ("/voice/twilio cold", voice_cold),
                 ("/v1/route warm", route_warm),
                 ("/v1/route cold", route_cold),
             ):
+                before = machine_cpu(proc.pid)
                 result = await open_loop(f"{name} {args.rate:.0f}/s", port, requests, args.rate)
+                await asyncio.sleep(1.0)  # the phase's last call records written, counted here
                 results.append(result)
-                print(result.line(), f"  (load average {os.getloadavg()[0]:.2f})", flush=True)
+                print(result.line(), f"  (load average {os.getloadavg()[0]:.2f})")
+                print(cpu_line(before, machine_cpu(proc.pid), len(requests)), flush=True)
         finally:
             stop_server(proc)
         # The floor: the same server stack answering a constant, paced the same way.
