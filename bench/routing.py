@@ -587,9 +587,9 @@ async def open_loop(name: str, port: int, requests: list[bytes], rate: float, po
 
     Connections are protocols, used in turn: no task, stream read or queue per request. The load
     generator shares the machine with what it measures; with a task and a stream per request it
-    took 114-149 us of CPU a call at 1,000 calls/s, now 88-111 (bench.steady, 100,000 numbers,
-    interleaved), and its own pauses no longer set the phases' worst latencies (max 12-65 ms ->
-    6-16 ms)."""
+    took 114-149 us of CPU a call at 1,000 calls/s, now 88-114 (bench.steady, 100,000 and
+    1,000,000 numbers), and its own pauses no longer set the phases' worst latencies (max 12-65 ms
+    -> 6-26 ms)."""
     loop = asyncio.get_running_loop()
     load = _PacedLoad(len(requests), loop)
     for _ in range(pool_size):
