@@ -240,6 +240,12 @@ async def count_calls(url: str) -> None:
 # -- Load generation ----------------------------------------------------------------------------------
 
 
+def call_id(tag: int, index: int) -> str:
+    """The call id of a phase's ``index``-th request: ``tag`` keeps phases apart, so every request
+    is a new call as the call records see it."""
+    return f"CA{tag:04x}{index:028x}"
+
+
 def signed_requests(seed: Seed, base: str, numbers: list[str], tag: int = 0) -> list[bytes]:
     """One Twilio-signed request per number; ``tag`` keeps call ids apart between phases (each
     request is a new call, as the call records see it)."""
@@ -252,7 +258,7 @@ def signed_requests(seed: Seed, base: str, numbers: list[str], tag: int = 0) -> 
         params = {
             "AccountSid": seed.account_sid,
             "ApiVersion": "2010-04-01",
-            "CallSid": f"CA{tag:04x}{i:028x}",
+            "CallSid": call_id(tag, i),
             "CallStatus": "ringing",
             "Direction": "inbound",
             "From": "+12125550123",
@@ -346,6 +352,14 @@ def wrk_figures(out: str) -> tuple[float, float, int, str, float]:
     return rate, p99_ms, total, f"NON-2xx {errors.group(1)}" if errors else "", ran
 
 
+def content_length(head: bytes) -> int:
+    """A response head's ``Content-Length`` (0 when it has none)."""
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            return int(line[15:])
+    return 0
+
+
 class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -359,10 +373,7 @@ class Connection:
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
+        length = content_length(head)
         body = await self.reader.readexactly(length) if length else b""
         return status, body
 
@@ -530,10 +541,7 @@ class _PacedConnection(asyncio.Protocol):
         end = buffer.find(b"\r\n\r\n")
         if end < 0:
             return
-        length = 0
-        for line in bytes(buffer[:end]).split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
+        length = content_length(bytes(buffer[:end]))
         if len(buffer) < end + 4 + length:
             return
         status, body = int(buffer[9:12]), bytes(buffer[end + 4 : end + 4 + length])

@@ -34,6 +34,7 @@ import random
 from bench.routing import (
     REPO_ROOT,
     Seed,
+    call_id,
     children_cpu_seconds,
     closed_loop,
     cpu_seconds,
@@ -88,13 +89,13 @@ def cpu_line(before: tuple[float, ...], after: tuple[float, ...], calls: int) ->
 
 def route_requests(seed: Seed, base: str, numbers: list[str], tag: int = 0) -> list[bytes]:
     """``GET /v1/route`` with the org's key, one per number; ``tag`` keeps call ids apart between
-    phases, as ``signed_requests`` does."""
+    phases (``call_id``), as in ``signed_requests``."""
     host = base.split("//", 1)[1]
     out = []
     for i, to in enumerate(numbers):
-        call_id = f"CA{tag:04x}{i:028x}"
         head = (
-            f"GET /v1/route?format=twiml&to=%2B{to[1:]}&from=%2B12125550123&call_id={call_id} HTTP/1.1\r\n"
+            f"GET /v1/route?format=twiml&to=%2B{to[1:]}&from=%2B12125550123&call_id={call_id(tag, i)}"
+            " HTTP/1.1\r\n"
             f"Host: {host}\r\nAuthorization: Bearer {seed.token}\r\n\r\n"
         )
         out.append(head.encode())
