@@ -21,6 +21,10 @@ What it does, in one run:
      this process's load generator takes ~35 us of CPU per request, as much as PostgreSQL and
      the call-record writer together, on the same cores, so its warm rate says as much about the
      machine as about the server; with wrk the server has the most of a core to itself;
+   - without call records, warm under ``wrk`` once more with every call from a caller of its
+     own: the phases above all call from one number, whose reading the server memoises, while
+     most real calls come from a number it has not seen lately, which it reads afresh
+     (``kernel.e164``: ~3.5 us in process);
 3. stops it and starts the same uvicorn stack serving a bare ASGI app that drains the body and
    answers a constant TwiML document, and measures it the same way;
 4. prints decisions/s, p50/p99, and the Numberplane/bare throughput ratio. A closed-loop phase
@@ -246,9 +250,21 @@ def call_id(tag: int, index: int) -> str:
     return f"CA{tag:04x}{index:028x}"
 
 
-def signed_requests(seed: Seed, base: str, numbers: list[str], tag: int = 0) -> list[bytes]:
+CALLER = "+12125550123"
+
+
+def caller_at(index: int) -> str:
+    """The index-th distinct caller (10,000,000 of them, none a benchmark number)."""
+    return f"+1646{2_000_000 + index % 8_000_000:07d}"
+
+
+def signed_requests(
+    seed: Seed, base: str, numbers: list[str], tag: int = 0, *, new_callers: bool = False
+) -> list[bytes]:
     """One Twilio-signed request per number; ``tag`` keeps call ids apart between phases (each
-    request is a new call, as the call records see it)."""
+    request is a new call, as the call records see it). Every call comes from ``CALLER``, or,
+    with ``new_callers``, each from a number of its own (``caller_at``) as most real calls do:
+    the server then reads each caller's number afresh (phonenumbers) instead of from its memo."""
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(seed.auth_token)
@@ -261,7 +277,7 @@ def signed_requests(seed: Seed, base: str, numbers: list[str], tag: int = 0) -> 
             "CallSid": call_id(tag, i),
             "CallStatus": "ringing",
             "Direction": "inbound",
-            "From": "+12125550123",
+            "From": caller_at(i) if new_callers else CALLER,
             "FromCountry": "US",
             "To": to,
             "ToCountry": "US",
@@ -698,7 +714,8 @@ async def bench_target(
     args: argparse.Namespace,
     cold: bool,
     script: Path | None = None,
-) -> tuple[list[Result], WrkResult | None]:
+    callers_script: Path | None = None,
+) -> tuple[list[Result], WrkResult | None, WrkResult | None]:
     await wait_ready(port, proc)
     results: list[Result] = []
     await closed_loop("warm-up", port, sets["warmup"], args.concurrency)
@@ -720,8 +737,12 @@ async def bench_target(
     if script is not None:
         server_bound = await wrk_phase(f"{label} warm, wrk", port, script, args, proc.pid)
         print(server_bound.line(), flush=True)
+    new_callers = None
+    if callers_script is not None:
+        new_callers = await wrk_phase(f"{label} warm, wrk, new callers", port, callers_script, args, proc.pid)
+        print(new_callers.line(), flush=True)
     print(f"  (load average {os.getloadavg()[0]:.2f})", flush=True)
-    return results, server_bound
+    return results, server_bound, new_callers
 
 
 async def main() -> None:
@@ -793,11 +814,18 @@ async def main() -> None:
             "steady_cold": signed_requests(seed, public, steady_cold, tag=5),
         }
         script: Path | None = None
+        callers_script: Path | None = None
         if args.wrk_seconds > 0 and have_wrk():
             # The warm numbers again, each request a call of its own (a new call id).
             script = Path(scratch.name) / "warm.lua"
             calls = [cold[i % len(cold)] for i in range(args.wrk_requests)]
             await asyncio.to_thread(lua_script, signed_requests(seed, public, calls, tag=6), script)
+            # The same calls, each from a caller of its own (without records only: what reading
+            # a new caller's number costs the answer).
+            callers_script = Path(scratch.name) / "warm_callers.lua"
+            await asyncio.to_thread(
+                lua_script, signed_requests(seed, public, calls, tag=7, new_callers=True), callers_script
+            )
         elif args.wrk_seconds > 0:
             print(f"  {WRK} is not installed: no wrk phase (apt-get install wrk)")
         env = {
@@ -819,14 +847,21 @@ async def main() -> None:
             "numberplane.app:create_app", port, {**env, "NUMBERPLANE_CALL_RECORDS": "0"}, True
         )
         try:
-            unrecorded, unrecorded_wrk = await bench_target(
-                "numberplane, no call records", proc, port, sets, args, cold=True, script=script
+            unrecorded, unrecorded_wrk, new_callers = await bench_target(
+                "numberplane, no call records",
+                proc,
+                port,
+                sets,
+                args,
+                cold=True,
+                script=script,
+                callers_script=callers_script,
             )
         finally:
             stop_server(proc)
         proc = start_server("numberplane.app:create_app", port, env, factory=True)
         try:
-            ours, ours_wrk = await bench_target(
+            ours, ours_wrk, _ = await bench_target(
                 "numberplane", proc, port, sets, args, cold=True, script=script
             )
         finally:
@@ -835,7 +870,7 @@ async def main() -> None:
         bare_env = {**env, "PYTHONPATH": REPO_ROOT}
         proc = start_server("bench.routing:bare_app", port, bare_env, factory=False)
         try:
-            bare, bare_wrk = await bench_target(
+            bare, bare_wrk, _ = await bench_target(
                 "bare ASGI", proc, port, sets, args, cold=False, script=script
             )
         finally:
@@ -881,6 +916,13 @@ async def main() -> None:
                 f"without records/bare {unrecorded_wrk.rate / bare_wrk.rate:.2f}; call records: "
                 f"decisions/s with/without {ours_wrk.rate / unrecorded_wrk.rate:.2f}"
                 + (f" (calls repeated after {args.wrk_requests:,}: raise --wrk-requests)" if wrapped else "")
+            )
+        if unrecorded_wrk is not None and new_callers is not None:
+            print(
+                f"  a new caller each call (no records, wrk): {new_callers.cpu_us:.0f} us of server CPU a "
+                f"decision against {unrecorded_wrk.cpu_us:.0f} us with one caller "
+                f"({new_callers.cpu_us - unrecorded_wrk.cpu_us:+.0f} us: each new caller's number is read), "
+                f"{new_callers.rate / unrecorded_wrk.rate:.2f}x the decisions/s"
             )
     finally:
         scratch.cleanup()
