@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import phonenumbers
 import pytest
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
 
 from numberplane.kernel import e164
 
@@ -79,3 +82,40 @@ def test_a_carriers_e164_keeps_a_number_our_metadata_does_not_know() -> None:
     # Too short or too long for its country is still not a number.
     assert e164.normalize_address("+1415555") is None
     assert e164.normalize_address("+4420794600001234") is None
+
+
+def _full_read(text: str) -> str | None:
+    """The data plane's read of an E.164 address done the long way: the full parse."""
+    try:
+        num = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(num):
+        return None
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(code=st.sampled_from(_CODES), national=st.from_regex(r"[0-9]{1,14}", fullmatch=True))
+@example(code=44, national="02079460000")  # a national prefix after the country code
+@example(code=39, national="0612345678")  # Italy's leading zero
+@example(code=1, national="4155550100")
+@example(code=1, national="14155550100")  # NANP's national prefix, dialled after +1
+@example(code=7, national="89123456789")  # Russia's trunk prefix 8
+@example(code=800, national="12345678")  # a non-geographic code
+def test_the_quick_split_of_an_e164_address_reads_as_the_full_parse(code: int, national: str) -> None:
+    """``_split_e164`` (the data plane's read of a carrier's caller) gives what the full parse
+    gives, for every calling code phonenumbers knows: the same country code and national number
+    where it splits, and in the end the same E.164 string or None."""
+    text = f"+{code}{national}"
+    assume(e164._E164_SHAPE.fullmatch(text))  # the shape normalize_address reads this way
+    split = e164._split_e164(text)
+    if split is not None:
+        full = phonenumbers.parse(text, None)
+        assert (split.country_code, split.national_number) == (full.country_code, full.national_number)
+        assert not full.italian_leading_zero
+    e164._address.cache_clear()
+    assert e164._address(text) == _full_read(text)
