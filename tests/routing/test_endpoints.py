@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
+from numberplane.routing import metrics
 from numberplane.routing.fastpath import VoiceFastPath
 from numberplane.routing.handlers import parse_form
 from tests.routing.world import World
@@ -61,6 +62,38 @@ async def test_twilio_connects_a_stream(client: httpx.AsyncClient, world: World)
         "to": number.phone_number,
         "from": CALLER,
     }
+
+
+def _lookups() -> int:
+    return sum(metrics._cache_lookups.values())
+
+
+async def test_a_carrier_request_looks_the_called_number_up_once(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    """The signature check and the decision read one snapshot of the called number: one route
+    lookup a request, so ``numberplane_route_cache_lookups_total`` counts requests (a cold call
+    is one miss, not a miss and a hit)."""
+    agent = await world.agent(stream_url="wss://agents.example.com/once")
+    number = await world.number(world.accounts["twilio"], agents=[(agent, None, 1.0)])
+    vonage = await world.number(world.accounts["vonage"], agents=[(agent, None, 1.0)])
+    call = {"CallSid": "CA-once", "From": CALLER, "To": number.phone_number}
+    before = _lookups()
+    twiml(await world.post(client, world.twilio_request(world.accounts["twilio"], call)))
+    assert _lookups() == before + 1
+    status = {**call, "CallStatus": "completed", "CallDuration": "7"}
+    response = await world.post(
+        client, world.twilio_request(world.accounts["twilio"], status, path="/voice/twilio/status")
+    )
+    assert response.status_code == 204
+    assert _lookups() == before + 2
+    query = {"to": vonage.phone_number.lstrip("+"), "from": CALLER.lstrip("+"), "uuid": "once-1"}
+    token = world.vonage_token(world.accounts["vonage"], json.dumps(query, separators=(",", ":")).encode())
+    answer = await client.get(
+        "/voice/vonage/answer?" + urlencode(query), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200 and answer.json()[0]["action"] == "connect"
+    assert _lookups() == before + 3
 
 
 async def test_sandbox_numbers_answer_on_the_twilio_endpoint(client: httpx.AsyncClient, world: World) -> None:

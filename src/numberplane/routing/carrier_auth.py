@@ -2,7 +2,8 @@
 
 Accounts are tried in this order, and the first whose key verifies the request is the sender:
 
-1. the account that holds the called number (``To``): a genuine request routes however many
+1. the account that holds the called number (``To``; the caller looks its snapshot up once and
+   hands it in, and routes the call on the same snapshot): a genuine request routes however many
    other accounts, in any org, claim the identifier it carries (account-SID squatting);
 2. the accounts that claim that identifier (``AccountSid``, project, connection, ``api_key``), at
    most ``AccountDirectory``'s bound: they answer for numbers that are not ours (a verified
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -41,7 +42,6 @@ from numberplane.routing.wire import Incoming
 
 log = logging.getLogger("numberplane.routing.verify")
 
-Lookup = Callable[[str], Awaitable[RouteSnapshot | None]]
 MAX_LOGGED_VALUE = 80
 
 
@@ -177,27 +177,24 @@ class ReplayGuard:
 
 
 class CarrierAuth:
-    """Per process: the account directory, the called-number lookup and the replay guard."""
+    """Per process: the account directory and the replay guard. Each check takes the called
+    number's snapshot (``route``: None when the number is not ours or the request names none)."""
 
-    def __init__(self, accounts: AccountDirectory, lookup: Lookup) -> None:
+    def __init__(self, accounts: AccountDirectory) -> None:
         self.accounts = accounts
-        self.lookup = lookup
         self.replays = ReplayGuard()
 
-    async def _owner(self, to: str | None, carriers: Sequence[str]) -> AccountKey | None:
+    async def _owner(self, route: RouteSnapshot | None, carriers: Sequence[str]) -> AccountKey | None:
         """The account that holds the called number, if it is one of ``carriers``'."""
-        if not to:
-            return None
-        route = await self.lookup(to)
         if route is None or not route.carrier_account_id:
             return None
         account = await self.accounts.get(route.carrier_account_id)
         return account if account is not None and account.carrier in carriers else None
 
     async def _candidates(
-        self, to: str | None, carriers: Sequence[str], fields: Sequence[str], value: str | None
+        self, route: RouteSnapshot | None, carriers: Sequence[str], fields: Sequence[str], value: str | None
     ) -> tuple[AccountKey | None, list[AccountKey]]:
-        owner = await self._owner(to, carriers)
+        owner = await self._owner(route, carriers)
         out = [owner] if owner is not None else []
         if value:
             out += _new(out, await self.accounts.find(carriers, fields, value))
@@ -205,7 +202,7 @@ class CarrierAuth:
 
     async def _first_valid(
         self,
-        to: str | None,
+        route: RouteSnapshot | None,
         carriers: Sequence[str],
         fields: Sequence[str],
         value: str | None,
@@ -215,7 +212,7 @@ class CarrierAuth:
         the called number's account, every account tried). The called number's account is tried
         alone first: a genuine request verifies with it, so the accounts claiming ``value`` are
         looked up only when it does not."""
-        owner = await self._owner(to, carriers)
+        owner = await self._owner(route, carriers)
         if owner is not None and valid(owner):
             return owner, owner, [owner]
         tried = [owner] if owner is not None else []
@@ -226,15 +223,17 @@ class CarrierAuth:
                     return account, owner, tried
         return None, owner, tried
 
-    async def form(self, incoming: Incoming, carrier: str, params: MultiParams, to: str | None) -> Verdict:
+    async def form(
+        self, incoming: Incoming, carrier: str, params: MultiParams, route: RouteSnapshot | None
+    ) -> Verdict:
         """Twilio (and the sandbox), SignalWire, Telnyx."""
         if carrier == "twilio":
-            return await self._twilio(incoming, params, to)
+            return await self._twilio(incoming, params, route)
         if carrier == "signalwire":
-            return await self._signalwire(incoming, params, to)
-        return await self._telnyx(incoming, params, to)
+            return await self._signalwire(incoming, params, route)
+        return await self._telnyx(incoming, params, route)
 
-    async def _twilio(self, incoming: Incoming, params: MultiParams, to: str | None) -> Verdict:
+    async def _twilio(self, incoming: Incoming, params: MultiParams, route: RouteSnapshot | None) -> Verdict:
         signature = incoming.headers.get("x-twilio-signature")
         sid = params.get("AccountSid")
         if not signature:
@@ -242,7 +241,7 @@ class CarrierAuth:
         settings_header = incoming.headers.get("x-twilio-webhooks-signature-settings", "")
         url = signed_url(incoming)
         verified, owner, candidates = await self._first_valid(
-            to,
+            route,
             ("twilio", "sandbox"),
             ("account_sid",),
             sid,
@@ -256,7 +255,9 @@ class CarrierAuth:
             return _unknown(sid, "AccountSid")
         return _mismatch("X-Twilio-Signature", candidates, owner, sid, "auth_token")
 
-    async def _signalwire(self, incoming: Incoming, params: MultiParams, to: str | None) -> Verdict:
+    async def _signalwire(
+        self, incoming: Incoming, params: MultiParams, route: RouteSnapshot | None
+    ) -> Verdict:
         headers = incoming.headers
         signature = headers.get("x-signalwire-signature") or headers.get("x-twilio-signature")
         sha256_signature = headers.get("x-signalwire-sha256-signature")
@@ -265,7 +266,7 @@ class CarrierAuth:
             return Verdict.refused("unsigned", "no X-SignalWire-Signature header", claimed=project)
         url = signed_url(incoming)
         verified, owner, candidates = await self._first_valid(
-            to,
+            route,
             ("signalwire",),
             ("project_id", "account_sid"),
             project,
@@ -284,7 +285,7 @@ class CarrierAuth:
             return _unknown(project, "project")
         return _mismatch("X-SignalWire-Signature", candidates, owner, project, "signing_key")
 
-    async def _telnyx(self, incoming: Incoming, params: MultiParams, to: str | None) -> Verdict:
+    async def _telnyx(self, incoming: Incoming, params: MultiParams, route: RouteSnapshot | None) -> Verdict:
         signature = incoming.headers.get("telnyx-signature-ed25519")
         timestamp = incoming.headers.get("telnyx-timestamp")
         connection = params.get("ConnectionId")
@@ -294,7 +295,7 @@ class CarrierAuth:
             return Verdict.refused(
                 "stale", f"telnyx-timestamp more than {TIMESTAMP_TOLERANCE_S} s from now", claimed=connection
             )
-        owner, candidates = await self._candidates(to, ("telnyx",), (), None)
+        owner, candidates = await self._candidates(route, ("telnyx",), (), None)
         sid = params.get("AccountSid")
         for field_names, value in (
             (("account_sid", "user_id"), sid),
@@ -312,13 +313,13 @@ class CarrierAuth:
                 return Verdict(account)
         return _mismatch("telnyx-signature-ed25519", candidates, owner, connection or sid, "public_key")
 
-    async def vonage(self, incoming: Incoming, to: str | None) -> Verdict:
+    async def vonage(self, incoming: Incoming, route: RouteSnapshot | None) -> Verdict:
         scheme, _, token = incoming.headers.get("authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return Verdict.refused("unsigned", "no Authorization: Bearer token")
         api_key = vonage_unverified_api_key(token)
-        owner, candidates = await self._candidates(to, ("vonage",), ("api_key",), api_key)
+        owner, candidates = await self._candidates(route, ("vonage",), ("api_key",), api_key)
         if not candidates:
             return _unknown(api_key, "api_key")
         query = parse_qsl(incoming.query, keep_blank_values=True)

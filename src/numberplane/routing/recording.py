@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
+from typing import Literal
 
 from numberplane.calls.service import Observation, duration_of, json_text, status_of
 from numberplane.calls.writer import decided_row
 from numberplane.kernel.db import utcnow
 from numberplane.routing.decide import CallInfo, Decision, WebhookResult
-from numberplane.routing.service import Routed, Router
+from numberplane.routing.service import Lookup, Routed, Router
 from numberplane.routing.snapshot import RouteSnapshot
 from numberplane.routing.trace import number_in, trace_around_number, trace_text, webhook_facts
 
@@ -151,13 +152,16 @@ async def status_reported(
     status: str | None,
     duration: object = None,
     sip_code: int | None = None,
+    route: RouteSnapshot | Literal[Lookup.PENDING] | None = Lookup.PENDING,
 ) -> None:
-    """Record a status callback (or ``/v1/route/status``) for a call, known or not."""
+    """Record a status callback (or ``/v1/route/status``) for a call, known or not. ``route``:
+    the snapshot of ``to`` when the caller has it already (``Router.route_full``'s)."""
     recorder = router.recorder
     ours = status_of(status)
     if recorder is None or not call_id or ours is None:
         return
-    route = await router.lookup(to) if to else None
+    if route is Lookup.PENDING:
+        route = await router.lookup(to) if to else None
     if route is not None and org_id is not None and route.org_id != org_id:
         route = None
     org = org_id or (route.org_id if route is not None else None)

@@ -9,9 +9,10 @@ miss.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import httpx
 
@@ -43,6 +44,12 @@ class Routed(NamedTuple):
     decision: Decision
 
 
+class Lookup(enum.Enum):
+    """``route_full``'s ``route`` when its caller has not looked the number up (it does)."""
+
+    PENDING = "pending"
+
+
 class Router:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
@@ -51,7 +58,7 @@ class Router:
             max_entries=settings.route_cache_size, unknown_ttl=settings.route_unknown_ttl_seconds
         )
         self.accounts = AccountDirectory(db)
-        self.carrier_auth = CarrierAuth(self.accounts, self.lookup)
+        self.carrier_auth = CarrierAuth(self.accounts)
         self._client: httpx.AsyncClient | None = None
         # Where call observations go (``calls.recorder.Recorder``); the app sets it. None: no records.
         self.recorder: Recorder | None = None
@@ -133,9 +140,13 @@ class Router:
         account_id: str | None = None,
         org_id: str | None = None,
         ask_webhook: bool = True,
+        route: RouteSnapshot | Literal[Lookup.PENDING] | None = Lookup.PENDING,
     ) -> Routed:
-        """``route``, with what the decision was made from (for the call record and its trace)."""
-        route = await self.lookup(call.to) if call.to else None
+        """``route``, with what the decision was made from (for the call record and its trace).
+        ``route``: the snapshot of ``call.to`` when the caller already has it (the carrier
+        endpoints look it up once, for the signature check and for this); looked up here if not."""
+        if route is Lookup.PENDING:
+            route = await self.lookup(call.to) if call.to else None
         if route is not None and account_id is not None and route.carrier_account_id != account_id:
             route = None
         if route is not None and org_id is not None and route.org_id != org_id:
