@@ -77,6 +77,11 @@ def test_a_carriers_e164_keeps_a_number_our_metadata_does_not_know() -> None:
     # A number in a range our metadata calls invalid keeps its caller ID on the data plane
     # (a carrier's metadata is newer than ours); a person typing it still gets the error.
     assert e164.normalize_address("+15555550123") == "+15555550123"
+    # The same number as a SIP platform sends it reads the same way (no longer the full parse).
+    assert e164.normalize_address("sip:+15555550123@pbx.example.com;user=phone") == "+15555550123"
+    assert e164.normalize_address("tel:+15555550123") == "+15555550123"
+    assert e164.normalize_address("sip:+4402079460000@pbx.example.com") == "+442079460000"
+    assert e164.normalize_address("sip:+1415555@pbx.example.com") is None
     with pytest.raises(e164.InvalidPhoneNumber):
         e164.parse("+15555550123")
     # Too short or too long for its country is still not a number.

@@ -187,12 +187,17 @@ def normalize_address(value: str | None, *, country_hint: str | None = None) -> 
     address already written in E.164 (what carriers send) is read by phonenumbers without the
     validity check a typed number gets (``_address``): the check costs a region lookup, 50-100 us
     per new number, and a carrier's metadata is newer than ours, so a valid number in a freshly
-    assigned range must not lose its caller ID. Anything else is parsed in full (``parse``).
+    assigned range must not lose its caller ID. So is the E.164 user part of a SIP or tel URI
+    (``sip:+14155550100@pbx;user=phone``, as SIP platforms send it). Anything else is parsed in
+    full (``parse``).
     """
     if not value:
         return None
     if _E164_SHAPE.fullmatch(value):
         return _address(value)
+    user = _strip_uri(value.strip()) if len(value) <= _MAX_INPUT else ""
+    if _E164_SHAPE.fullmatch(user):
+        return _address(user)
     try:
         return parse(value, country_hint=country_hint).e164
     except InvalidPhoneNumber:
