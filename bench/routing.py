@@ -302,13 +302,15 @@ def signed_requests(
     *,
     new_callers: bool = False,
     full: bool = False,
+    status: str | None = None,
 ) -> list[bytes]:
     """One Twilio-signed request per number; ``tag`` keeps call ids apart between phases (each
     request is a new call, as the call records see it). Every call comes from ``CALLER``, or,
     with ``new_callers``, each from a number of its own (``caller_at``) as most real calls do:
     the server then reads each caller's number afresh instead of from its memo. The request
     carries the 9 parameters routing reads, or with ``full`` all 27 Twilio sends
-    (``twilio_extras``)."""
+    (``twilio_extras``). With ``status`` (``completed``...), each is instead the call's status
+    callback to ``/voice/twilio/status``, 42 s long."""
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(seed.auth_token)
@@ -328,10 +330,14 @@ def signed_requests(
         }
         if full:
             params.update(twilio_extras(to, params["From"]))
+        path = "/voice/twilio"
+        if status is not None:
+            params.update(CallStatus=status, CallDuration="42")
+            path = "/voice/twilio/status"
         body = urlencode(params).encode()
-        signature = validator.compute_signature(base + "/voice/twilio", params)
+        signature = validator.compute_signature(base + path, params)
         head = (
-            f"POST /voice/twilio HTTP/1.1\r\nHost: {host}\r\nUser-Agent: TwilioProxy/1.1\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: TwilioProxy/1.1\r\n"
             f"Content-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         )
@@ -346,7 +352,7 @@ def have_wrk() -> bool:
     return os.path.exists(WRK)
 
 
-def lua_script(requests: list[bytes], path: Path) -> None:
+def lua_script(requests: list[bytes], path: Path, url_path: str = "/voice/twilio") -> None:
     """A wrk script that sends the given raw requests' bodies and signatures in turn. They go in
     a data file beside it, one request a line, read when wrk starts (a Lua function holds at most
     65,536 constants, so a table written into the script would limit the requests), and each is
@@ -365,7 +371,7 @@ def lua_script(requests: list[bytes], path: Path) -> None:
         '  local signature, body = line:match("^(%S+) (.*)$")\n'
         '  local headers = {["Content-Type"] = "application/x-www-form-urlencoded", '
         '["X-Twilio-Signature"] = signature}\n'
-        '  reqs[#reqs + 1] = wrk.format("POST", "/voice/twilio", headers, body)\n'
+        f'  reqs[#reqs + 1] = wrk.format("POST", "{url_path}", headers, body)\n'
         "end\n"
         "local i = 0\n"
         "request = function()\n"
@@ -760,8 +766,10 @@ async def bench_target(
     args: argparse.Namespace,
     cold: bool,
     script: Path | None = None,
-    callers_scripts: tuple[Path | None, Path | None] = (None, None),
-) -> tuple[list[Result], WrkResult | None, tuple[WrkResult | None, WrkResult | None]]:
+    more: tuple[tuple[str, Path | None], ...] = (),
+) -> tuple[list[Result], WrkResult | None, list[WrkResult | None]]:
+    """The target's phases; ``more``: further wrk phases (name, script; None: skipped), after
+    the warm one, their results in that order."""
     await wait_ready(port, proc)
     results: list[Result] = []
     await closed_loop("warm-up", port, sets["warmup"], args.concurrency)
@@ -783,15 +791,15 @@ async def bench_target(
     if script is not None:
         server_bound = await wrk_phase(f"{label} warm, wrk", port, script, args, proc.pid)
         print(server_bound.line(), flush=True)
-    realistic: list[WrkResult | None] = []
-    for phase, path in zip(("new callers", "new callers, 27 parameters"), callers_scripts, strict=True):
+    extras: list[WrkResult | None] = []
+    for phase, path in more:
         measured: WrkResult | None = None
         if path is not None:
-            measured = await wrk_phase(f"{label} warm, wrk, {phase}", port, path, args, proc.pid)
+            measured = await wrk_phase(f"{label} {phase}, wrk", port, path, args, proc.pid)
             print(measured.line(), flush=True)
-        realistic.append(measured)
+        extras.append(measured)
     print(f"  (load average {os.getloadavg()[0]:.2f})", flush=True)
-    return results, server_bound, (realistic[0], realistic[1])
+    return results, server_bound, extras
 
 
 async def main() -> None:
@@ -865,6 +873,7 @@ async def main() -> None:
         script: Path | None = None
         callers_script: Path | None = None
         real_script: Path | None = None
+        status_script: Path | None = None
         if args.wrk_seconds > 0 and have_wrk():
             # The warm numbers again, each request a call of its own (a new call id).
             script = Path(scratch.name) / "warm.lua"
@@ -880,6 +889,11 @@ async def main() -> None:
             real_script = Path(scratch.name) / "warm_real.lua"
             real = signed_requests(seed, public, calls, tag=8, new_callers=True, full=True)
             await asyncio.to_thread(lua_script, real, real_script)
+            # With records: each warm call's status callback ("completed"), as Twilio sends one
+            # (or more) for every call: the answers' records then meet their updates.
+            status_script = Path(scratch.name) / "status.lua"
+            callbacks = signed_requests(seed, public, calls, tag=6, status="completed")
+            await asyncio.to_thread(lua_script, callbacks, status_script, "/voice/twilio/status")
         elif args.wrk_seconds > 0:
             print(f"  {WRK} is not installed: no wrk phase (apt-get install wrk)")
         env = {
@@ -909,14 +923,24 @@ async def main() -> None:
                 args,
                 cold=True,
                 script=script,
-                callers_scripts=(callers_script, real_script),
+                more=(
+                    ("warm, new callers", callers_script),
+                    ("warm, new callers, 27 parameters", real_script),
+                ),
             )
         finally:
             stop_server(proc)
         proc = start_server("numberplane.app:create_app", port, env, factory=True)
         try:
-            ours, ours_wrk, _ = await bench_target(
-                "numberplane", proc, port, sets, args, cold=True, script=script
+            ours, ours_wrk, (callbacks_wrk,) = await bench_target(
+                "numberplane",
+                proc,
+                port,
+                sets,
+                args,
+                cold=True,
+                script=script,
+                more=(("status callbacks (completed)", status_script),),
             )
         finally:
             stop_server(proc)
@@ -977,6 +1001,12 @@ async def main() -> None:
                 f"decision against {unrecorded_wrk.cpu_us:.0f} us with one caller "
                 f"({new_callers.cpu_us - unrecorded_wrk.cpu_us:+.0f} us: each new caller's number is read), "
                 f"{new_callers.rate / unrecorded_wrk.rate:.2f}x the decisions/s"
+            )
+        if ours_wrk is not None and callbacks_wrk is not None:
+            print(
+                f"  a status callback (records on, wrk): {callbacks_wrk.cpu_us:.0f} us of server CPU and "
+                f"{callbacks_wrk.writer_cpu_us:.0f} us of the writer's (the record's update) against an "
+                f"answer's {ours_wrk.cpu_us:.0f} + {ours_wrk.writer_cpu_us:.0f} us"
             )
         if unrecorded_wrk is not None and real_traffic is not None:
             print(
