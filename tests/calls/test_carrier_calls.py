@@ -81,6 +81,8 @@ async def test_twilio_call_recorded_then_completed(
     assert done["status"] == "completed" and done["duration_s"] == 42
     assert done["answered_at"] is not None and done["ended_at"] is not None
     assert done["outcome"] == "agent_stream"  # the decision is kept
+    # ... and its trace and webhook facts, which the updates carry back as the text they were read as
+    assert done["trace"] == record["trace"] and done["webhook"] == record["webhook"]
 
     events = await events_for(db, record["id"])
     assert [e.type for e in events] == ["call.started", "call.completed"]
