@@ -306,8 +306,9 @@ def signed_requests(
 ) -> list[bytes]:
     """One Twilio-signed request per number; ``tag`` keeps call ids apart between phases (each
     request is a new call, as the call records see it). Every call comes from ``CALLER``, or,
-    with ``new_callers``, each from a number of its own (``caller_at``) as most real calls do:
-    the server then reads each caller's number afresh instead of from its memo. The request
+    with ``new_callers``, each from a number of its own (``caller_at``; none another tag's) as
+    most real calls do: the server then reads each caller's number afresh instead of from its
+    memo. The request
     carries the 9 parameters routing reads, or with ``full`` all 27 Twilio sends
     (``twilio_extras``). With ``status`` (``completed``...), each is instead the call's status
     callback to ``/voice/twilio/status``, 42 s long."""
@@ -323,7 +324,7 @@ def signed_requests(
             "CallSid": call_id(tag, i),
             "CallStatus": "ringing",
             "Direction": "inbound",
-            "From": caller_at(i) if new_callers else CALLER,
+            "From": caller_at(tag * 1_000_000 + i) if new_callers else CALLER,  # none seen in another phase
             "FromCountry": "US",
             "To": to,
             "ToCountry": "US",
@@ -909,50 +910,43 @@ async def main() -> None:
         print(
             f"uvicorn (uvloop, httptools, 1 worker); load from this process, {args.concurrency} connections"
         )
+
+        async def serve_and_bench(
+            label: str,
+            app: str,
+            app_env: dict[str, str],
+            *,
+            cold: bool,
+            factory: bool = True,
+            more: tuple[tuple[str, Path | None], ...] = (),
+        ) -> tuple[list[Result], WrkResult | None, list[WrkResult | None]]:
+            """One server's phases: start it, measure, stop it."""
+            proc = start_server(app, port, app_env, factory)
+            try:
+                return await bench_target(label, proc, port, sets, args, cold=cold, script=script, more=more)
+            finally:
+                stop_server(proc)
+
         # Without call records, then with: the difference is what writing a record behind every
         # answer costs (each request is a new call; warm repeats the cold phase's numbers).
-        proc = start_server(
-            "numberplane.app:create_app", port, {**env, "NUMBERPLANE_CALL_RECORDS": "0"}, True
+        unrecorded, unrecorded_wrk, (new_callers, real_traffic) = await serve_and_bench(
+            "numberplane, no call records",
+            "numberplane.app:create_app",
+            {**env, "NUMBERPLANE_CALL_RECORDS": "0"},
+            cold=True,
+            more=(("warm, new callers", callers_script), ("warm, new callers, 27 parameters", real_script)),
         )
-        try:
-            unrecorded, unrecorded_wrk, (new_callers, real_traffic) = await bench_target(
-                "numberplane, no call records",
-                proc,
-                port,
-                sets,
-                args,
-                cold=True,
-                script=script,
-                more=(
-                    ("warm, new callers", callers_script),
-                    ("warm, new callers, 27 parameters", real_script),
-                ),
-            )
-        finally:
-            stop_server(proc)
-        proc = start_server("numberplane.app:create_app", port, env, factory=True)
-        try:
-            ours, ours_wrk, (callbacks_wrk,) = await bench_target(
-                "numberplane",
-                proc,
-                port,
-                sets,
-                args,
-                cold=True,
-                script=script,
-                more=(("status callbacks (completed)", status_script),),
-            )
-        finally:
-            stop_server(proc)
+        ours, ours_wrk, (callbacks_wrk,) = await serve_and_bench(
+            "numberplane",
+            "numberplane.app:create_app",
+            env,
+            cold=True,
+            more=(("status callbacks (completed)", status_script),),
+        )
         await count_calls(url)
-        bare_env = {**env, "PYTHONPATH": REPO_ROOT}
-        proc = start_server("bench.routing:bare_app", port, bare_env, factory=False)
-        try:
-            bare, bare_wrk, _ = await bench_target(
-                "bare ASGI", proc, port, sets, args, cold=False, script=script
-            )
-        finally:
-            stop_server(proc)
+        bare, bare_wrk, _ = await serve_and_bench(
+            "bare ASGI", "bench.routing:bare_app", {**env, "PYTHONPATH": REPO_ROOT}, cold=False, factory=False
+        )
 
         warm, bare_warm = ours[1], bare[0]
         print()
