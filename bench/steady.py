@@ -2,6 +2,11 @@
 
     .venv/bin/python -m bench.steady                              # 1,000,000 numbers, 1,000 calls/s
     .venv/bin/python -m bench.steady --numbers 100000 --seconds 5 # quicker
+    .venv/bin/python -m bench.steady --real-traffic               # as real calls come
+
+``--real-traffic``: every call from a caller of its own (the server reads each afresh), and the
+carrier requests with all 27 parameters Twilio sends (``bench.routing.twilio_extras``); without
+it, the 9 parameters routing reads, every call from one caller, as the earlier rounds measured.
 
 A paced (open-loop) load generator: request i is *scheduled* at ``start + i / rate`` and its
 latency counts from that time, so a stall that delays later requests shows in their latency
@@ -32,9 +37,11 @@ import os
 import random
 
 from bench.routing import (
+    CALLER,
     REPO_ROOT,
     Seed,
     call_id,
+    caller_at,
     children_cpu_seconds,
     closed_loop,
     cpu_seconds,
@@ -87,14 +94,18 @@ def cpu_line(before: tuple[float, ...], after: tuple[float, ...], calls: int) ->
     )
 
 
-def route_requests(seed: Seed, base: str, numbers: list[str], tag: int = 0) -> list[bytes]:
+def route_requests(
+    seed: Seed, base: str, numbers: list[str], tag: int = 0, *, new_callers: bool = False
+) -> list[bytes]:
     """``GET /v1/route`` with the org's key, one per number; ``tag`` keeps call ids apart between
-    phases (``call_id``), as in ``signed_requests``."""
+    phases (``call_id``), and ``new_callers`` gives each call a caller of its own, as in
+    ``signed_requests``."""
     host = base.split("//", 1)[1]
     out = []
     for i, to in enumerate(numbers):
+        caller = caller_at(tag * 1_000_000 + i) if new_callers else CALLER
         head = (
-            f"GET /v1/route?format=twiml&to=%2B{to[1:]}&from=%2B12125550123&call_id={call_id(tag, i)}"
+            f"GET /v1/route?format=twiml&to=%2B{to[1:]}&from=%2B{caller[1:]}&call_id={call_id(tag, i)}"
             " HTTP/1.1\r\n"
             f"Host: {host}\r\nAuthorization: Bearer {seed.token}\r\n\r\n"
         )
@@ -107,6 +118,11 @@ async def main() -> None:
     parser.add_argument("--numbers", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each steady phase")
+    parser.add_argument(
+        "--real-traffic",
+        action="store_true",
+        help="each call from a caller of its own, carrier requests with all 27 parameters Twilio sends",
+    )
     args = parser.parse_args()
     args.numbers = max(10_000, min(args.numbers, 8_000_000))
 
@@ -125,7 +141,8 @@ async def main() -> None:
     url = await create_pg_database(base)
     print(
         f"bench.steady: PostgreSQL, {args.numbers:,} numbers, {args.rate:.0f} calls/s for "
-        f"{args.seconds:.0f} s per phase; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
+        f"{args.seconds:.0f} s per phase{', real traffic' if args.real_traffic else ''}; "
+        f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
     )
     try:
         await asyncio.to_thread(upgrade, url)
@@ -159,12 +176,24 @@ async def main() -> None:
         }
         # Every request a new call (its own call id), as a carrier's would be: a call id seen
         # before makes the call record an update of that call, dearer to write than a new one.
-        voice_warm_up = signed_requests(seed, public, warm_voice, tag=1)
-        voice_warm = signed_requests(seed, public, warm_voice, tag=2)
-        voice_cold = signed_requests(seed, public, cold_voice, tag=3)
-        route_warm_up = route_requests(seed, public, warm_route, tag=4)
-        route_warm = route_requests(seed, public, warm_route, tag=5)
-        route_cold = route_requests(seed, public, cold_route, tag=6)
+        real: bool = args.real_traffic
+
+        def voice(numbers: list[str], tag: int) -> list[bytes]:
+            return signed_requests(seed, public, numbers, tag, new_callers=real, full=real)
+
+        def route(numbers: list[str], tag: int) -> list[bytes]:
+            return route_requests(seed, public, numbers, tag, new_callers=real)
+
+        voice_warm_up, voice_warm, voice_cold = (
+            voice(warm_voice, 1),
+            voice(warm_voice, 2),
+            voice(cold_voice, 3),
+        )
+        route_warm_up, route_warm, route_cold = (
+            route(warm_route, 4),
+            route(warm_route, 5),
+            route(cold_route, 6),
+        )
         gc.collect()
         gc.freeze()
         proc = start_server("numberplane.app:create_app", port, env, factory=True)
