@@ -308,9 +308,8 @@ def signed_requests(
     request is a new call, as the call records see it). Every call comes from ``CALLER``, or,
     with ``new_callers``, each from a number of its own (``caller_at``; none another tag's) as
     most real calls do: the server then reads each caller's number afresh instead of from its
-    memo. The request
-    carries the 9 parameters routing reads, or with ``full`` all 27 Twilio sends
-    (``twilio_extras``). With ``status`` (``completed``...), each is instead the call's status
+    memo. The request carries the 9 parameters routing reads, or with ``full`` all 27 Twilio
+    sends (``twilio_extras``). With ``status`` (``completed``...), each is instead the call's status
     callback to ``/voice/twilio/status``, 42 s long."""
     from twilio.request_validator import RequestValidator
 
@@ -353,15 +352,17 @@ def have_wrk() -> bool:
     return os.path.exists(WRK)
 
 
-def lua_script(requests: list[bytes], path: Path, url_path: str = "/voice/twilio") -> None:
+def lua_script(requests: list[bytes], path: Path) -> None:
     """A wrk script that sends the given raw requests' bodies and signatures in turn. They go in
     a data file beside it, one request a line, read when wrk starts (a Lua function holds at most
     65,536 constants, so a table written into the script would limit the requests), and each is
     formatted then, once: formatting it per request cost wrk 3.4 of its 15 us of CPU a request,
     on the cores the server measured shares (bare app, 190,000 requests: 14.9 -> 11.5 us)."""
+    url_path = requests[0].split(b" ", 2)[1].decode()  # every request of a script: one endpoint
     lines = []
     for raw in requests:
         head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.split(b" ", 2)[1].decode() == url_path, "one endpoint a script"
         signature = re.search(rb"X-Twilio-Signature: (\S+)", head).group(1)  # type: ignore[union-attr]
         lines.append(signature + b" " + body)
     data = path.with_suffix(".requests")
@@ -894,7 +895,7 @@ async def main() -> None:
             # (or more) for every call: the answers' records then meet their updates.
             status_script = Path(scratch.name) / "status.lua"
             callbacks = signed_requests(seed, public, calls, tag=6, status="completed")
-            await asyncio.to_thread(lua_script, callbacks, status_script, "/voice/twilio/status")
+            await asyncio.to_thread(lua_script, callbacks, status_script)
         elif args.wrk_seconds > 0:
             print(f"  {WRK} is not installed: no wrk phase (apt-get install wrk)")
         env = {
