@@ -1,5 +1,7 @@
 """The server's HTTP protocol (kernel/serving.py), over real sockets: gathering a response's
-writes into one changes when bytes leave, never which bytes or in what order.
+writes into one changes when bytes leave, never which bytes or in what order; and the requests
+an app answers directly (``DirectAnswer``, without ASGI) are answered as HTTP requires, in turn
+with the others on their connection.
 
 Every ``LiveServer`` and ``ServerProcess`` in the suite runs this protocol too, so the dialects'
 SDK tests and the fake carriers exercise it as well; these tests take the cases those do not:
@@ -12,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from numberplane.kernel.serving import FLUSH_BYTES, PROTOCOL
+from numberplane.kernel.serving import FLUSH_BYTES, PROTOCOL, Answer
 from tests.support import LiveServer
 
 LARGE = bytes(range(256)) * (FLUSH_BYTES // 64)  # 4 x FLUSH_BYTES, every byte value
@@ -54,6 +58,32 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": answer})
+
+
+class Direct:
+    """The app's direct answers: ``/direct`` echoes ``direct:<body>``; ``/direct/slow`` first
+    waits under ``asyncio.timeout`` (a task's own timeout must work); ``/direct/decline``
+    declines (the ASGI app answers); ``/direct/fail`` raises."""
+
+    endpoints = frozenset(
+        ("POST", path) for path in ("/direct", "/direct/slow", "/direct/decline", "/direct/fail")
+    )
+    max_body = 1024
+
+    async def __call__(self, scope: dict[str, Any], body: bytes) -> Answer | None:
+        path = scope["path"]
+        if path == "/direct/decline":
+            return None
+        if path == "/direct/fail":
+            raise RuntimeError("the answer failed")
+        if path == "/direct/slow":
+            async with asyncio.timeout(5):
+                await asyncio.sleep(0.05)
+        answer = b"direct:" + body
+        return 200, [(b"content-type", b"text/plain"), (b"content-length", str(len(answer)).encode())], answer
+
+
+app.state = SimpleNamespace(direct_answer=Direct())  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +139,8 @@ class Reader:
             body += chunk
 
 
-def request(path: str, body: bytes = b"") -> bytes:
-    return f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+def request(path: str, body: bytes = b"", version: str = "1.1") -> bytes:
+    return f"POST {path} HTTP/{version}\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
 
 
 def test_keep_alive_answers_each_request_whole_and_in_turn(server: LiveServer) -> None:
@@ -184,3 +214,90 @@ def test_a_malformed_request_gets_its_400_before_the_close(server: LiveServer) -
         while chunk := sock.recv(65536):
             data += chunk
         assert data.startswith(b"HTTP/1.1 400")
+
+
+# -- direct answers ---------------------------------------------------------------------------------
+
+
+def test_a_direct_answer_is_written_as_an_asgi_one_would_be(server: LiveServer) -> None:
+    with connect(server) as sock:
+        reader = Reader(sock)
+        sock.sendall(request("/direct", b"hello"))
+        status, direct_headers, body = reader.response()
+        assert (status, body) == (200, b"direct:hello")
+        sock.sendall(request("/other", b"hello"))  # the same connection, through ASGI
+        status, asgi_headers, body = reader.response()
+        assert (status, body) == (200, b"echo:/other:hello")
+        # uvicorn's own headers (date, server) on both, and nothing else but the app's
+        assert set(direct_headers) - {"content-type"} == set(asgi_headers) - {"content-type"}
+        assert direct_headers["server"] == asgi_headers["server"] and "date" in direct_headers
+
+
+def test_pipelined_direct_and_asgi_requests_are_answered_in_order(server: LiveServer) -> None:
+    """A slow direct answer holds the ones after it, direct or not, as any request would."""
+    paths = ["/direct/slow", "/p1", "/direct", "/direct/decline", "/direct/slow", "/direct"]
+    with connect(server) as sock:
+        sock.sendall(b"".join(request(path, f"b{i}".encode()) for i, path in enumerate(paths)))
+        reader = Reader(sock)
+        assert [reader.response()[2] for _ in paths] == [
+            b"direct:b0",
+            b"echo:/p1:b1",
+            b"direct:b2",
+            b"echo:/direct/decline:b3",  # declined: the ASGI app read the same body
+            b"direct:b4",
+            b"direct:b5",
+        ]
+
+
+def test_a_direct_request_waits_for_its_whole_body(server: LiveServer) -> None:
+    with connect(server) as sock:
+        reader = Reader(sock)
+        body = b"first half, second half"
+        sock.sendall(f"POST /direct HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+        for part in (body[:10], body[10:]):
+            time.sleep(0.05)
+            sock.sendall(part)
+        assert reader.response()[2] == b"direct:" + body
+        chunked = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        sock.sendall(b"POST /direct HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked)
+        assert reader.response()[2] == b"direct:hello world"
+
+
+def test_a_body_over_the_direct_limit_goes_to_the_app_whole(server: LiveServer) -> None:
+    body = bytes(range(256)) * 8  # 2,048 bytes: over Direct.max_body
+    with connect(server) as sock:
+        reader = Reader(sock)
+        sock.sendall(request("/direct", body))
+        assert reader.response()[2] == b"echo:/direct:" + body
+        sock.sendall(request("/direct", b"small"))  # the connection goes on
+        assert reader.response()[2] == b"direct:small"
+
+
+def test_a_failing_direct_answer_is_a_500_and_the_connection_goes_on(server: LiveServer) -> None:
+    with connect(server) as sock:
+        reader = Reader(sock)
+        sock.sendall(request("/direct/fail", b"x"))
+        status, headers, body = reader.response()
+        assert (status, headers["content-length"], body) == (500, "0", b"")
+        sock.sendall(request("/direct", b"after"))
+        assert reader.response()[2] == b"direct:after"
+
+
+def test_a_direct_answer_closes_an_http_1_0_connection(server: LiveServer) -> None:
+    with connect(server) as sock:
+        sock.sendall(request("/direct", b"old", version="1.0"))
+        reader = Reader(sock)
+        status, headers, body = reader.response()
+        assert (status, headers["connection"], body) == (200, "close", b"direct:old")
+        assert sock.recv(1) == b""
+
+
+def test_expect_100_continue_goes_through_asgi(server: LiveServer) -> None:
+    with connect(server) as sock:
+        body = b"after the interim answer"
+        head = f"POST /direct HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n"
+        sock.sendall(head.encode() + b"Expect: 100-continue\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.until(b"\r\n\r\n") == b"HTTP/1.1 100 Continue"
+        sock.sendall(body)
+        assert reader.response()[2] == b"echo:/direct:" + body

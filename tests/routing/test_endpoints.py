@@ -22,9 +22,16 @@ from tests.routing.world import World
 CALLER = "+12125550123"
 
 
-@pytest.fixture(params=["framework", "fastpath"])
+@pytest.fixture(params=["framework", "fastpath", "served"])
 async def client(app, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
-    """Every endpoint test runs through the FastAPI routes and through the pure-ASGI fast path."""
+    """Every endpoint test runs through the FastAPI routes, through the pure-ASGI fast path, and
+    through a real server (uvicorn with Numberplane's protocol, which answers the carrier
+    endpoints without ASGI: ``kernel.serving.HttpProtocol``)."""
+    if request.param == "served":
+        live = request.getfixturevalue("live_server")
+        async with httpx.AsyncClient(base_url=live.url, timeout=30) as c:
+            yield c
+        return
     served = app if request.param == "framework" else VoiceFastPath(app, app)
     transport = httpx.ASGITransport(app=served)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as c:
@@ -444,3 +451,14 @@ async def test_oversized_bodies_are_refused(client: httpx.AsyncClient) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"},
     )
     assert response.status_code == 403 and response.content == b""
+
+
+def test_the_served_app_offers_the_protocol_its_direct_answers(live_server) -> None:  # type: ignore[no-untyped-def]
+    """What makes the "served" runs above take the direct path (``kernel.serving.HttpProtocol``)."""
+    from numberplane.kernel.serving import direct_of
+    from numberplane.routing.fastpath import DirectAnswer
+
+    found = direct_of(live_server.config.app)
+    assert isinstance(found, DirectAnswer)
+    taken = {("POST", "/voice/twilio"), ("GET", "/voice/vonage/answer"), ("GET", "/v1/route")}
+    assert taken <= found.endpoints

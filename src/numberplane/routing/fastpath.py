@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from numberplane.kernel.deps import request_id
+from numberplane.kernel.serving import Answer
 from numberplane.routing import api_route
 from numberplane.routing.handlers import ENDPOINTS, MAX_BODY, Incoming, Outgoing, dispatch
 
@@ -84,6 +85,15 @@ class VoiceFastPath:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
+        status, response_headers, body = await self.answer(scope, b"".join(chunks), headers)
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def answer(self, scope: Scope, body: bytes, headers: _Headers | None = None) -> Answer:
+        """A carrier endpoint's whole answer to a request read whole: (status, headers, body).
+        The server's protocol calls it directly (``kernel.serving``: no ASGI task, no messages)."""
+        if headers is None:
+            headers = _Headers(scope["headers"])
         raw_path = scope.get("raw_path")
         incoming = Incoming(
             app=self.app,
@@ -92,14 +102,14 @@ class VoiceFastPath:
             raw_path=raw_path.decode("latin-1") if raw_path else scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
-            body=b"".join(chunks),
+            body=body,
         )
         try:
-            out = await dispatch(incoming)
+            out = await dispatch(incoming) or Outgoing(404)
         except Exception:
             log.exception("routing request %s %s failed", scope["method"], scope["path"])
             out = Outgoing(500)
-        await self._send(send, out or Outgoing(404), headers)
+        return out.status, _response_headers(out, headers), out.body
 
     async def _route(self, scope: Scope, send: Any) -> bool:
         """``GET /v1/route`` answered here when it can be whole (``api_route.lean``); False sends
@@ -122,17 +132,22 @@ class VoiceFastPath:
     async def _send(
         send: Any, out: Outgoing, headers: Mapping[str, str], extra: list[tuple[bytes, bytes]] | None = None
     ) -> None:
-        rid = request_id(headers.get("x-request-id"))
-        response_headers = [
-            (b"content-length", str(len(out.body)).encode()),
-            (b"x-request-id", rid.encode()),
-        ]
-        if out.media_type:
-            response_headers.append((b"content-type", out.media_type.encode()))
+        response_headers = _response_headers(out, headers)
         if extra:
             response_headers.extend(extra)
         await send({"type": "http.response.start", "status": out.status, "headers": response_headers})
         await send({"type": "http.response.body", "body": out.body})
+
+
+def _response_headers(out: Outgoing, headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    rid = request_id(headers.get("x-request-id"))
+    response_headers = [
+        (b"content-length", str(len(out.body)).encode()),
+        (b"x-request-id", rid.encode()),
+    ]
+    if out.media_type:
+        response_headers.append((b"content-type", out.media_type.encode()))
+    return response_headers
 
 
 def install(app: Any) -> None:
@@ -141,4 +156,36 @@ def install(app: Any) -> None:
     if stack is None:
         stack = app.build_middleware_stack()
     if not isinstance(stack, VoiceFastPath):
-        app.middleware_stack = VoiceFastPath(stack, app)
+        stack = app.middleware_stack = VoiceFastPath(stack, app)
+    app.state.direct_answer = DirectAnswer(stack)
+
+
+class DirectAnswer:
+    """The fast path's requests, for the server's protocol to answer without ASGI
+    (``kernel.serving.HttpProtocol``): the same answers as ``VoiceFastPath``'s, by the same code."""
+
+    endpoints = frozenset({*ENDPOINTS, ("GET", api_route.PATH)})
+    max_body = MAX_BODY
+
+    def __init__(self, path: VoiceFastPath) -> None:
+        self.path = path
+
+    async def __call__(
+        self, scope: Scope, body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        if scope["path"] != api_route.PATH:
+            return await self.path.answer(scope, body)
+        headers = _Headers(scope["headers"])
+        if body or headers.get("content-length") not in (None, "0") or headers.get("transfer-encoding"):
+            return None
+        try:
+            lean = await api_route.lean(
+                self.path.app, scope.get("query_string", b"").decode("latin-1"), headers
+            )
+        except Exception:
+            log.exception("lean /v1/route failed; the view answers instead")
+            return None
+        if lean is None:
+            return None
+        out, extra = lean
+        return out.status, [*_response_headers(out, headers), *extra], out.body
