@@ -64,7 +64,7 @@ class Verdict(NamedTuple):
 
 def signed_url(incoming: Incoming) -> str:
     """The URL as configured at the carrier: public URL + path (+ query, byte for byte)."""
-    base = incoming.app.state.settings.public_url.rstrip("/")
+    base = incoming.router.settings.public_url.rstrip("/")
     path = incoming.raw_path or incoming.path
     return f"{base}{path}?{incoming.query}" if incoming.query else f"{base}{path}"
 

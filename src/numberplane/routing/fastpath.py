@@ -21,6 +21,7 @@ from numberplane.kernel.deps import request_id
 from numberplane.kernel.serving import Answer
 from numberplane.routing import api_route
 from numberplane.routing.handlers import ENDPOINTS, MAX_BODY, Incoming, Outgoing, dispatch
+from numberplane.routing.service import Router, router_of
 
 log = logging.getLogger("numberplane.routing")
 
@@ -62,6 +63,7 @@ class VoiceFastPath:
     def __init__(self, inner: Any, app: Any) -> None:
         self.inner = inner
         self.app = app
+        self._router: Router | None = None  # the app's, found on first use (one per app)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or (scope["method"], scope["path"]) not in ENDPOINTS:
@@ -95,8 +97,11 @@ class VoiceFastPath:
         if headers is None:
             headers = _Headers(scope["headers"])
         raw_path = scope.get("raw_path")
+        router = self._router
+        if router is None:
+            router = self._router = router_of(self.app)
         incoming = Incoming(
-            app=self.app,
+            router=router,
             method=scope["method"],
             path=scope["path"],
             raw_path=raw_path.decode("latin-1") if raw_path else scope["path"],

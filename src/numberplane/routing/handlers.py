@@ -18,7 +18,7 @@ from numberplane.routing import metrics, recording
 from numberplane.routing.carrier_auth import Verdict, refused
 from numberplane.routing.decide import CallInfo
 from numberplane.routing.render import CARRIER_FORMAT, render
-from numberplane.routing.service import record, router_of
+from numberplane.routing.service import Router, record
 from numberplane.routing.verify import MultiParams
 from numberplane.routing.wire import Incoming, Outgoing
 
@@ -90,7 +90,7 @@ async def form_carrier(
     started = time.perf_counter()
     if len(incoming.body) > MAX_BODY:
         return forbidden(carrier)
-    r = router_of(incoming.app)
+    r: Router = incoming.router
     params = _form(incoming.body)
     call = CallInfo.parse(
         to=params.get("To") or params.get("Called"),
@@ -170,7 +170,7 @@ async def vonage(incoming: Incoming, *, fallback: bool = False, status: bool = F
     started = time.perf_counter()
     if len(incoming.body) > MAX_BODY:
         return forbidden("vonage")
-    r = router_of(incoming.app)
+    r: Router = incoming.router
     params = _vonage_params(incoming)
     call = CallInfo.parse(
         to=_text(params.get("to")),

@@ -32,7 +32,7 @@ router = APIRouter()
 async def incoming_from(request: Request) -> Incoming:
     raw_path = request.scope.get("raw_path")
     return Incoming(
-        app=request.app,
+        router=router_of(request.app),
         method=request.method,
         path=request.url.path,
         raw_path=raw_path.decode("latin-1") if raw_path else request.url.path,

@@ -13,7 +13,7 @@ __all__ = ["Incoming", "Outgoing"]
 
 @dataclass(slots=True)
 class Incoming:
-    app: Any
+    router: Any  # the app's ``routing.service.Router`` (its caches, its settings)
     method: str
     path: str  # decoded: what endpoints are matched on
     raw_path: str  # as sent (percent-encoding kept): what signatures cover
