@@ -19,6 +19,7 @@ from signalwire.core.security.webhook_validator import validate_webhook_signatur
 from twilio.request_validator import RequestValidator
 
 from numberplane.routing.verify import (
+    AccountKey,
     MultiParams,
     signalwire_valid,
     telnyx_valid,
@@ -61,6 +62,10 @@ def test_twilio_signature_equals_twilios_library(
     """Our one-HMAC signature is twilio's ``compute_signature``, repeated and empty values included."""
     theirs = RequestValidator(token).compute_signature(URL, MultiParams(pairs), algorithm or None)
     assert twilio_signature(token, URL, MultiParams(pairs), algorithm) == theirs
+    # and with the account's pre-keyed HMAC, twice (a copy per message leaves it unhashed)
+    account = AccountKey(id="acc", org_id="org", carrier="twilio", secrets={"auth_token": token})
+    for _ in range(2):
+        assert twilio_signature(token, URL, MultiParams(pairs), algorithm, keyed=account.keyed_hmac) == theirs
     flat = dict(pairs)
     assert twilio_signature(token, URL, flat, algorithm) == RequestValidator(token).compute_signature(
         URL, flat, algorithm or None

@@ -246,7 +246,12 @@ class CarrierAuth:
             ("account_sid",),
             sid,
             lambda account: twilio_valid(
-                account.secret("auth_token") or "", url, params, signature, settings_header=settings_header
+                account.secret("auth_token") or "",
+                url,
+                params,
+                signature,
+                settings_header=settings_header,
+                keyed=account.keyed_hmac,
             ),
         )
         if verified is not None:
