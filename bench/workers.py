@@ -5,13 +5,16 @@ and every worker's cache right after a change.
     .venv/bin/python -m bench.workers --numbers 20000 --seconds 5
     .venv/bin/python -m bench.workers --records off        # the routing decisions alone
 
-In one run: load N numbers (COPY), then for 1 and for 2 workers start the real command
-(``python -m numberplane serve --workers N``), warm every worker's cache, and load it with
+In one run: load N numbers (COPY), then, ``--rounds`` times (default 3), for 1 and for 2
+workers (alternating which goes first, so a drift in the machine's speed falls on both) start
+the real command (``python -m numberplane serve --workers N``), warm every worker's cache, and
+load it with
 ``wrk`` (C, one thread, so the load generator takes little of the machine; a Lua script sends
 Twilio-signed POSTs to ``/voice/twilio``, each a new call, as real traffic is: a call id sent
 again is a second decision for a call already recorded, which the writers merge, a costlier path
-than a new call's). Prints decisions/s, p99, the server processes' CPU
-per decision, how much of the machine was busy during the run, and the 2:1 ratio. Then, with 2
+than a new call's). Prints decisions/s, p99, the server processes' CPU per decision, how much of
+the machine was busy during the run, each round's 2:1 ratio and their median (one run's ratio
+moved between 1.3x and 1.9x on this VM within an hour). Then, in the last round, with 2
 workers, it changes the agent every number routes to (a unit of work in this process, like any
 writer) and asks on fresh connections — which the kernel spreads over both workers — until every
 answer carries the new stream URL, and prints how long that took (each worker hears the change
@@ -30,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -139,6 +144,7 @@ def main() -> None:
     parser.add_argument("--numbers", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="1- and 2-worker runs, alternating")
     parser.add_argument(
         "--records",
         choices=("both", "off", "on"),
@@ -175,13 +181,10 @@ def main() -> None:
         requests = signed_requests(seed, public, numbers)  # the warm-up's: the numbers once each
         warm = Path(tmp.name) / "warm.lua"
         lua_script(requests, warm)
-        # Each measured run its own calls, more than it can send (~25,000 calls/s at most here).
-        calls = numbers * max(1, args.seconds * 25_000 // len(numbers))
+        # Each measured run its own calls, more than it can send (~30,000 calls/s at most here);
+        # its script is written just before it runs and removed after (~150 MB each).
+        calls = numbers * max(1, args.seconds * 40_000 // len(numbers))
         modes = {"both": ("off", "on"), "off": ("off",), "on": ("on",)}[args.records]
-        scripts = {}
-        for tag, (mode, workers) in enumerate(((m, w) for m in modes for w in (1, 2)), start=1):
-            scripts[mode, workers] = Path(tmp.name) / f"calls-{mode}-{workers}.lua"
-            lua_script(signed_requests(seed, public, calls, tag=tag), scripts[mode, workers])
         env = {
             **os.environ,
             "NUMBERPLANE_DATABASE_URL": url,
@@ -190,39 +193,55 @@ def main() -> None:
             "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0",
         }
         summary = []
+        tags = itertools.count(1)
         for mode in modes:
             print(f"  call records {mode}:")
-            rates: dict[int, float] = {}
-            busy: dict[int, float] = {}
-            for workers in (1, 2):
-                proc = serve(workers, port, {**env, "NUMBERPLANE_CALL_RECORDS": "1" if mode == "on" else "0"})
-                try:
-                    wait_up(port, proc)
-                    run_wrk(port, warm, 3, args.connections, threads=1)  # every worker's cache warm
-                    cpu, ticks = tree_cpu(proc.pid), busy_ticks()
-                    rate, p99, total, errors, _ = run_wrk(
-                        port, scripts[mode, workers], args.seconds, args.connections, threads=1
+            ratios: list[float] = []
+            bounds: list[float] = []
+            for round_ in range(args.rounds):
+                rates: dict[int, float] = {}
+                busy: dict[int, float] = {}
+                # 1 then 2 workers, then 2 then 1: a drift in the machine's speed over the
+                # rounds falls on both sides.
+                for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
+                    script = Path(tmp.name) / "calls.lua"
+                    lua_script(signed_requests(seed, public, calls, tag=next(tags)), script)
+                    proc = serve(
+                        workers, port, {**env, "NUMBERPLANE_CALL_RECORDS": "1" if mode == "on" else "0"}
                     )
-                    busy[workers] = busy_cores(ticks, busy_ticks())
-                    if total > len(calls):
-                        errors += f" ({total - len(calls):,} calls sent twice)"
-                    cpu_us = (tree_cpu(proc.pid) - cpu) / max(total, 1) * 1e6
-                    rates[workers] = rate
-                    print(
-                        f"    --workers {workers}: {rate:>9,.0f} decisions/s  p99 {p99:7.2f} ms  "
-                        f"server CPU {cpu_us:5.0f} us/decision  machine busy {busy[workers]:.2f} of "
-                        f"{os.cpu_count()} cores  {errors}  (load average {os.getloadavg()[0]:.2f})",
-                        flush=True,
-                    )
-                    if workers == 2 and mode == modes[-1]:
-                        took = asyncio.run(coherence(url, port, seed, requests[0]))
-                        print(f"    an agent change reached every worker's cache in {took * 1000:.0f} ms")
-                finally:
-                    stop(proc)
-            bound = (os.cpu_count() or 1) / busy[1] if busy[1] else float("inf")
+                    try:
+                        wait_up(port, proc)
+                        run_wrk(port, warm, 3, args.connections, threads=1)  # every worker's cache warm
+                        cpu, ticks = tree_cpu(proc.pid), busy_ticks()
+                        rate, p99, total, errors, _ = run_wrk(
+                            port, script, args.seconds, args.connections, threads=1
+                        )
+                        busy[workers] = busy_cores(ticks, busy_ticks())
+                        if total > len(calls):
+                            errors += f" ({total - len(calls):,} calls sent twice)"
+                        cpu_us = (tree_cpu(proc.pid) - cpu) / max(total, 1) * 1e6
+                        rates[workers] = rate
+                        print(
+                            f"    --workers {workers}: {rate:>9,.0f} decisions/s  p99 {p99:7.2f} ms  "
+                            f"server CPU {cpu_us:5.0f} us/decision  machine busy {busy[workers]:.2f} of "
+                            f"{os.cpu_count()} cores  {errors}  (load average {os.getloadavg()[0]:.2f})",
+                            flush=True,
+                        )
+                        if workers == 2 and mode == modes[-1] and round_ == args.rounds - 1:
+                            took = asyncio.run(coherence(url, port, seed, requests[0]))
+                            print(f"    an agent change reached every worker's cache in {took * 1000:.0f} ms")
+                    finally:
+                        stop(proc)
+                        script.unlink()
+                ratios.append(rates[2] / rates[1])
+                bounds.append((os.cpu_count() or 1) / busy[1] if busy[1] else float("inf"))
+                ratio, bound = ratios[-1], bounds[-1]
+                print(f"    round {round_ + 1}: 2 workers / 1 worker {ratio:.2f}x (at most {bound:.2f}x)")
+            each = ", ".join(f"{r:.2f}" for r in ratios)
             summary.append(
-                f"  call records {mode}: 2 workers / 1 worker, decisions/s: {rates[2] / rates[1]:.2f}x "
-                f"(the 1-worker run kept {busy[1]:.2f} cores busy: at most {bound:.2f}x on this machine)"
+                f"  call records {mode}: 2 workers / 1 worker, decisions/s: median "
+                f"{statistics.median(ratios):.2f}x over {len(ratios)} rounds ({each}); the 1-worker runs' "
+                f"busy cores allow at most {statistics.median(bounds):.2f}x on this machine"
             )
         print()
         print("\n".join(summary))
