@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -246,7 +247,7 @@ async def _up(http: httpx.AsyncClient) -> bool:
 
 
 def _workers_of(pid: int) -> list[int]:
-    """uvicorn's worker processes under a ``serve --workers`` supervisor."""
+    """The server processes under a ``serve --workers`` supervisor."""
     found = []
     for task in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{task}/children") as handle:
@@ -282,3 +283,76 @@ async def test_serve_workers_stop_when_their_supervisor_is_killed(db_url: str, b
         for worker in workers:
             if process_alive(worker):
                 os.kill(worker, signal.SIGKILL)
+
+
+def _connections_of(pid: int, port: int) -> int:
+    """Established TCP connections to ``port`` that process ``pid`` holds (``/proc``)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                if local_port == port and fields[3] == "01" and fields[9] in inodes:  # 01: ESTABLISHED
+                    count += 1
+    return count
+
+
+def _ask_healthz(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+    for sock in sockets:
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+async def test_serve_workers_share_new_connections_and_come_back(db_url: str, backend: str) -> None:
+    """Each worker accepts on a socket of its own (SO_REUSEPORT), so a burst of new connections
+    is spread over them (with one shared socket, one worker took 30 of 32); a worker that dies
+    is started again on its socket; SIGTERM stops them all, and the supervisor exits 0."""
+    if backend != "postgresql":
+        pytest.skip("--workers above 1 is PostgreSQL's")
+    port = free_port()
+    env = {**os.environ, "NUMBERPLANE_DATABASE_URL": db_url, "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0"}
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        [sys.executable, "-m", "numberplane", "serve", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    sockets: list[socket.socket] = []
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            await wait_for(lambda: _up(http), timeout=30, interval=0.2)
+        workers = await wait_for(lambda: len(found := _workers_of(proc.pid)) == 2 and found, timeout=30)
+        sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(64)]
+        _ask_healthz(sockets)
+        held = [_connections_of(worker, port) for worker in workers]
+        assert sum(held) == 64
+        assert min(held) >= 16, held  # even: 32 each; a binomial spread below 16 is 1 in 30,000
+
+        os.kill(workers[0], signal.SIGKILL)
+        again = await wait_for(
+            lambda: len(found := _workers_of(proc.pid)) == 2 and workers[0] not in found and found, timeout=30
+        )
+        assert workers[1] in again
+        for sock in sockets:
+            sock.close()
+        # New connections hashed to the dead worker's socket are answered by its successor.
+        sockets = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(32)]
+        _ask_healthz(sockets)
+
+        proc.terminate()
+        assert proc.wait(45) == 0
+        assert not any(process_alive(worker) for worker in again)
+    finally:
+        for sock in sockets:
+            sock.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ def serve(
     import uvicorn
 
     from numberplane.kernel.db import is_sqlite
-    from numberplane.kernel.serving import PROTOCOL
+    from numberplane.kernel.serving import PROTOCOL, serve_workers
     from numberplane.migrate import upgrade
 
     if workers > 1 and is_sqlite(get_settings().database_url):
@@ -181,16 +182,20 @@ def serve(
     if bootstrap:
         upgrade(settings.database_url)
         run(_bootstrap_first_org(host, port))
-    uvicorn.run(
-        "numberplane.app:create_app",
-        factory=True,
-        http=PROTOCOL,  # a loop turn's answers sent together (kernel/serving.py)
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-    )
+    config = {
+        "app": "numberplane.app:create_app",
+        "factory": True,
+        "http": PROTOCOL,  # a loop turn's answers sent together (kernel/serving.py)
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+    }
+    if workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+        # A listening socket per worker, so the kernel spreads connections evenly over them.
+        console.print(f"serving on http://{host}:{port} with {workers} server processes", soft_wrap=True)
+        raise typer.Exit(serve_workers(config, host=host, port=port, workers=workers))
+    uvicorn.run(**config, workers=workers)  # type: ignore[arg-type]
 
 
 @orgs_app.command("create")

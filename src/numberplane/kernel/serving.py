@@ -29,7 +29,10 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Collection
 from typing import Any, Protocol, cast
 
@@ -222,6 +225,99 @@ class HttpProtocol(HttpToolsProtocol):
         if not cycle.keep_alive:
             self.transport.close()
         cycle.on_response()
+
+
+# -- several server processes ------------------------------------------------------------------------
+
+STARTUP_GRACE_S = 10.0  # a worker that dies sooner than this after starting counts as failing to start
+MAX_QUICK_DEATHS = 3  # that many in a row: the app cannot start, and the supervisor gives up
+
+
+def listening_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:
+    """``count`` sockets listening on one address, each with ``SO_REUSEPORT``: the kernel spreads
+    new connections evenly over them (by a hash of each connection's addresses). Port 0: the
+    first socket's port, chosen by the kernel, for all."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    out: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            out.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(backlog)
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in out:
+            sock.close()
+        raise
+    return out
+
+
+def _serve_one(config_kwargs: dict[str, Any], sock: socket.socket) -> None:
+    """A worker process: uvicorn's server on the socket its supervisor gave it alone."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(**config_kwargs)).run(sockets=[sock])
+
+
+def serve_workers(config_kwargs: dict[str, Any], *, host: str, port: int, workers: int) -> int:
+    """Run ``workers`` uvicorn servers of ``uvicorn.Config(**config_kwargs)``, each accepting on a
+    listening socket of its own (``listening_sockets``), until SIGINT or SIGTERM; returns the
+    exit status.
+
+    uvicorn's own ``--workers`` gives every worker the one socket: each accepts every connection
+    waiting when it wakes, so a burst of new connections (a carrier's edge opening its pool, a
+    load generator starting) lands mostly on one worker (seen: 30 of 32 on one of two), which then
+    does most of the work while the other idles. With a socket each, the kernel spreads them.
+    A worker that exits is started again on the same socket (the connections queued on it wait
+    for it); one that cannot start (``MAX_QUICK_DEATHS`` exits in a row, each within
+    ``STARTUP_GRACE_S``) stops them all. Linux (``SO_REUSEPORT``)."""
+    sockets = listening_sockets(host, port, workers, config_kwargs.get("backlog", 2048))
+    context = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+
+    def start(index: int) -> tuple[multiprocessing.process.BaseProcess, float]:
+        process = context.Process(
+            target=_serve_one, args=(config_kwargs, sockets[index]), name=f"numberplane-server-{index}"
+        )
+        process.start()
+        return process, time.monotonic()
+
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    processes = [start(index) for index in range(workers)]
+    quick_deaths = 0
+    status = 0
+    try:
+        while not stopping.wait(0.25):
+            for index, (process, started) in enumerate(processes):
+                if process.exitcode is None:
+                    continue
+                quick = time.monotonic() - started < STARTUP_GRACE_S
+                quick_deaths = quick_deaths + 1 if quick else 0
+                log.warning("server process %s exited (status %s)", process.pid, process.exitcode)
+                if quick_deaths >= MAX_QUICK_DEATHS:
+                    log.error("server processes keep exiting as they start: stopping")
+                    stopping.set()
+                    status = 1
+                    break
+                processes[index] = start(index)
+    finally:
+        for process, _ in processes:
+            if process.exitcode is None:
+                process.terminate()  # SIGTERM: uvicorn's graceful shutdown
+        for process, _ in processes:
+            process.join(30)
+            if process.exitcode is None:
+                process.kill()
+                process.join(5)
+        for sock in sockets:
+            sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
 
 
 def exit_with_supervisor() -> bool:
