@@ -8,7 +8,9 @@ goes on to the app unchanged. ``GET /v1/route`` (the SIP platforms' routing path
 here too when its key is already in the key cache and its query is well-formed
 (``api_route.lean``); otherwise the FastAPI view answers it. Installed at startup
 (``install``); without it (an app served without its lifespan, as in some tests) the FastAPI
-routes answer the same way.
+routes answer the same way. ``install`` also offers the same requests to the server's protocol
+(``DirectAnswer``, ``kernel.serving.HttpProtocol``), which answers them without ASGI by the same
+``VoiceFastPath.answer``.
 """
 
 from __future__ import annotations
