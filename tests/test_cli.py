@@ -316,7 +316,8 @@ def _ask_healthz(sockets: list[socket.socket]) -> None:
 async def test_serve_workers_share_new_connections_and_come_back(db_url: str, backend: str) -> None:
     """Each worker accepts on a socket of its own (SO_REUSEPORT), so a burst of new connections
     is spread over them (with one shared socket, one worker took 30 of 32); a worker that dies
-    is started again on its socket; SIGTERM stops them all, and the supervisor exits 0."""
+    is started again on its socket; SIGHUP replaces each in turn; SIGTERM stops them all, and the
+    supervisor exits 0."""
     if backend != "postgresql":
         pytest.skip("--workers above 1 is PostgreSQL's")
     port = free_port()
@@ -347,9 +348,21 @@ async def test_serve_workers_share_new_connections_and_come_back(db_url: str, ba
         sockets = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(32)]
         _ask_healthz(sockets)
 
+        # SIGHUP: every worker replaced in turn, the server answering throughout.
+        proc.send_signal(signal.SIGHUP)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+
+            async def replaced() -> list[int] | bool:
+                assert (await http.get("/healthz")).status_code == 200
+                found = _workers_of(proc.pid)
+                return len(found) == 2 and not set(found) & set(again) and found
+
+            fresh = await wait_for(replaced, timeout=40, interval=0.1)
+        assert proc.poll() is None
+
         proc.terminate()
         assert proc.wait(45) == 0
-        assert not any(process_alive(worker) for worker in again)
+        assert not any(process_alive(worker) for worker in [*again, *fresh])
     finally:
         for sock in sockets:
             sock.close()

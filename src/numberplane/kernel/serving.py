@@ -231,6 +231,7 @@ class HttpProtocol(HttpToolsProtocol):
 
 STARTUP_GRACE_S = 10.0  # a worker that dies sooner than this after starting counts as failing to start
 MAX_QUICK_DEATHS = 3  # that many in a row: the app cannot start, and the supervisor gives up
+RESTART_OVERLAP_S = 3.0  # SIGHUP: how long a new worker starts beside the one it replaces
 
 
 def listening_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:
@@ -257,9 +258,12 @@ def listening_sockets(host: str, port: int, count: int, backlog: int = 2048) -> 
 
 
 def _serve_one(config_kwargs: dict[str, Any], sock: socket.socket) -> None:
-    """A worker process: uvicorn's server on the socket its supervisor gave it alone."""
+    """A worker process: uvicorn's server on the socket its supervisor gave it alone. In a process
+    group of its own, so a terminal's Ctrl-C reaches the supervisor alone, which then stops each
+    worker once (a second signal would make uvicorn skip its graceful shutdown)."""
     import uvicorn
 
+    os.setpgrp()
     uvicorn.Server(uvicorn.Config(**config_kwargs)).run(sockets=[sock])
 
 
@@ -274,7 +278,8 @@ def serve_workers(config_kwargs: dict[str, Any], *, host: str, port: int, worker
     does most of the work while the other idles. With a socket each, the kernel spreads them.
     A worker that exits is started again on the same socket (the connections queued on it wait
     for it); one that cannot start (``MAX_QUICK_DEATHS`` exits in a row, each within
-    ``STARTUP_GRACE_S``) stops them all. Linux (``SO_REUSEPORT``)."""
+    ``STARTUP_GRACE_S``) stops them all. SIGHUP replaces the workers one by one, each new one
+    starting beside the one it replaces. Linux (``SO_REUSEPORT``)."""
     sockets = listening_sockets(host, port, workers, config_kwargs.get("backlog", 2048))
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
@@ -286,12 +291,28 @@ def serve_workers(config_kwargs: dict[str, Any], *, host: str, port: int, worker
         process.start()
         return process, time.monotonic()
 
+    restarting = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: restarting.set())
     processes = [start(index) for index in range(workers)]
     quick_deaths = 0
     status = 0
     try:
         while not stopping.wait(0.25):
+            if restarting.is_set():  # SIGHUP: each worker replaced in turn, as uvicorn's supervisor does
+                restarting.clear()
+                log.info("SIGHUP: restarting the server processes one by one")
+                for index, (old, _) in enumerate(processes):
+                    processes[index] = start(index)  # on the same socket: both accept until the old stops
+                    stopping.wait(RESTART_OVERLAP_S)
+                    old.terminate()
+                    old.join(30)
+                    if old.exitcode is None:
+                        old.kill()
+                        old.join(5)
+                    if stopping.is_set():
+                        break
+                continue
             for index, (process, started) in enumerate(processes):
                 if process.exitcode is None:
                     continue
