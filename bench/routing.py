@@ -384,13 +384,11 @@ def lua_script(requests: list[bytes], path: Path) -> None:
 
 
 def run_wrk(
-    port: int, script: Path, seconds: int, connections: int, threads: int = 2, nice: int = 0
+    port: int, script: Path, seconds: int, connections: int, threads: int = 2
 ) -> tuple[float, float, int, str, float]:
-    """Run wrk (at ``nice``'s priority when not 0); (req/s, p99 ms, requests, errors note, seconds
-    it ran)."""
+    """Run wrk; (req/s, p99 ms, requests, errors note, seconds it ran)."""
     done = subprocess.run(
         [
-            *(("nice", "-n", str(nice)) if nice else ()),
             WRK,
             f"-t{threads}",
             f"-c{connections}",

@@ -4,7 +4,6 @@ and every worker's cache right after a change.
     .venv/bin/python -m bench.workers                       # 100,000 numbers, 10 s per run
     .venv/bin/python -m bench.workers --numbers 20000 --seconds 5
     .venv/bin/python -m bench.workers --records off        # the routing decisions alone
-    .venv/bin/python -m bench.workers --wrk-nice -10       # wrk scheduled ahead of the servers
 
 In one run: load N numbers (COPY), then, ``--rounds`` times (default 3), for 1 and for 2
 workers (alternating which goes first, so a drift in the machine's speed falls on both) start
@@ -27,10 +26,7 @@ run bound what a second worker can add: the CPUs over them is the most 2 workers
 every process's cost per call stays the same (the server's, the call-record writer's,
 PostgreSQL's, wrk's), and it is printed beside the ratio.
 
-The machine's other load counts against it: the load average is printed. So does wrk's own
-scheduling: on two cores, two busy workers leave wrk waiting for a core, and the workers then
-wait for its next requests (two workers kept 1.63-1.70 of 2 cores busy). ``--wrk-nice -10``
-schedules wrk ahead of them, as load arriving from other machines would be (needs root).
+The machine's other load counts against it: the load average is printed.
 """
 
 from __future__ import annotations
@@ -150,12 +146,6 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3, help="1- and 2-worker runs, alternating")
     parser.add_argument(
-        "--wrk-nice",
-        type=int,
-        default=0,
-        help="wrk's niceness (-10: scheduled ahead of the servers, as load from other machines would be)",
-    )
-    parser.add_argument(
         "--records",
         choices=("both", "off", "on"),
         default="both",
@@ -179,7 +169,6 @@ def main() -> None:
     url = asyncio.run(create_pg_database(base))
     print(
         f"bench.workers: PostgreSQL, {args.numbers:,} numbers, wrk -t1 -c{args.connections} "
-        f"{f'(nice {args.wrk_nice}) ' if args.wrk_nice else ''}"
         f"-d{args.seconds}s; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
     )
     tmp = tempfile.TemporaryDirectory(prefix="np-bench-workers-")
@@ -222,10 +211,10 @@ def main() -> None:
                     )
                     try:
                         wait_up(port, proc)
-                        run_wrk(port, warm, 3, args.connections, threads=1, nice=args.wrk_nice)  # caches warm
+                        run_wrk(port, warm, 3, args.connections, threads=1)  # every worker's cache warm
                         cpu, ticks = tree_cpu(proc.pid), busy_ticks()
                         rate, p99, total, errors, _ = run_wrk(
-                            port, script, args.seconds, args.connections, threads=1, nice=args.wrk_nice
+                            port, script, args.seconds, args.connections, threads=1
                         )
                         busy[workers] = busy_cores(ticks, busy_ticks())
                         if total > len(calls):
