@@ -258,22 +258,36 @@ def _workers_of(pid: int) -> list[int]:
     return found
 
 
+def _serve_two_workers(db_url: str) -> tuple[subprocess.Popen[bytes], int]:
+    """``numberplane serve --workers 2`` on a free port: (the supervisor, the port)."""
+    port = free_port()
+    env = {**os.environ, "NUMBERPLANE_DATABASE_URL": db_url, "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "numberplane", "serve", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return proc, port
+
+
+async def _two_workers_up(proc: subprocess.Popen[bytes], port: int) -> list[int]:
+    """Once the server answers and both workers run: their pids."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        await wait_for(lambda: _up(http), timeout=30, interval=0.2)
+    workers: list[int] = await wait_for(
+        lambda: len(found := _workers_of(proc.pid)) == 2 and found, timeout=30
+    )
+    return workers
+
+
 async def test_serve_workers_stop_when_their_supervisor_is_killed(db_url: str, backend: str) -> None:
     """A supervisor killed outright (SIGKILL, the OOM killer) takes its workers with it: each
     asked the kernel for SIGTERM at its parent's death and shuts down as if told to."""
     if backend != "postgresql":
         pytest.skip("--workers above 1 is PostgreSQL's")
-    port = free_port()
-    env = {**os.environ, "NUMBERPLANE_DATABASE_URL": db_url, "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0"}
-    proc = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "numberplane", "serve", "--port", str(port), "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc, port = _serve_two_workers(db_url)
     workers: list[int] = []
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            await wait_for(lambda: _up(http), timeout=30, interval=0.2)
-        workers = await wait_for(lambda: len(found := _workers_of(proc.pid)) == 2 and found, timeout=30)
+        workers = await _two_workers_up(proc, port)
         proc.kill()
         proc.wait(10)
         await wait_for(lambda: not any(process_alive(worker) for worker in workers), timeout=25, interval=0.2)
@@ -320,17 +334,10 @@ async def test_serve_workers_share_new_connections_and_come_back(db_url: str, ba
     supervisor exits 0."""
     if backend != "postgresql":
         pytest.skip("--workers above 1 is PostgreSQL's")
-    port = free_port()
-    env = {**os.environ, "NUMBERPLANE_DATABASE_URL": db_url, "NUMBERPLANE_RUN_WORKER_IN_PROCESS": "0"}
-    proc = subprocess.Popen(  # noqa: ASYNC220
-        [sys.executable, "-m", "numberplane", "serve", "--port", str(port), "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc, port = _serve_two_workers(db_url)
     sockets: list[socket.socket] = []
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            await wait_for(lambda: _up(http), timeout=30, interval=0.2)
-        workers = await wait_for(lambda: len(found := _workers_of(proc.pid)) == 2 and found, timeout=30)
+        workers = await _two_workers_up(proc, port)
         sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(64)]
         _ask_healthz(sockets)
         held = [_connections_of(worker, port) for worker in workers]

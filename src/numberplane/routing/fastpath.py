@@ -122,26 +122,32 @@ class VoiceFastPath:
         """``GET /v1/route`` answered here when it can be whole (``api_route.lean``); False sends
         it on to the FastAPI view. Nothing has been read or sent then, so the view answers as if
         this were not here: its error shapes, its key lookup, its 500."""
-        headers = _Headers(scope["headers"])
-        if headers.get("content-length") not in (None, "0") or headers.get("transfer-encoding"):
+        answer = await self.route_answer(scope)
+        if answer is None:
             return False
+        status, response_headers, body = answer
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+    async def route_answer(self, scope: Scope, body: bytes = b"") -> Answer | None:
+        """``GET /v1/route``'s whole answer when the lean path can give it; None: the view's."""
+        headers = _Headers(scope["headers"])
+        if body or headers.get("content-length") not in (None, "0") or headers.get("transfer-encoding"):
+            return None
         try:
             lean = await api_route.lean(self.app, scope.get("query_string", b"").decode("latin-1"), headers)
         except Exception:
             log.exception("lean /v1/route failed; the view answers instead")
-            return False
+            return None
         if lean is None:
-            return False
-        await self._send(send, lean[0], headers, lean[1])
-        return True
+            return None
+        out, extra = lean
+        return out.status, [*_response_headers(out, headers), *extra], out.body
 
     @staticmethod
-    async def _send(
-        send: Any, out: Outgoing, headers: Mapping[str, str], extra: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
+    async def _send(send: Any, out: Outgoing, headers: Mapping[str, str]) -> None:
         response_headers = _response_headers(out, headers)
-        if extra:
-            response_headers.extend(extra)
         await send({"type": "http.response.start", "status": out.status, "headers": response_headers})
         await send({"type": "http.response.body", "body": out.body})
 
@@ -177,22 +183,7 @@ class DirectAnswer:
     def __init__(self, path: VoiceFastPath) -> None:
         self.path = path
 
-    async def __call__(
-        self, scope: Scope, body: bytes
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
-        if scope["path"] != api_route.PATH:
-            return await self.path.answer(scope, body)
-        headers = _Headers(scope["headers"])
-        if body or headers.get("content-length") not in (None, "0") or headers.get("transfer-encoding"):
-            return None
-        try:
-            lean = await api_route.lean(
-                self.path.app, scope.get("query_string", b"").decode("latin-1"), headers
-            )
-        except Exception:
-            log.exception("lean /v1/route failed; the view answers instead")
-            return None
-        if lean is None:
-            return None
-        out, extra = lean
-        return out.status, [*_response_headers(out, headers), *extra], out.body
+    async def __call__(self, scope: Scope, body: bytes) -> Answer | None:
+        if scope["path"] == api_route.PATH:
+            return await self.path.route_answer(scope, body)
+        return await self.path.answer(scope, body)
