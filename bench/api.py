@@ -37,6 +37,7 @@ import httpx
 from bench.routing import (
     REPO_ROOT,
     WRK,
+    WRK_POLICY,
     children_cpu_seconds,
     cpu_seconds,
     number_at,
@@ -44,6 +45,7 @@ from bench.routing import (
     start_server,
     stop_server,
     wrk_figures,
+    wrk_preexec,
 )
 
 # -- The peer way: FastAPI + one query per call, no key -----------------------------------------------
@@ -196,7 +198,9 @@ def wrk(name: str, url: str, headers: dict[str, str], args: argparse.Namespace, 
     for header, value in headers.items():
         command[1:1] = ["-H", f"{header}: {value}"]
     cpu, writer_cpu = cpu_seconds(pid), children_cpu_seconds(pid)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=args.seconds + 60)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=args.seconds + 60, preexec_fn=wrk_preexec()
+    )
     # The call records written behind the answers count, in time and CPU (bench.routing.drained).
     lag = drain(url.split("/v1/", 1)[0].rstrip("/"))
     cpu = cpu_seconds(pid) - cpu
@@ -269,7 +273,8 @@ def main() -> None:
         os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
         url = pg_url = asyncio.run(create_pg_database(base))
     print(
-        f"bench.api: {args.db}, {args.numbers:,} numbers, wrk -t1 -c{args.connections} -d{args.seconds}s, "
+        f"bench.api: {args.db}, {args.numbers:,} numbers, wrk -t1 -c{args.connections} -d{args.seconds}s "
+        f"({WRK_POLICY}), "
         f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
     )
     try:

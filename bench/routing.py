@@ -47,6 +47,7 @@ import os
 import random
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -346,10 +347,33 @@ def signed_requests(
 
 
 WRK = "/usr/bin/wrk"
+# How wrk is scheduled: ``batch`` (the default) or ``normal``, by NUMBERPLANE_BENCH_WRK_POLICY.
+WRK_POLICY = os.environ.get("NUMBERPLANE_BENCH_WRK_POLICY", "batch")
 
 
 def have_wrk() -> bool:
     return os.path.exists(WRK)
+
+
+def sched_batch() -> None:
+    """Run wrk (a ``preexec_fn``) as SCHED_BATCH: a load generator on the server's own machine,
+    which must not preempt the server each time an answer wakes it.
+
+    A carrier's requests come from another machine. wrk here runs beside the server, and wakes
+    on each answer; while the other core is idle it wakes there. With call records on, that core
+    holds PostgreSQL and the writer, so the kernel woke wrk on the server's core, where each
+    wake-up preempted the server: 0.6-0.8 involuntary context switches a request against 0.003
+    without records (``perf record -e sched:sched_switch``: wrk was ~99% of the preemptions),
+    and the server's CPU a decision rose 20-40%, where py-spy put recording's own work at ~5 us.
+    A SCHED_BATCH thread never preempts on waking (sched(7)); it runs when the server waits or
+    its slice ends: the preemptions fall to 0.006-0.08 a request. Every phase, the bare app's
+    included, runs so. ``NUMBERPLANE_BENCH_WRK_POLICY=normal`` runs wrk as before, for an A/B."""
+    os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+
+
+def wrk_preexec(policy: str = WRK_POLICY) -> Callable[[], None] | None:
+    """What to run wrk under: ``sched_batch`` for ``batch``, nothing (the default policy) else."""
+    return sched_batch if policy == "batch" else None
 
 
 def lua_script(requests: list[bytes], path: Path) -> None:
@@ -384,7 +408,7 @@ def lua_script(requests: list[bytes], path: Path) -> None:
 
 
 def run_wrk(
-    port: int, script: Path, seconds: int, connections: int, threads: int = 2
+    port: int, script: Path, seconds: int, connections: int, threads: int = 2, policy: str = WRK_POLICY
 ) -> tuple[float, float, int, str, float]:
     """Run wrk; (req/s, p99 ms, requests, errors note, seconds it ran)."""
     done = subprocess.run(
@@ -401,6 +425,7 @@ def run_wrk(
         capture_output=True,
         text=True,
         timeout=seconds + 120,
+        preexec_fn=wrk_preexec(policy),
     )
     if "Requests/sec" not in done.stdout:
         raise RuntimeError(f"wrk failed: {done.stdout}{done.stderr}")
@@ -804,6 +829,64 @@ async def bench_target(
     return results, server_bound, extras
 
 
+def involuntary_switches(pid: int) -> int:
+    """How often the kernel took a process's CPU from it while it could still run (Linux /proc;
+    0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("nonvoluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+async def records_rounds(
+    args: argparse.Namespace, port: int, env: dict[str, str], seed: Seed, numbers: list[str], scratch: Path
+) -> None:
+    """``--records-rounds N``: decisions/s under wrk with call records and without, the two
+    servers in turn (alternating which goes first), N rounds, and the median of the rounds'
+    ratios.
+
+    One pair of runs, as the full run makes, moved from 0.53x to 1.0x between pairs minutes apart
+    on this VM (the same server's CPU a decision went from 74 to 128 us): a single pair says
+    little. Each run is a fresh server, warmed by ``numbers`` (closed loop, which waits until its
+    records are written), then loaded by wrk for ``--wrk-seconds``, every request a new call
+    (call ids of the run's own); its rate counts the wait for the last record to be written. Also
+    printed: the server's involuntary context switches a request, the sign of a load generator
+    preempting it (``sched_batch``)."""
+    ratios = []
+    for index in range(args.records_rounds):
+        tag = 0x100 + 2 * index
+        calls = [numbers[i % len(numbers)] for i in range(args.wrk_requests)]
+        script = scratch / f"records-round-{index}.lua"
+        public = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(lua_script, signed_requests(seed, public, calls, tag=tag), script)
+        warm_up = signed_requests(seed, public, numbers, tag=tag + 1)
+        rates: dict[bool, float] = {}
+        for recorded in (False, True) if index % 2 == 0 else (True, False):
+            label = "with call records" if recorded else "without call records"
+            app_env = {**env, "NUMBERPLANE_CALL_RECORDS": "1" if recorded else "0"}
+            proc = start_server("numberplane.app:create_app", port, app_env, True)
+            try:
+                await wait_ready(port, proc)
+                await closed_loop("warm-up", port, warm_up, args.concurrency, proc.pid)
+                switches = involuntary_switches(proc.pid)
+                measured = await wrk_phase(f"round {index + 1}, {label}", port, script, args, proc.pid)
+                preempted = (involuntary_switches(proc.pid) - switches) / measured.requests
+            finally:
+                stop_server(proc)
+            print(measured.line(), f" preempted {preempted:.3f}/req", flush=True)
+            rates[recorded] = measured.rate
+        ratios.append(rates[True] / rates[False])
+        print(f"    round {index + 1}: decisions/s with/without call records {ratios[-1]:.2f}", flush=True)
+    print(
+        f"\n  call records: decisions/s with/without, median of {len(ratios)} rounds "
+        f"{statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)}); wrk as {WRK_POLICY}"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--numbers", type=int, default=1_000_000)
@@ -817,6 +900,12 @@ async def main() -> None:
     )
     parser.add_argument(
         "--wrk-requests", type=int, default=100_000, help="distinct calls in the wrk phase's script"
+    )
+    parser.add_argument(
+        "--records-rounds",
+        type=int,
+        default=0,
+        help="instead of the phases: decisions/s with and without call records, N interleaved rounds",
     )
     args = parser.parse_args()
     args.numbers = max(10_000, min(args.numbers, 8_000_000 * len(AREA_CODES)))
@@ -909,8 +998,13 @@ async def main() -> None:
         gc.collect()
         gc.freeze()
         print(
-            f"uvicorn (uvloop, httptools, 1 worker); load from this process, {args.concurrency} connections"
+            f"uvicorn (uvloop, httptools, 1 worker); load from this process, {args.concurrency} connections; "
+            f"wrk scheduled as {WRK_POLICY}"
         )
+
+        if args.records_rounds > 0 and script is not None:
+            await records_rounds(args, port, env, seed, cold, Path(scratch.name))
+            return
 
         async def serve_and_bench(
             label: str,

@@ -74,23 +74,40 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
-def machine_cpu(server_pid: int) -> tuple[float, float, float, float]:
-    """(server, its call-record writer, PostgreSQL, this load generator) CPU seconds so far."""
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to others while this VM's CPUs wanted it ("steal", the 8th
+    field of /proc/stat's ``cpu`` line), so far; 0 where there is no such field."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def machine_cpu(server_pid: int) -> tuple[float, float, float, float, float]:
+    """(server, its call-record writer, PostgreSQL, this load generator, stolen) CPU seconds so far."""
     return (
         cpu_seconds(server_pid),
         children_cpu_seconds(server_pid),
         postgres_cpu_seconds(),
         cpu_seconds(os.getpid()),
+        stolen_seconds(),
     )
 
 
 def cpu_line(before: tuple[float, ...], after: tuple[float, ...], calls: int) -> str:
     """Where the machine's CPU went per call in a phase: at a steady rate the p99 is mostly
-    these processes waiting for each other's turn on the same cores."""
-    server, writer, postgres, loadgen = (1e6 * (b - a) / calls for a, b in zip(before, after, strict=True))
+    these processes waiting for each other's turn on the same cores. And what the hypervisor
+    took from the VM in the phase: of four runs one after another, two had a cold phase's max
+    at 32-52 ms (p99 6.2-37.8 ms) and two at 7.3-8.6 ms (p99 3.2-3.8 ms); a phase's steal says
+    whether the machine, not only the server, was short of time."""
+    *per_call, stolen = (b - a for a, b in zip(before, after, strict=True))
+    server, writer, postgres, loadgen = (1e6 * seconds / calls for seconds in per_call)
     return (
         f"    CPU per call: server {server:.0f} us, its writer {writer:.0f} us, "
-        f"PostgreSQL {postgres:.0f} us, load generator {loadgen:.0f} us ({os.cpu_count()} cores)"
+        f"PostgreSQL {postgres:.0f} us, load generator {loadgen:.0f} us ({os.cpu_count()} cores); "
+        f"stolen by the hypervisor {stolen * 1000:.0f} ms"
     )
 
 

@@ -53,6 +53,13 @@ from bench.routing import (
     signed_requests,
 )
 
+# wrk's scheduling policy here (bench.routing.sched_batch): ``normal`` unless
+# NUMBERPLANE_BENCH_WRK_POLICY says otherwise. With a server on every core, a SCHED_BATCH wrk
+# waits for a slice's end to send more, and the servers wait for it: 2 workers kept 1.54-1.60 of
+# the 2 cores busy and the median ratio was 1.36x (1.14, 1.36, 1.37); the earlier runs with wrk
+# at the normal policy kept 1.63-1.70 busy, medians 1.40-1.77x.
+WRK_POLICY = os.environ.get("NUMBERPLANE_BENCH_WRK_POLICY", "normal")
+
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of a process and its children (uvicorn's workers)."""
@@ -169,7 +176,7 @@ def main() -> None:
     url = asyncio.run(create_pg_database(base))
     print(
         f"bench.workers: PostgreSQL, {args.numbers:,} numbers, wrk -t1 -c{args.connections} "
-        f"-d{args.seconds}s; cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
+        f"-d{args.seconds}s ({WRK_POLICY}); cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
     )
     tmp = tempfile.TemporaryDirectory(prefix="np-bench-workers-")
     try:
@@ -211,10 +218,10 @@ def main() -> None:
                     )
                     try:
                         wait_up(port, proc)
-                        run_wrk(port, warm, 3, args.connections, threads=1)  # every worker's cache warm
+                        run_wrk(port, warm, 3, args.connections, 1, WRK_POLICY)  # every worker's cache warm
                         cpu, ticks = tree_cpu(proc.pid), busy_ticks()
                         rate, p99, total, errors, _ = run_wrk(
-                            port, script, args.seconds, args.connections, threads=1
+                            port, script, args.seconds, args.connections, 1, WRK_POLICY
                         )
                         busy[workers] = busy_cores(ticks, busy_ticks())
                         if total > len(calls):
