@@ -829,6 +829,17 @@ async def bench_target(
     return results, server_bound, extras
 
 
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to others while this VM's CPUs wanted it ("steal", the 8th
+    field of /proc/stat's ``cpu`` line), so far; 0 where there is no such field."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = handle.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def involuntary_switches(pid: int) -> int:
     """How often the kernel took a process's CPU from it while it could still run (Linux /proc;
     0 elsewhere)."""
@@ -855,7 +866,8 @@ async def records_rounds(
     records are written), then loaded by wrk for ``--wrk-seconds``, every request a new call
     (call ids of the run's own); its rate counts the wait for the last record to be written. Also
     printed: the server's involuntary context switches a request, the sign of a load generator
-    preempting it (``sched_batch``)."""
+    preempting it (``sched_batch``), and the hypervisor's steal during the run (a run with
+    hundreds of ms of it measured the host as much as the server)."""
     ratios = []
     for index in range(args.records_rounds):
         tag = 0x100 + 2 * index
@@ -872,12 +884,15 @@ async def records_rounds(
             try:
                 await wait_ready(port, proc)
                 await closed_loop("warm-up", port, warm_up, args.concurrency, proc.pid)
-                switches = involuntary_switches(proc.pid)
+                switches, stolen = involuntary_switches(proc.pid), stolen_seconds()
                 measured = await wrk_phase(f"round {index + 1}, {label}", port, script, args, proc.pid)
                 preempted = (involuntary_switches(proc.pid) - switches) / measured.requests
+                stolen = stolen_seconds() - stolen
             finally:
                 stop_server(proc)
-            print(measured.line(), f" preempted {preempted:.3f}/req", flush=True)
+            print(
+                measured.line(), f" preempted {preempted:.3f}/req, stolen {stolen * 1000:.0f} ms", flush=True
+            )
             rates[recorded] = measured.rate
         ratios.append(rates[True] / rates[False])
         print(f"    round {index + 1}: decisions/s with/without call records {ratios[-1]:.2f}", flush=True)

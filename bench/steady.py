@@ -49,6 +49,7 @@ from bench.routing import (
     open_loop,
     signed_requests,
     start_server,
+    stolen_seconds,
     stop_server,
     wait_ready,
 )
@@ -72,17 +73,6 @@ def postgres_cpu_seconds() -> float:
             continue
         total += cpu_seconds(int(entry))
     return total
-
-
-def stolen_seconds() -> float:
-    """CPU time the hypervisor gave to others while this VM's CPUs wanted it ("steal", the 8th
-    field of /proc/stat's ``cpu`` line), so far; 0 where there is no such field."""
-    try:
-        with open("/proc/stat") as handle:
-            fields = handle.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def machine_cpu(server_pid: int) -> tuple[float, float, float, float, float]:
