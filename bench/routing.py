@@ -562,6 +562,35 @@ def children_cpu_seconds(pid: int | None) -> float:
     return sum(cpu_seconds(kid) for kid in kids)
 
 
+def machine_ticks() -> list[int]:
+    """The whole machine's CPU time so far by kind, in clock ticks: the fields of Linux
+    ``/proc/stat``'s ``cpu`` line (user, nice, system, idle, iowait, irq, softirq, steal...)."""
+    with open("/proc/stat") as handle:
+        return [int(value) for value in handle.readline().split()[1:]]
+
+
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to others while this VM's CPUs wanted it ("steal"), so far;
+    0 where the kernel does not say."""
+    try:
+        return machine_ticks()[7] / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def involuntary_switches(pid: int) -> int:
+    """How often the kernel took a process's CPU from it while it could still run (Linux /proc;
+    0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("nonvoluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def pending_records(metrics: str) -> float:
     """``numberplane_call_records_pending`` in a /metrics page (0 when it has none)."""
     for line in metrics.splitlines():
@@ -829,30 +858,6 @@ async def bench_target(
     return results, server_bound, extras
 
 
-def stolen_seconds() -> float:
-    """CPU time the hypervisor gave to others while this VM's CPUs wanted it ("steal", the 8th
-    field of /proc/stat's ``cpu`` line), so far; 0 where there is no such field."""
-    try:
-        with open("/proc/stat") as handle:
-            fields = handle.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def involuntary_switches(pid: int) -> int:
-    """How often the kernel took a process's CPU from it while it could still run (Linux /proc;
-    0 elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("nonvoluntary_ctxt_switches:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 async def records_rounds(
     args: argparse.Namespace, port: int, env: dict[str, str], seed: Seed, numbers: list[str], scratch: Path
 ) -> None:
@@ -883,7 +888,7 @@ async def records_rounds(
             proc = start_server("numberplane.app:create_app", port, app_env, True)
             try:
                 await wait_ready(port, proc)
-                await closed_loop("warm-up", port, warm_up, args.concurrency, proc.pid)
+                await closed_loop("warm-up", port, warm_up, args.concurrency)
                 switches, stolen = involuntary_switches(proc.pid), stolen_seconds()
                 measured = await wrk_phase(f"round {index + 1}, {label}", port, script, args, proc.pid)
                 preempted = (involuntary_switches(proc.pid) - switches) / measured.requests

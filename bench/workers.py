@@ -48,6 +48,7 @@ from bench.routing import (
     children_cpu_seconds,
     cpu_seconds,
     lua_script,
+    machine_ticks,
     number_at,
     run_wrk,
     signed_requests,
@@ -68,8 +69,7 @@ def tree_cpu(pid: int) -> float:
 
 def busy_ticks() -> tuple[int, int]:
     """(all, idle) CPU time of the whole machine so far, in clock ticks (Linux ``/proc/stat``)."""
-    with open("/proc/stat") as stat:
-        fields = [int(value) for value in stat.readline().split()[1:]]
+    fields = machine_ticks()
     return sum(fields), fields[3] + fields[4]  # idle + iowait
 
 
