@@ -218,6 +218,28 @@ def test_twiml_writer_equals_voice_response(
     assert twiml(decision) == twiml_reference(decision)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    url=text,
+    shape=st.lists(st.tuples(text, text), min_size=6, max_size=6),
+    calls=st.lists(st.tuples(text, text, text, text), min_size=1, max_size=4),
+)
+def test_twiml_of_six_parameters_equals_voice_response_call_after_call(
+    url: str, shape: list[tuple[str, str]], calls: list[tuple[str, str, str, str]]
+) -> None:
+    """Six parameters (``stream_parameters``' shape) are written from pieces kept per shape, the
+    3rd to 6th values put in per call: every call of one shape, the first and those after it,
+    with escapes or without, is still what VoiceResponse writes."""
+    for values in calls:
+        pairs = tuple(shape[:2]) + tuple(
+            (name, value) for (name, _), value in zip(shape[2:], values, strict=True)
+        )
+        decision = Decision(
+            outcome="agent_stream", reason="agent", stream_url="wss://" + url, parameters=pairs
+        )
+        assert twiml(decision) == twiml_reference(decision)
+
+
 def test_twiml_writer_on_real_decisions() -> None:
     for case in CASES_FOR_EQUALITY:
         decision = decide(*case)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
@@ -141,6 +142,31 @@ def _el(
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
 
 
+# The usual answer's TwiML (a stream with ``stream_parameters``' six pairs) in five pieces
+# around the values that change from call to call (the 3rd to 6th: the call id, the number's id,
+# the called and the calling number); the pieces, which hold the URL, every name, the agent and
+# its version, are shared by every call to the numbers of one agent. Bounded: oldest dropped.
+_STREAM_PIECES: OrderedDict[tuple[str, ...], tuple[str, str, str, str, str]] = OrderedDict()
+_STREAM_PIECES_MAX = 4_096
+
+
+def _stream_pieces(key: tuple[str, ...]) -> tuple[str, str, str, str, str]:
+    url, n0, v0, n1, v1, n2, n3, n4, n5 = key
+    pieces = (
+        f'{_XML_DECLARATION}<Response><Connect><Stream url="{_attr(url)}">'
+        f'<Parameter name="{_attr(n0)}" value="{_attr(v0)}" />'
+        f'<Parameter name="{_attr(n1)}" value="{_attr(v1)}" /><Parameter name="{_attr(n2)}" value="',
+        f'" /><Parameter name="{_attr(n3)}" value="',
+        f'" /><Parameter name="{_attr(n4)}" value="',
+        f'" /><Parameter name="{_attr(n5)}" value="',
+        '" /></Stream></Connect></Response>',
+    )
+    if len(_STREAM_PIECES) >= _STREAM_PIECES_MAX:
+        _STREAM_PIECES.popitem(last=False)
+    _STREAM_PIECES[key] = pieces
+    return pieces
+
+
 def twiml(decision: Decision) -> str:
     """TwiML (also LaML and TeXML: the verbs used here are shared by all three).
 
@@ -153,6 +179,12 @@ def twiml(decision: Decision) -> str:
     action = decision.action
     if action == "stream":  # nearly every answer: written in one piece
         pairs = decision.parameters
+        if len(pairs) == 6:  # ``stream_parameters``' six: from pieces shared by calls of one agent
+            (n0, v0), (n1, v1), (n2, v2), (n3, v3), (n4, v4), (n5, v5) = pairs
+            if _CHANGED.search(f"{v2}{v3}{v4}{v5}") is None:
+                key = (decision.stream_url or "", n0, v0, n1, v1, n2, n3, n4, n5)
+                pieces = _STREAM_PIECES.get(key) or _stream_pieces(key)
+                return f"{pieces[0]}{v2}{pieces[1]}{v3}{pieces[2]}{v4}{pieces[3]}{v5}{pieces[4]}"
         escape_each = _CHANGED.search("".join([text for pair in pairs for text in pair])) is not None
         params = "".join(
             [f'<Parameter name="{_attr(n)}" value="{_attr(v)}" />' for n, v in pairs]
