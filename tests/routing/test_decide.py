@@ -630,3 +630,48 @@ def test_a_shared_trace_is_each_calls_own(
         for target in (number, None):
             expected = trace_text(target, the_call, None, decision)
             assert trace_of(target, the_call, None, decision, None) == expected
+
+
+def test_the_agent_decision_and_the_call_are_built_field_by_field() -> None:
+    """``decide``'s agent path and ``CallInfo.parse`` pass their fields by position (keywords
+    cost a dict a call): every field lands where its name says, as the keyword forms would."""
+    parsed = CallInfo.parse(
+        to=NUMBER, caller="+1 212 555 0123", call_id="CA9", carrier="telnyx", fallback=True
+    )
+    assert parsed == CallInfo(
+        to=NUMBER,
+        caller=CALLER_US,
+        call_id="CA9",
+        carrier="telnyx",
+        caller_country=None,
+        raw_caller="+1 212 555 0123",
+        fallback=True,
+    )
+    for agent, result in ((SIP, None), (STREAM, ANSWERED_NO_OVERRIDE)):
+        routed = snap(language="en-GB", agents=(agent,), inbound_webhook_url="https://h" if result else None)
+        decision = decide(routed, parsed, result)
+        dynamic = dict(result.dynamic_variables) if result else {}
+        expected = {
+            "outcome": "agent_stream" if agent.stream_url else "agent_sip",
+            "reason": "agent",
+            "number_id": "num_1",
+            "org_id": "org_1",
+            "to": NUMBER,
+            "caller": CALLER_US,
+            "call_id": "CA9",
+            "message": None,
+            "language": "en-GB",
+            "dial_number": None,
+            "sip_uri": agent.sip_uri,
+            "redirect_url": None,
+            "redirect_method": "POST",
+            "stream_url": agent.stream_url,
+            "agent_id": agent.agent_id,
+            "agent_version": agent.version,
+            "dynamic_variables": dynamic,
+            "metadata": {},
+            "webhook": "answered" if result else "not_configured",
+        }
+        assert {
+            f.name: getattr(decision, f.name) for f in dataclasses.fields(decision) if f.name != "parameters"
+        } == expected

@@ -92,14 +92,15 @@ class CallInfo(NamedTuple):
     ) -> CallInfo:
         """Normalise whatever the carrier sent (+E.164, digits, national, sip:/tel: URIs)."""
         to_e164, caller_e164, country = _addresses(to, caller, to_country, caller_country)
+        # Positional, in the fields' order: keywords would be packed into a dict for ``__new__``.
         return cls(
-            to=to_e164,
-            caller=caller_e164,
-            call_id=(call_id or "")[:128],
-            carrier=carrier,
-            caller_country=country,
-            raw_caller=(caller or None) and caller[:128],
-            fallback=fallback,
+            to_e164,  # to
+            caller_e164,  # caller
+            (call_id or "")[:128],  # call_id
+            carrier,
+            country,  # caller_country
+            (caller or None) and caller[:128],  # raw_caller
+            fallback,
         )
 
 
@@ -339,23 +340,28 @@ def decide(
     if agent is None:
         agent = pick_agent(route.agents, call.call_id, route.number_id)
     if agent is not None:  # nearly every call: the Decision made here directly, not through _base
+        # Positional, every field in order: keywords would be packed into a dict for __init__.
         return Decision(
-            outcome="agent_stream" if agent.stream_url else "agent_sip",
-            reason="agent",
-            number_id=route.number_id,
-            org_id=route.org_id,
-            to=call.to,
-            caller=call.caller,
-            call_id=call.call_id or None,
-            language=route.language,
-            stream_url=agent.stream_url or None,
-            sip_uri=None if agent.stream_url else agent.sip_uri,
-            agent_id=agent.agent_id,
-            agent_version=agent.version,
-            parameters=stream_parameters(route, call, agent, dynamic, metadata),
-            dynamic_variables=dynamic,
-            metadata=metadata,
-            webhook=webhook,
+            "agent_stream" if agent.stream_url else "agent_sip",  # outcome
+            "agent",  # reason
+            route.number_id,
+            route.org_id,
+            call.to,
+            call.caller,
+            call.call_id or None,
+            None,  # message
+            route.language,
+            None,  # dial_number
+            None if agent.stream_url else agent.sip_uri,  # sip_uri
+            None,  # redirect_url
+            "POST",  # redirect_method
+            agent.stream_url or None,  # stream_url
+            agent.agent_id,
+            agent.version,  # agent_version
+            stream_parameters(route, call, agent, dynamic, metadata),  # parameters
+            dynamic,  # dynamic_variables
+            metadata,
+            webhook,
         )
     if route.fallback_number:
         return _base(

@@ -102,14 +102,15 @@ class VoiceFastPath:
         router = self._router
         if router is None:
             router = self._router = router_of(self.app)
+        # Positional (the fields' order): a class called with keywords packs them into a dict.
         incoming = Incoming(
-            router=router,
-            method=scope["method"],
-            path=scope["path"],
-            raw_path=raw_path.decode("latin-1") if raw_path else scope["path"],
-            query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers,
-            body=body,
+            router,
+            scope["method"],
+            scope["path"],
+            raw_path.decode("latin-1") if raw_path else scope["path"],  # raw_path
+            scope.get("query_string", b"").decode("latin-1"),  # query
+            headers,
+            body,
         )
         try:
             out = await dispatch(incoming) or Outgoing(404)

@@ -150,7 +150,10 @@ class AccountDirectory:
         if not value or len(value) > 200:
             return ()
         key = (tuple(carriers), tuple(fields), value)
-        return await self._cached(key, lambda: self._query(carriers, fields, value))
+        found = self._fresh(key)
+        if found is None:
+            found = await self._cached(key, lambda: self._query(carriers, fields, value))
+        return found
 
     async def all_of(self, carrier: str, limit: int = 50) -> tuple[AccountKey, ...]:
         return await self._cached(("*", carrier), lambda: self._query([carrier], (), None, limit=limit))
@@ -159,8 +162,16 @@ class AccountDirectory:
         """One account by id (the account that holds a called number), whatever its carrier."""
         if not account_id or len(account_id) > 64:
             return None
-        found = await self._cached(("id", account_id), lambda: self._query((), (), None, ids=[account_id]))
+        key = ("id", account_id)
+        found = self._fresh(key)  # every carrier request asks: answered without a coroutine or a closure
+        if found is None:
+            found = await self._cached(key, lambda: self._query((), (), None, ids=[account_id]))
         return found[0] if found else None
+
+    def _fresh(self, key: tuple[Any, ...]) -> tuple[AccountKey, ...] | None:
+        """``key``'s cached value while it lives; None when it has none or it expired."""
+        hit = self._cache.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     async def _cached(self, key: tuple[Any, ...], load: Any) -> tuple[AccountKey, ...]:
         now = time.monotonic()
