@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
@@ -223,15 +223,15 @@ class CarrierAuth:
                     return account, owner, tried
         return None, owner, tried
 
-    async def form(
+    def form(
         self, incoming: Incoming, carrier: str, params: MultiParams, route: RouteSnapshot | None
-    ) -> Verdict:
-        """Twilio (and the sandbox), SignalWire, Telnyx."""
+    ) -> Awaitable[Verdict]:
+        """Twilio (and the sandbox), SignalWire, Telnyx: the carrier's check, to await."""
         if carrier == "twilio":
-            return await self._twilio(incoming, params, route)
+            return self._twilio(incoming, params, route)
         if carrier == "signalwire":
-            return await self._signalwire(incoming, params, route)
-        return await self._telnyx(incoming, params, route)
+            return self._signalwire(incoming, params, route)
+        return self._telnyx(incoming, params, route)
 
     async def _twilio(self, incoming: Incoming, params: MultiParams, route: RouteSnapshot | None) -> Verdict:
         signature = incoming.headers.get("x-twilio-signature")

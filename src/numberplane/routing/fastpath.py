@@ -16,7 +16,7 @@ routes answer the same way. ``install`` also offers the same requests to the ser
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any
 
 from numberplane.kernel.deps import request_id
@@ -113,7 +113,8 @@ class VoiceFastPath:
             body,
         )
         try:
-            out = await dispatch(incoming) or Outgoing(404)
+            answer = dispatch(incoming)
+            out = Outgoing(404) if answer is None else await answer
         except Exception:
             log.exception("routing request %s %s failed", scope["method"], scope["path"])
             out = Outgoing(500)
@@ -184,7 +185,7 @@ class DirectAnswer:
     def __init__(self, path: VoiceFastPath) -> None:
         self.path = path
 
-    async def __call__(self, scope: Scope, body: bytes) -> Answer | None:
+    def __call__(self, scope: Scope, body: bytes) -> Awaitable[Answer | None]:
         if scope["path"] == api_route.PATH:
-            return await self.path.route_answer(scope, body)
-        return await self.path.answer(scope, body)
+            return self.path.route_answer(scope, body)
+        return self.path.answer(scope, body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_plus
 
@@ -233,11 +234,12 @@ for _method in ("GET", "POST"):
     ENDPOINTS[(_method, "/voice/vonage/event")] = (vonage, {"status": True})
 
 
-async def dispatch(incoming: Incoming) -> Outgoing | None:
-    """The answer to a carrier endpoint request, or None if (method, path) is not one."""
+def dispatch(incoming: Incoming) -> Awaitable[Outgoing] | None:
+    """The answer to a carrier endpoint request, to await; None if (method, path) is not one.
+    (Not a coroutine itself: the handler's is the only one a request makes here.)"""
     entry = ENDPOINTS.get((incoming.method, incoming.path))
     if entry is None:
         return None
     handler, kwargs = entry
-    result: Outgoing = await handler(incoming, **kwargs)
-    return result
+    answer: Awaitable[Outgoing] = handler(incoming, **kwargs)
+    return answer

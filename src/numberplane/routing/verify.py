@@ -78,14 +78,17 @@ class MultiParams:
     """Form parameters in order, with the ``getall`` twilio's validator looks for.
 
     Built for the usual carrier body, where no name repeats: the first value of each name is one
-    C-level ``dict`` (built from the end, so the first value wins); the per-name lists
+    C-level ``dict`` (built from the end where a name repeats, so the first value wins); the per-name lists
     ``getall`` and a repeated name need are built only when asked for."""
 
     __slots__ = ("_canonical", "_first", "_items", "_lists")
 
     def __init__(self, items: Sequence[tuple[str, str]]) -> None:
         self._items = list(items)
-        self._first = dict(reversed(self._items))
+        first = dict(self._items)  # the last value of each name...
+        if len(first) != len(self._items):  # ...which is the first where no name repeats
+            first = dict(reversed(self._items))
+        self._first = first
         self._lists: dict[str, list[str]] | None = None
         self._canonical: str | None = None
 

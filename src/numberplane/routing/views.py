@@ -44,9 +44,10 @@ async def incoming_from(request: Request) -> Incoming:
 
 async def carrier_endpoint(request: Request) -> Response:
     """Every carrier endpoint (see ``handlers.ENDPOINTS``); the fast path serves the same ones."""
-    out = await dispatch(await incoming_from(request))
-    if out is None:  # pragma: no cover - only routes from ENDPOINTS lead here
+    answer = dispatch(await incoming_from(request))
+    if answer is None:  # pragma: no cover - only routes from ENDPOINTS lead here
         return Response(status_code=404)
+    out = await answer
     return Response(out.body, status_code=out.status, media_type=out.media_type)
 
 
