@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -232,6 +233,23 @@ def test_a_direct_answer_is_written_as_an_asgi_one_would_be(server: LiveServer) 
         # uvicorn's own headers (date, server) on both, and nothing else but the app's
         assert set(direct_headers) - {"content-type"} == set(asgi_headers) - {"content-type"}
         assert direct_headers["server"] == asgi_headers["server"] and "date" in direct_headers
+
+
+def test_a_direct_answer_carries_the_current_date_on_a_long_connection(server: LiveServer) -> None:
+    """The server's default headers are encoded once per list uvicorn makes (a new one each
+    second, with the new date): a connection kept open across seconds sees the date move."""
+    with connect(server) as sock:
+        reader = Reader(sock)
+        dates = []
+        deadline = time.monotonic() + 5
+        while len(set(dates)) < 2 and time.monotonic() < deadline:
+            sock.sendall(request("/direct", b"x"))
+            status, headers, _ = reader.response()
+            assert status == 200
+            dates.append(headers["date"])
+            time.sleep(0.2)
+        moments = [parsedate_to_datetime(date) for date in dates]
+        assert moments == sorted(moments) and moments[-1] > moments[0], dates
 
 
 def test_pipelined_direct_and_asgi_requests_are_answered_in_order(server: LiveServer) -> None:

@@ -136,6 +136,8 @@ class HttpProtocol(HttpToolsProtocol):
     _direct: DirectAnswer | None = None
     _waiting: RequestResponseCycle | None = None  # a direct request whose body is still coming
     _waiting_app: Any = None
+    _defaults_of: list[tuple[bytes, bytes]] | None = None  # the default headers ``_defaults`` encodes
+    _defaults = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -213,8 +215,12 @@ class HttpProtocol(HttpToolsProtocol):
                 scope["http_version"],
                 status,
             )
-        content = [STATUS_LINE[status]]
-        for name, value in (*cycle.default_headers, *headers):
+        defaults = cycle.default_headers  # the server's (date, server...): a new list each second
+        if defaults is not self._defaults_of:
+            self._defaults_of = defaults
+            self._defaults = b"".join([name + b": " + value + b"\r\n" for name, value in defaults])
+        content = [STATUS_LINE[status], self._defaults]
+        for name, value in headers:
             content += (name, b": ", value, b"\r\n")
         if not cycle.keep_alive:
             content.append(b"connection: close\r\n")

@@ -215,6 +215,9 @@ class Decision:
 
 def pick_agent(agents: Sequence[AgentTarget], call_id: str, number_id: str) -> AgentTarget | None:
     """Weighted choice among the connectable agents, the same for the same call id every time."""
+    if len(agents) == 1:  # most numbers: nothing to choose between
+        only = agents[0]
+        return only if (only.stream_url or only.sip_uri) and only.weight > 0 else None
     usable = [a for a in agents if a.connectable and a.weight > 0]
     if not usable:
         return None
@@ -296,19 +299,19 @@ def stream_parameters(
     dynamic: dict[str, str],
     metadata: dict[str, Any],
 ) -> tuple[tuple[str, str], ...]:
-    params = [
+    params: tuple[tuple[str, str], ...] = (
         ("agent_id", agent.agent_id),
         ("agent_version", "" if agent.version is None else str(agent.version)),
         ("call_id", call.call_id),
         ("phone_number_id", route.number_id),
         ("to", call.to or ""),
         ("from", call.caller or call.raw_caller or ""),
-    ]
+    )
     if dynamic:
-        params.append(("dynamic_variables", json.dumps(dynamic, separators=(",", ":"), sort_keys=True)))
+        params += (("dynamic_variables", json.dumps(dynamic, separators=(",", ":"), sort_keys=True)),)
     if metadata:
-        params.append(("metadata", json.dumps(metadata, separators=(",", ":"), sort_keys=True, default=str)))
-    return tuple(params)
+        params += (("metadata", json.dumps(metadata, separators=(",", ":"), sort_keys=True, default=str)),)
+    return params
 
 
 def decide(
