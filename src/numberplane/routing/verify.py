@@ -27,7 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt
@@ -47,6 +47,38 @@ ACCOUNT_TTL_S = 60.0
 _DEAD_STATUSES = ("deleted", "disabled")
 
 
+class Mac(Protocol):
+    """A keyed HMAC, as ``hmac.HMAC`` and OpenSSL's own (``_keyed``) both are."""
+
+    def copy(self) -> Mac: ...
+    def update(self, msg: bytes) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+def _openssl_hmac_new() -> Callable[..., Mac] | None:
+    """OpenSSL's HMAC constructor, which ``hmac.new`` wraps (CPython's ``_hashlib``), if here."""
+    try:
+        import _hashlib
+    except ImportError:  # pragma: no cover - a Python built without OpenSSL's hashlib
+        return None
+    return cast(Callable[..., Mac], _hashlib.hmac_new)
+
+
+_openssl_hmac = _openssl_hmac_new()
+
+
+def _keyed(key: bytes, digest: str) -> Mac:
+    """An HMAC keyed with ``key``: OpenSSL's HMAC object itself where this Python's hashlib has
+    it (what ``hmac.new`` wraps in Python: its ``copy``, ``update`` and ``digest`` are a Python
+    frame each, ~0.5 us of a signature check); ``hmac.new``'s otherwise."""
+    if _openssl_hmac is not None:
+        try:
+            return _openssl_hmac(key, digestmod=digest)
+        except (TypeError, ValueError):  # a digest OpenSSL lacks here: hmac.new says so as usual
+            pass
+    return hmac.new(key, digestmod=digest)
+
+
 @dataclass(frozen=True, slots=True)
 class AccountKey:
     """A carrier account as verification needs it: identifiers and decrypted secrets."""
@@ -56,13 +88,13 @@ class AccountKey:
     carrier: str
     config: dict[str, Any] = field(default_factory=dict)
     secrets: dict[str, Any] = field(default_factory=dict)
-    _macs: dict[tuple[str, str], hmac.HMAC] = field(default_factory=dict, repr=False, compare=False)
+    _macs: dict[tuple[str, str], Mac] = field(default_factory=dict, repr=False, compare=False)
 
     def secret(self, name: str) -> str | None:
         value = self.secrets.get(name)
         return value if isinstance(value, str) and value else None
 
-    def keyed_hmac(self, key: str, digest: str) -> hmac.HMAC:
+    def keyed_hmac(self, key: str, digest: str) -> Mac:
         """An HMAC keyed with ``key`` (one of this account's secrets), nothing hashed yet, to copy
         for each message: keying one costs more than hashing a carrier's message (a signature
         1.66 -> 1.1 us). Kept with this AccountKey, so no longer than the directory keeps it."""
@@ -70,7 +102,7 @@ class AccountKey:
         if mac is None:
             if len(self._macs) >= 8:  # an account has a few secrets and two digests
                 self._macs.clear()
-            mac = self._macs[key, digest] = hmac.new(key.encode(), digestmod=digest)
+            mac = self._macs[key, digest] = _keyed(key.encode(), digest)
         return mac
 
 
@@ -81,7 +113,7 @@ class MultiParams:
     C-level ``dict`` (built from the end where a name repeats, so the first value wins); the per-name lists
     ``getall`` and a repeated name need are built only when asked for."""
 
-    __slots__ = ("_canonical", "_first", "_items", "_lists")
+    __slots__ = ("_canonical", "_first", "_items", "_lists", "get")
 
     def __init__(self, items: Sequence[tuple[str, str]]) -> None:
         self._items = list(items)
@@ -89,6 +121,9 @@ class MultiParams:
         if len(first) != len(self._items):  # ...which is the first where no name repeats
             first = dict(reversed(self._items))
         self._first = first
+        # ``get(name, default=None)``: the first value of ``name``. The dict's own method, not one
+        # calling it: a carrier request reads ~10 parameters, each a Python frame fewer.
+        self.get: Callable[..., str | None] = first.get
         self._lists: dict[str, list[str]] | None = None
         self._canonical: str | None = None
 
@@ -122,9 +157,6 @@ class MultiParams:
 
     def getall(self, name: str) -> list[str]:
         return self._by_name().get(name, [])
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        return self._first.get(name, default)
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._items)
@@ -252,7 +284,7 @@ def twilio_signature(
     params: MultiParams | dict[str, str],
     algorithm: str = "",
     *,
-    keyed: Callable[[str, str], hmac.HMAC] | None = None,
+    keyed: Callable[[str, str], Mac] | None = None,
 ) -> str:
     """Twilio's webhook signature: base64 HMAC of the URL and the sorted parameters.
 
@@ -285,7 +317,7 @@ def twilio_valid(
     signature: str,
     *,
     settings_header: str = "",
-    keyed: Callable[[str, str], hmac.HMAC] | None = None,
+    keyed: Callable[[str, str], Mac] | None = None,
 ) -> bool:
     if not token or not signature:
         return False
