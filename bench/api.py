@@ -42,6 +42,7 @@ from bench.routing import (
     cpu_seconds,
     number_at,
     pending_records,
+    pg_server,
     start_server,
     stop_server,
     wrk_figures,
@@ -267,11 +268,7 @@ def main() -> None:
     else:
         from tests.support import create_pg_database
 
-        base = os.environ.get(
-            "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-        ).replace("postgresql://", "postgresql+asyncpg://", 1)
-        os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
-        url = pg_url = asyncio.run(create_pg_database(base))
+        url = pg_url = asyncio.run(create_pg_database(pg_server()))
     print(
         f"bench.api: {args.db}, {args.numbers:,} numbers, wrk -t1 -c{args.connections} -d{args.seconds}s "
         f"({WRK_POLICY}), "

@@ -205,16 +205,13 @@ async def main() -> None:
     os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
     from tests.support import create_pg_database, drop_pg_database
 
+    from bench.routing import pg_server
     from numberplane.calls import reading
     from numberplane.calls.schemas import CallFilters
     from numberplane.kernel.db import Database
     from numberplane.migrate import upgrade
 
-    base = os.environ.get(
-        "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    )
-    base = base.replace("postgresql://", "postgresql+asyncpg://", 1)
-    url = await create_pg_database(base)
+    url = await create_pg_database(pg_server())
     print(f"database: {url.rsplit('/', 1)[1]}  calls: {args.calls:,}  numbers: {args.numbers:,}  "
           f"busy number: {args.hot:.0%}  {'shuffled' if args.shuffled else 'in time order'}\n"
           f"load average: {os.getloadavg()[0]:.2f}")  # fmt: skip

@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.routing import Connection, Seed, drained, load, number_at, signed_requests, stop_server
+from bench.routing import Connection, Seed, drained, load, number_at, pg_server, signed_requests, stop_server
 
 VALGRIND = shutil.which("valgrind") or "/usr/bin/valgrind"
 CONTROL = shutil.which("callgrind_control") or "/usr/bin/callgrind_control"
@@ -169,11 +169,7 @@ async def main() -> None:
 
     from numberplane.migrate import upgrade
 
-    base = os.environ.get(
-        "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    ).replace("postgresql://", "postgresql+asyncpg://", 1)
-    os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
-    url = await create_pg_database(base)
+    url = await create_pg_database(pg_server())
     scratch = tempfile.TemporaryDirectory(prefix="np-bench-instructions-")
     try:
         await asyncio.to_thread(upgrade, url)

@@ -117,6 +117,16 @@ class Seed:
     token: str = ""  # the org's API key (bench.steady asks /v1/route with it)
 
 
+def pg_server() -> str:
+    """The PostgreSQL server the benches make their throwaway databases on:
+    ``NUMBERPLANE_BENCH_DATABASE_URL`` (asyncpg's driver), also the tests' helpers' default."""
+    base = os.environ.get(
+        "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    ).replace("postgresql://", "postgresql+asyncpg://", 1)
+    os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
+    return base
+
+
 async def load(url: str, count: int) -> Seed:
     import asyncpg
     from sqlalchemy.engine import make_url
@@ -938,12 +948,7 @@ async def main() -> None:
     from numberplane.kernel.e164 import normalize_address
     from numberplane.migrate import upgrade
 
-    base = os.environ.get(
-        "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    )
-    base = base.replace("postgresql://", "postgresql+asyncpg://", 1)
-    os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
-    url = await create_pg_database(base)
+    url = await create_pg_database(pg_server())
     scratch = tempfile.TemporaryDirectory(prefix="np-bench-routing-")
     print(
         f"database: {url.rsplit('/', 1)[1]}  numbers: {args.numbers:,}  cpus: {os.cpu_count()}  "

@@ -138,14 +138,10 @@ async def main() -> None:
     os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
     from tests.support import create_pg_database, drop_pg_database
 
-    from bench.routing import explain, load
+    from bench.routing import explain, load, pg_server
     from numberplane.migrate import upgrade
 
-    base = os.environ.get(
-        "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    ).replace("postgresql://", "postgresql+asyncpg://", 1)
-    os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
-    url = await create_pg_database(base)
+    url = await create_pg_database(pg_server())
     print(
         f"bench.steady: PostgreSQL, {args.numbers:,} numbers, {args.rate:.0f} calls/s for "
         f"{args.seconds:.0f} s per phase{', real traffic' if args.real_traffic else ''}; "

@@ -166,14 +166,10 @@ def main() -> None:
     os.environ.setdefault("NUMBERPLANE_SECRET_KEY", Fernet.generate_key().decode())
     from tests.support import create_pg_database, drop_pg_database
 
-    from bench.routing import load
+    from bench.routing import load, pg_server
     from numberplane.migrate import upgrade
 
-    base = os.environ.get(
-        "NUMBERPLANE_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-    ).replace("postgresql://", "postgresql+asyncpg://", 1)
-    os.environ.setdefault("NUMBERPLANE_TEST_DATABASE_URL", base)
-    url = asyncio.run(create_pg_database(base))
+    url = asyncio.run(create_pg_database(pg_server()))
     print(
         f"bench.workers: PostgreSQL, {args.numbers:,} numbers, wrk -t1 -c{args.connections} "
         f"-d{args.seconds}s ({WRK_POLICY}); cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
