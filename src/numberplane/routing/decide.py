@@ -217,7 +217,7 @@ def pick_agent(agents: Sequence[AgentTarget], call_id: str, number_id: str) -> A
     """Weighted choice among the connectable agents, the same for the same call id every time."""
     if len(agents) == 1:  # most numbers: nothing to choose between
         only = agents[0]
-        return only if (only.stream_url or only.sip_uri) and only.weight > 0 else None
+        return only if only.connectable and only.weight > 0 else None
     usable = [a for a in agents if a.connectable and a.weight > 0]
     if not usable:
         return None
