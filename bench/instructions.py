@@ -39,7 +39,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.routing import Connection, Seed, drained, load, number_at, pg_server, signed_requests, stop_server
+from bench.routing import (
+    Seed,
+    closed_loop,
+    load,
+    number_at,
+    pg_server,
+    signed_requests,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 
 VALGRIND = shutil.which("valgrind") or "/usr/bin/valgrind"
 CONTROL = shutil.which("callgrind_control") or "/usr/bin/callgrind_control"
@@ -59,52 +69,19 @@ def counting(pid: int, on: bool) -> None:
     )
 
 
-async def closed_loop(port: int, requests: list[bytes], concurrency: int) -> None:
-    """Send every request, ``concurrency`` at a time; each answer must be a 200 with a stream."""
-    conns = [await Connection.open(port) for _ in range(concurrency)]
-
-    async def worker(conn: Connection, mine: list[bytes]) -> None:
-        for request in mine:
-            status, body = await conn.send(request)
-            if status != 200 or b"<Stream" not in body:
-                raise RuntimeError(f"unexpected answer {status}: {body[:200]!r}")
-
-    try:
-        await asyncio.gather(*(worker(c, requests[i::concurrency]) for i, c in enumerate(conns)))
-    finally:
-        for conn in conns:
-            conn.close()
-
-
-async def settled(port: int) -> None:
-    """``bench.routing.drained`` on a connection of its own (one kept open longer than uvicorn's
-    keep-alive timeout would be closed under it)."""
-    probe = await Connection.open(port)
-    try:
-        await drained(probe)
-    finally:
-        probe.close()
-
-
-def start_counted(
-    app: list[str], env: dict[str, str], port: int, out: Path, log_path: Path
-) -> subprocess.Popen[bytes]:
-    """uvicorn as ``numberplane serve`` runs it, under callgrind with counting off; its output
-    (and callgrind's summary) to ``log_path``."""
-    command = [
-        VALGRIND, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-        sys.executable, "-m", "uvicorn", app[0], *app[1:], "--host", "127.0.0.1", "--port", str(port),
-        "--loop", "uvloop", "--http", "numberplane.kernel.serving:HttpProtocol", "--no-access-log",
-        "--log-level", "warning",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(command, env=env, stdout=log, stderr=log)
+async def answered(label: str, port: int, requests: list[bytes], concurrency: int) -> None:
+    """``bench.routing.closed_loop`` (which ends when the server's call records are written),
+    where every answer must be a stream."""
+    result = await closed_loop(label, port, requests, concurrency)
+    if result.errors:
+        raise RuntimeError(f"{label}: {result.errors} of {result.requests} answers were not a stream")
 
 
 async def count(
     label: str,
     name: str,
-    app: list[str],
+    app: str,
+    factory: bool,
     env: dict[str, str],
     port: int,
     warm_up: list[bytes],
@@ -114,25 +91,17 @@ async def count(
 ) -> float:
     """Instructions a request of one target (a server started for it, then stopped)."""
     log_path = scratch / f"{name}.log"
-    proc = start_counted(app, env, port, scratch / f"{name}.out", log_path)
+    callgrind = [
+        VALGRIND, "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={scratch / name}.out",
+        f"--log-file={log_path}",
+    ]  # fmt: skip
+    proc = start_server(app, port, env, factory, wrapper=callgrind)
     try:
-        deadline = time.monotonic() + READY_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{label}: the server exited; see {log_path}")
-            try:
-                (await Connection.open(port)).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{label}: the server did not start in {READY_S:.0f} s") from None
-                await asyncio.sleep(0.5)
-        await closed_loop(port, warm_up, args.concurrency)
-        await settled(port)  # the warm-up's records written: not counted
+        await wait_ready(port, proc, READY_S)
+        await answered(f"{label}, warm-up", port, warm_up, args.concurrency)  # its records: not counted
         started = time.perf_counter()
         counting(proc.pid, True)
-        await closed_loop(port, measured, args.concurrency)
-        await settled(port)  # the measured calls' records handed to the writer: counted
+        await answered(label, port, measured, args.concurrency)  # its records handed over: counted
         counting(proc.pid, False)
         elapsed = time.perf_counter() - started
     finally:
@@ -190,13 +159,13 @@ async def main() -> None:
             f"{args.concurrency} connections; the server process's user-space instructions (callgrind)"
         )
         figures: dict[str, float] = {}
-        numberplane = ["numberplane.app:create_app", "--factory"]
-        targets: list[tuple[str, str, list[str], dict[str, str]]] = [
-            ("bare", "bare ASGI app", ["bench.routing:bare_app"], {}),
-            ("off", "numberplane, records off", numberplane, {"NUMBERPLANE_CALL_RECORDS": "0"}),
-            ("on", "numberplane, records on", numberplane, {"NUMBERPLANE_CALL_RECORDS": "1"}),
+        numberplane = "numberplane.app:create_app"
+        targets: list[tuple[str, str, str, bool, dict[str, str]]] = [
+            ("bare", "bare ASGI app", "bench.routing:bare_app", False, {}),
+            ("off", "numberplane, records off", numberplane, True, {"NUMBERPLANE_CALL_RECORDS": "0"}),
+            ("on", "numberplane, records on", numberplane, True, {"NUMBERPLANE_CALL_RECORDS": "1"}),
         ]
-        for tag, (name, label, app, extra) in enumerate(targets, start=0x60):
+        for tag, (name, label, app, factory, extra) in enumerate(targets, start=0x60):
             if args.only and name not in args.only:
                 continue
             warm_up = signed_requests(seed, public, warm, tag=2 * tag)
@@ -205,6 +174,7 @@ async def main() -> None:
                 label,
                 name,
                 app,
+                factory,
                 {**env, **extra},
                 port,
                 warm_up,

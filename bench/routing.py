@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -780,16 +780,19 @@ async def wrk_phase(name: str, port: int, script: Path, args: argparse.Namespace
 # -- Servers ------------------------------------------------------------------------------------------
 
 
-def start_server(app: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen[bytes]:
+def start_server(
+    app: str, port: int, env: dict[str, str], factory: bool, wrapper: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
     """uvicorn as ``numberplane serve`` runs it (uvloop, httptools through Numberplane's protocol,
     which sends a loop turn's writes together), for Numberplane and for the bare baseline alike.
-    ``NUMBERPLANE_BENCH_HTTP=httptools`` runs uvicorn's own protocol instead, for an A/B."""
+    ``NUMBERPLANE_BENCH_HTTP=httptools`` runs uvicorn's own protocol instead, for an A/B.
+    ``wrapper``: a command the server runs under (bench.instructions: valgrind)."""
     from numberplane.kernel.serving import PROTOCOL
 
     protocol = os.environ.get("NUMBERPLANE_BENCH_HTTP", PROTOCOL)
 
     command = [
-        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        *wrapper, sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
         "--loop", "uvloop", "--http", protocol, "--no-access-log", "--log-level", "warning",
         "--backlog", "4096",
     ]  # fmt: skip
@@ -798,8 +801,8 @@ def start_server(app: str, port: int, env: dict[str, str], factory: bool) -> sub
     return subprocess.Popen(command, env=env)
 
 
-async def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+async def wait_ready(port: int, proc: subprocess.Popen[bytes], limit_s: float = 60.0) -> None:
+    deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("server exited")

@@ -198,7 +198,7 @@ class AccountDirectory:
         if not account_id or len(account_id) > 64:
             return None
         key = ("id", account_id)
-        found = self._fresh(key)  # every carrier request asks: answered without a coroutine or a closure
+        found = self._fresh(key)  # every carrier request asks: a hit needs no closure and no await
         if found is None:
             found = await self._cached(key, lambda: self._query((), (), None, ids=[account_id]))
         return found[0] if found else None
@@ -209,10 +209,10 @@ class AccountDirectory:
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     async def _cached(self, key: tuple[Any, ...], load: Any) -> tuple[AccountKey, ...]:
+        found = self._fresh(key)
+        if found is not None:
+            return found
         now = time.monotonic()
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
         value: tuple[AccountKey, ...] = await load()
         if len(self._cache) >= self.max_entries:
             self._cache.pop(next(iter(self._cache)))
