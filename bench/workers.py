@@ -21,10 +21,15 @@ answer carries the new stream URL, and prints how long that took (each worker he
 through LISTEN/NOTIFY).
 
 ``--records both`` (the default) measures without call records (the routing decisions alone)
-and then with them, each run with calls of its own. The machine's busy cores during the 1-worker
-run bound what a second worker can add: the CPUs over them is the most 2 workers can give when
-every process's cost per call stays the same (the server's, the call-record writer's,
-PostgreSQL's, wrk's), and it is printed beside the ratio.
+and then with them, each run with calls of its own.
+
+Each run prints the servers' CPU a decision and, while they are under load (``LoadWindow``),
+the machine's busy cores and the CPU a decision spent outside the servers: wrk, the kernel's
+loopback TCP, PostgreSQL. On 2 cores the load generator shares the servers' cores, so with the
+machine full the ratio is about 2 S / (S + R), S the servers' CPU a decision and R the rest:
+the cheaper a decision, the less a second worker can add here. Each round also prints what the
+servers' own CPU a decision would allow with the load coming from another machine (2 cores over
+S with 2 workers, against the 1-worker rate).
 
 The machine's other load counts against it: the load average is printed.
 """
@@ -39,6 +44,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -57,8 +63,9 @@ from bench.routing import (
 # wrk's scheduling policy here (bench.routing.sched_batch): ``normal`` unless
 # NUMBERPLANE_BENCH_WRK_POLICY says otherwise. With a server on every core, a SCHED_BATCH wrk
 # waits for a slice's end to send more, and the servers wait for it: 2 workers kept 1.54-1.60 of
-# the 2 cores busy and the median ratio was 1.36x (1.14, 1.36, 1.37); the earlier runs with wrk
-# at the normal policy kept 1.63-1.70 busy, medians 1.40-1.77x.
+# the 2 cores busy (read over the whole wrk command, its script's reading included) and the
+# median ratio was 1.36x (1.14, 1.36, 1.37); the earlier runs with wrk at the normal policy kept
+# 1.63-1.70 busy, medians 1.40-1.77x.
 WRK_POLICY = os.environ.get("NUMBERPLANE_BENCH_WRK_POLICY", "normal")
 
 
@@ -77,6 +84,56 @@ def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
     """The machine's busy cores on average between two ``busy_ticks`` readings."""
     total, idle = after[0] - before[0], after[1] - before[1]
     return (os.cpu_count() or 1) * (1 - idle / total) if total > 0 else 0.0
+
+
+class LoadWindow:
+    """The machine while the servers are loaded: samples, every 50 ms in a thread, the machine's
+    busy ticks and the server tree's CPU, and keeps the span in which the servers worked.
+
+    wrk reads its whole script (a few hundred MB of Lua) on one core before it sends a request,
+    and its run's figures start after that; measured over the whole wrk command, the machine
+    looked a quarter idle (1.70-1.76 of 2 cores busy) when it was full (1.93-1.98) under the
+    load. Only the server tree's CPU is read per process: what the rest of the machine did in
+    the span is busy minus that (wrk, the kernel's loopback TCP, PostgreSQL, anything else).
+    """
+
+    PERIOD_S = 0.05
+    LOADED = 0.3  # of a core: a sample in which the servers used less was not under load
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._samples: list[tuple[float, tuple[int, int], float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        self._samples.append((time.monotonic(), busy_ticks(), tree_cpu(self.pid)))
+
+    def _run(self) -> None:
+        self._sample()
+        while not self._stop.wait(self.PERIOD_S):
+            self._sample()
+
+    def __enter__(self) -> LoadWindow:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def span(self) -> tuple[float, float, float]:
+        """(seconds, busy cores, servers' CPU seconds) from the first to the last loaded sample."""
+        samples = self._samples
+        loaded = [
+            i
+            for i in range(1, len(samples))
+            if samples[i][2] - samples[i - 1][2] >= self.LOADED * (samples[i][0] - samples[i - 1][0])
+        ]
+        if not loaded:
+            return 0.0, 0.0, 0.0
+        first, last = samples[loaded[0] - 1], samples[loaded[-1]]
+        return last[0] - first[0], busy_cores(first[1], last[1]), last[2] - first[2]
 
 
 def serve(workers: int, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -151,6 +208,7 @@ def main() -> None:
     parser.add_argument("--numbers", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk's threads")
     parser.add_argument("--rounds", type=int, default=3, help="1- and 2-worker runs, alternating")
     parser.add_argument(
         "--records",
@@ -171,7 +229,7 @@ def main() -> None:
 
     url = asyncio.run(create_pg_database(pg_server()))
     print(
-        f"bench.workers: PostgreSQL, {args.numbers:,} numbers, wrk -t1 -c{args.connections} "
+        f"bench.workers: PostgreSQL, {args.numbers:,} numbers, wrk -t{args.threads} -c{args.connections} "
         f"-d{args.seconds}s ({WRK_POLICY}); cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}"
     )
     tmp = tempfile.TemporaryDirectory(prefix="np-bench-workers-")
@@ -200,10 +258,11 @@ def main() -> None:
         for mode in modes:
             print(f"  call records {mode}:")
             ratios: list[float] = []
-            bounds: list[float] = []
+            alone: list[float] = []
+            full: list[float] = []
             for round_ in range(args.rounds):
                 rates: dict[int, float] = {}
-                busy: dict[int, float] = {}
+                server_us: dict[int, float] = {}
                 # 1 then 2 workers, then 2 then 1: a drift in the machine's speed over the
                 # rounds falls on both sides.
                 for workers in (1, 2) if round_ % 2 == 0 else (2, 1):
@@ -214,20 +273,26 @@ def main() -> None:
                     )
                     try:
                         wait_up(port, proc)
-                        run_wrk(port, warm, 3, args.connections, 1, WRK_POLICY)  # every worker's cache warm
-                        cpu, ticks = tree_cpu(proc.pid), busy_ticks()
-                        rate, p99, total, errors, _ = run_wrk(
-                            port, script, args.seconds, args.connections, 1, WRK_POLICY
-                        )
-                        busy[workers] = busy_cores(ticks, busy_ticks())
+                        # every worker's cache warm
+                        run_wrk(port, warm, 3, args.connections, args.threads, WRK_POLICY)
+                        cpu = tree_cpu(proc.pid)
+                        with LoadWindow(proc.pid) as window:
+                            rate, p99, total, errors, _ = run_wrk(
+                                port, script, args.seconds, args.connections, args.threads, WRK_POLICY
+                            )
+                        span_s, busy, servers_s = window.span()
                         if total > len(calls):
                             errors += f" ({total - len(calls):,} calls sent twice)"
-                        cpu_us = (tree_cpu(proc.pid) - cpu) / max(total, 1) * 1e6
+                        server_us[workers] = (tree_cpu(proc.pid) - cpu) / max(total, 1) * 1e6
+                        rest_us = (busy * span_s - servers_s) / max(rate * span_s, 1) * 1e6
                         rates[workers] = rate
+                        if workers == 2:
+                            full.append(busy)
                         print(
                             f"    --workers {workers}: {rate:>9,.0f} decisions/s  p99 {p99:7.2f} ms  "
-                            f"server CPU {cpu_us:5.0f} us/decision  machine busy {busy[workers]:.2f} of "
-                            f"{os.cpu_count()} cores  {errors}  (load average {os.getloadavg()[0]:.2f})",
+                            f"server CPU {server_us[workers]:3.0f} us/decision; under load the machine "
+                            f"busy {busy:.2f} of {os.cpu_count()} cores, {rest_us:3.0f} us a decision "
+                            f"outside the servers  {errors}  (load average {os.getloadavg()[0]:.2f})",
                             flush=True,
                         )
                         if workers == 2 and mode == modes[-1] and round_ == args.rounds - 1:
@@ -237,14 +302,20 @@ def main() -> None:
                         stop(proc)
                         script.unlink()
                 ratios.append(rates[2] / rates[1])
-                bounds.append((os.cpu_count() or 1) / busy[1] if busy[1] else float("inf"))
-                ratio, bound = ratios[-1], bounds[-1]
-                print(f"    round {round_ + 1}: 2 workers / 1 worker {ratio:.2f}x (at most {bound:.2f}x)")
+                # What the machine's cores give 2 workers at their own CPU a decision, with the
+                # load generator and the loopback's kernel work on another machine.
+                alone.append((os.cpu_count() or 1) / (server_us[2] * 1e-6) / rates[1])
+                print(
+                    f"    round {round_ + 1}: 2 workers / 1 worker {ratios[-1]:.2f}x "
+                    f"(the servers' CPU alone would allow {alone[-1]:.2f}x)"
+                )
             each = ", ".join(f"{r:.2f}" for r in ratios)
             summary.append(
                 f"  call records {mode}: 2 workers / 1 worker, decisions/s: median "
-                f"{statistics.median(ratios):.2f}x over {len(ratios)} rounds ({each}); the 1-worker runs' "
-                f"busy cores allow at most {statistics.median(bounds):.2f}x on this machine"
+                f"{statistics.median(ratios):.2f}x over {len(ratios)} rounds ({each}), the 2-worker runs "
+                f"keeping {statistics.median(full):.2f} of {os.cpu_count()} cores busy; with the load "
+                f"from another machine, the servers' CPU a decision would allow "
+                f"{statistics.median(alone):.2f}x"
             )
         print()
         print("\n".join(summary))
