@@ -51,6 +51,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -601,6 +602,91 @@ def involuntary_switches(pid: int) -> int:
     return 0
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process on this machine (the routing query's backends, the
+    call-record writer's, PostgreSQL's own), from /proc; 0 elsewhere. A backend that exits within
+    a phase takes its time with it: the server and its writer keep theirs open."""
+    total = 0.0
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as handle:
+                if handle.read().strip() != "postgres":
+                    continue
+        except OSError:
+            continue
+        total += cpu_seconds(int(entry))
+    return total
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its children (uvicorn's workers)."""
+    return cpu_seconds(pid) + children_cpu_seconds(pid)
+
+
+def busy_ticks() -> tuple[int, int]:
+    """(all, idle) CPU time of the whole machine so far, in clock ticks (Linux ``/proc/stat``)."""
+    fields = machine_ticks()
+    return sum(fields), fields[3] + fields[4]  # idle + iowait
+
+
+def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The machine's busy cores on average between two ``busy_ticks`` readings."""
+    total, idle = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * (1 - idle / total) if total > 0 else 0.0
+
+
+class LoadWindow:
+    """The machine while the servers are loaded: samples, every 50 ms in a thread, the machine's
+    busy ticks and the server tree's CPU, and keeps the span in which the servers worked.
+
+    wrk reads its whole script (a few hundred MB of Lua) on one core before it sends a request,
+    and its run's figures start after that; measured over the whole wrk command, the machine
+    looked a quarter idle (1.70-1.76 of 2 cores busy) when it was full (1.93-1.98) under the
+    load. Only the server tree's CPU is read per process: what the rest of the machine did in
+    the span is busy minus that (wrk, the kernel's loopback TCP, PostgreSQL, anything else).
+    """
+
+    PERIOD_S = 0.05
+    LOADED = 0.3  # of a core: a sample in which the servers used less was not under load
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._samples: list[tuple[float, tuple[int, int], float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        self._samples.append((time.monotonic(), busy_ticks(), tree_cpu(self.pid)))
+
+    def _run(self) -> None:
+        self._sample()
+        while not self._stop.wait(self.PERIOD_S):
+            self._sample()
+
+    def __enter__(self) -> LoadWindow:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def span(self) -> tuple[float, float, float]:
+        """(seconds, busy cores, servers' CPU seconds) from the first to the last loaded sample."""
+        samples = self._samples
+        loaded = [
+            i
+            for i in range(1, len(samples))
+            if samples[i][2] - samples[i - 1][2] >= self.LOADED * (samples[i][0] - samples[i - 1][0])
+        ]
+        if not loaded:
+            return 0.0, 0.0, 0.0
+        first, last = samples[loaded[0] - 1], samples[loaded[-1]]
+        return last[0] - first[0], busy_cores(first[1], last[1]), last[2] - first[2]
+
+
 def pending_records(metrics: str) -> float:
     """``numberplane_call_records_pending`` in a /metrics page (0 when it has none)."""
     for line in metrics.splitlines():
@@ -884,8 +970,10 @@ async def records_rounds(
     records are written), then loaded by wrk for ``--wrk-seconds``, every request a new call
     (call ids of the run's own); its rate counts the wait for the last record to be written. Also
     printed: the server's involuntary context switches a request, the sign of a load generator
-    preempting it (``sched_batch``), and the hypervisor's steal during the run (a run with
-    hundreds of ms of it measured the host as much as the server)."""
+    preempting it (``sched_batch``), the hypervisor's steal during the run (a run with
+    hundreds of ms of it measured the host as much as the server), PostgreSQL's CPU a request
+    (with records, the writes), and the machine's busy cores while the server was under load
+    (``LoadWindow``): the writer and PostgreSQL share the two cores with the server and wrk."""
     ratios = []
     for index in range(args.records_rounds):
         tag = 0x100 + 2 * index
@@ -903,13 +991,20 @@ async def records_rounds(
                 await wait_ready(port, proc)
                 await closed_loop("warm-up", port, warm_up, args.concurrency)
                 switches, stolen = involuntary_switches(proc.pid), stolen_seconds()
-                measured = await wrk_phase(f"round {index + 1}, {label}", port, script, args, proc.pid)
+                postgres = postgres_cpu_seconds()
+                with LoadWindow(proc.pid) as window:
+                    measured = await wrk_phase(f"round {index + 1}, {label}", port, script, args, proc.pid)
                 preempted = (involuntary_switches(proc.pid) - switches) / measured.requests
                 stolen = stolen_seconds() - stolen
+                postgres_us = (postgres_cpu_seconds() - postgres) / measured.requests * 1e6
+                _, busy, _ = window.span()
             finally:
                 stop_server(proc)
             print(
-                measured.line(), f" preempted {preempted:.3f}/req, stolen {stolen * 1000:.0f} ms", flush=True
+                measured.line(),
+                f" PostgreSQL {postgres_us:.0f} us/req; the machine busy {busy:.2f} of {os.cpu_count()} "
+                f"cores under load; preempted {preempted:.3f}/req, stolen {stolen * 1000:.0f} ms",
+                flush=True,
             )
             rates[recorded] = measured.rate
         ratios.append(rates[True] / rates[False])

@@ -47,6 +47,7 @@ from bench.routing import (
     cpu_seconds,
     number_at,
     open_loop,
+    postgres_cpu_seconds,
     signed_requests,
     start_server,
     stolen_seconds,
@@ -55,24 +56,6 @@ from bench.routing import (
 )
 
 TARGET_P99_MS = 5.0
-
-
-def postgres_cpu_seconds() -> float:
-    """CPU time of every PostgreSQL process on this machine (the routing query's backends, the
-    call-record writer's, PostgreSQL's own), from /proc; 0 elsewhere. A backend that exits within
-    a phase takes its time with it: the server and its writer keep theirs open."""
-    total = 0.0
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/comm") as handle:
-                if handle.read().strip() != "postgres":
-                    continue
-        except OSError:
-            continue
-        total += cpu_seconds(int(entry))
-    return total
 
 
 def machine_cpu(server_pid: int) -> tuple[float, float, float, float, float]:

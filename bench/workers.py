@@ -44,20 +44,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from bench.routing import (
     Connection,
+    LoadWindow,
     Seed,
-    children_cpu_seconds,
-    cpu_seconds,
     lua_script,
-    machine_ticks,
     number_at,
     run_wrk,
     signed_requests,
+    tree_cpu,
 )
 
 # wrk's scheduling policy here (bench.routing.sched_batch): ``normal`` unless
@@ -67,73 +65,6 @@ from bench.routing import (
 # median ratio was 1.36x (1.14, 1.36, 1.37); the earlier runs with wrk at the normal policy kept
 # 1.63-1.70 busy, medians 1.40-1.77x.
 WRK_POLICY = os.environ.get("NUMBERPLANE_BENCH_WRK_POLICY", "normal")
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children (uvicorn's workers)."""
-    return cpu_seconds(pid) + children_cpu_seconds(pid)
-
-
-def busy_ticks() -> tuple[int, int]:
-    """(all, idle) CPU time of the whole machine so far, in clock ticks (Linux ``/proc/stat``)."""
-    fields = machine_ticks()
-    return sum(fields), fields[3] + fields[4]  # idle + iowait
-
-
-def busy_cores(before: tuple[int, int], after: tuple[int, int]) -> float:
-    """The machine's busy cores on average between two ``busy_ticks`` readings."""
-    total, idle = after[0] - before[0], after[1] - before[1]
-    return (os.cpu_count() or 1) * (1 - idle / total) if total > 0 else 0.0
-
-
-class LoadWindow:
-    """The machine while the servers are loaded: samples, every 50 ms in a thread, the machine's
-    busy ticks and the server tree's CPU, and keeps the span in which the servers worked.
-
-    wrk reads its whole script (a few hundred MB of Lua) on one core before it sends a request,
-    and its run's figures start after that; measured over the whole wrk command, the machine
-    looked a quarter idle (1.70-1.76 of 2 cores busy) when it was full (1.93-1.98) under the
-    load. Only the server tree's CPU is read per process: what the rest of the machine did in
-    the span is busy minus that (wrk, the kernel's loopback TCP, PostgreSQL, anything else).
-    """
-
-    PERIOD_S = 0.05
-    LOADED = 0.3  # of a core: a sample in which the servers used less was not under load
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self._samples: list[tuple[float, tuple[int, int], float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        self._samples.append((time.monotonic(), busy_ticks(), tree_cpu(self.pid)))
-
-    def _run(self) -> None:
-        self._sample()
-        while not self._stop.wait(self.PERIOD_S):
-            self._sample()
-
-    def __enter__(self) -> LoadWindow:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def span(self) -> tuple[float, float, float]:
-        """(seconds, busy cores, servers' CPU seconds) from the first to the last loaded sample."""
-        samples = self._samples
-        loaded = [
-            i
-            for i in range(1, len(samples))
-            if samples[i][2] - samples[i - 1][2] >= self.LOADED * (samples[i][0] - samples[i - 1][0])
-        ]
-        if not loaded:
-            return 0.0, 0.0, 0.0
-        first, last = samples[loaded[0] - 1], samples[loaded[-1]]
-        return last[0] - first[0], busy_cores(first[1], last[1]), last[2] - first[2]
 
 
 def serve(workers: int, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
