@@ -28,8 +28,9 @@ the machine's busy cores and the CPU a decision spent outside the servers: wrk, 
 loopback TCP, PostgreSQL. On 2 cores the load generator shares the servers' cores, so with the
 machine full the ratio is about 2 S / (S + R), S the servers' CPU a decision and R the rest:
 the cheaper a decision, the less a second worker can add here. Each round also prints what the
-servers' own CPU a decision would allow with the load coming from another machine (2 cores over
-S with 2 workers, against the 1-worker rate).
+servers' own CPU a decision would allow with the load generator and PostgreSQL on other
+machines (2 cores over S with 2 workers, against the 1-worker rate): with records on, where
+PostgreSQL does a share of every call, that says less.
 
 The machine's other load counts against it: the load average is printed.
 """
@@ -234,7 +235,7 @@ def main() -> None:
                         script.unlink()
                 ratios.append(rates[2] / rates[1])
                 # What the machine's cores give 2 workers at their own CPU a decision, with the
-                # load generator and the loopback's kernel work on another machine.
+                # load generator, the loopback's kernel work and PostgreSQL on other machines.
                 alone.append((os.cpu_count() or 1) / (server_us[2] * 1e-6) / rates[1])
                 print(
                     f"    round {round_ + 1}: 2 workers / 1 worker {ratios[-1]:.2f}x "
@@ -245,7 +246,7 @@ def main() -> None:
                 f"  call records {mode}: 2 workers / 1 worker, decisions/s: median "
                 f"{statistics.median(ratios):.2f}x over {len(ratios)} rounds ({each}), the 2-worker runs "
                 f"keeping {statistics.median(full):.2f} of {os.cpu_count()} cores busy; with the load "
-                f"from another machine, the servers' CPU a decision would allow "
+                f"and PostgreSQL on other machines, the servers' CPU a decision would allow "
                 f"{statistics.median(alone):.2f}x"
             )
         print()
