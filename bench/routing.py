@@ -621,7 +621,8 @@ def postgres_cpu_seconds() -> float:
 
 
 def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children (uvicorn's workers)."""
+    """CPU seconds (user + system) of a process and its children (uvicorn's workers, a server's
+    call-record writer)."""
     return cpu_seconds(pid) + children_cpu_seconds(pid)
 
 

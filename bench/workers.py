@@ -236,7 +236,9 @@ def main() -> None:
                 ratios.append(rates[2] / rates[1])
                 # What the machine's cores give 2 workers at their own CPU a decision, with the
                 # load generator, the loopback's kernel work and PostgreSQL on other machines.
-                alone.append((os.cpu_count() or 1) / (server_us[2] * 1e-6) / rates[1])
+                alone.append(
+                    (os.cpu_count() or 1) / (server_us[2] * 1e-6) / rates[1] if server_us[2] else float("nan")
+                )  # nan where /proc gave no CPU times
                 print(
                     f"    round {round_ + 1}: 2 workers / 1 worker {ratios[-1]:.2f}x "
                     f"(the servers' CPU alone would allow {alone[-1]:.2f}x)"
